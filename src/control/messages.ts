@@ -1,0 +1,293 @@
+// Control-stream messages (PROTOCOL.md section 4): pure encode/decode of one message.
+// Wire form: u16 length (BE) | payload, payload = u8 type | body, length 1..4096.
+//
+// The decoder is strict: a payload decodes only if re-encoding the result gives the same bytes
+// back. Anything looser (trailing bytes, a zero-length name, invalid UTF-8) is a protocol
+// violation, because a peer that sends it is broken or hostile and the session closes anyway.
+// Prefix text is NOT parsed as CIDR here: route policy judges each prefix on its own and still
+// applies the rest of the announcement, which it could not do if one bad prefix failed the
+// whole message at this layer.
+
+export const CONTROL_LENGTH_BYTES = 2;
+export const MAX_CONTROL_PAYLOAD = 4096;
+/** Largest control message on the wire, length prefix included. */
+export const MAX_CONTROL_MESSAGE = CONTROL_LENGTH_BYTES + MAX_CONTROL_PAYLOAD;
+export const MAX_NAME_BYTES = 255;
+export const MAX_METRIC = 0xffff;
+export const DEFAULT_METRIC = 1;
+
+export const ControlType = {
+  Hello: 0x48, // 'H'
+  Announce: 0x41, // 'A'
+  Withdraw: 0x57, // 'W'
+  Keepalive: 0x4b, // 'K'
+  Goodbye: 0x47, // 'G'
+} as const;
+
+export interface RouteAnnouncement {
+  prefix: string;
+  metric: number;
+}
+
+export type ControlMessage =
+  | { type: 'hello'; nonce: bigint }
+  | { type: 'announce'; network: string; routes: RouteAnnouncement[] }
+  | { type: 'withdraw'; network: string; prefix: string }
+  | { type: 'keepalive'; time: bigint }
+  | { type: 'goodbye' }
+  | { type: 'unknown'; code: number; body: Uint8Array };
+
+export type ControlDecodeResult = { ok: true; msg: ControlMessage } | { ok: false; error: string };
+
+const KNOWN_CODES: ReadonlySet<number> = new Set(Object.values(ControlType));
+const U64_LIMIT = 1n << 64n;
+const LONE_SURROGATE = /\p{Cs}/u;
+
+// Stateless when used without { stream: true }, so sharing them is not shared mutable state.
+// ignoreBOM keeps a leading U+FEFF in the string, so re-encoding gives the same bytes back.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const utf8Encoder = new TextEncoder();
+
+/**
+ * Encodes a network name or prefix as 1..255 UTF-8 bytes. Throws when it cannot be sent: the
+ * caller (config, route table) should have refused such a value long before it reached the wire.
+ */
+export function encodeWireName(text: string, what: string): Uint8Array {
+  if (LONE_SURROGATE.test(text)) throw new Error(`${what} '${text}' contains an unpaired UTF-16 surrogate; it has no UTF-8 form`);
+  const bytes = utf8Encoder.encode(text);
+  if (bytes.length === 0) throw new Error(`${what} is empty; the protocol needs 1..${MAX_NAME_BYTES} bytes`);
+  if (bytes.length > MAX_NAME_BYTES) {
+    throw new Error(`${what} '${text.slice(0, 40)}…' is ${bytes.length} bytes of UTF-8; the protocol allows at most ${MAX_NAME_BYTES}`);
+  }
+  return bytes;
+}
+
+/** Decodes 1..255 bytes of strict UTF-8, or returns null if they are not valid UTF-8. */
+export function decodeWireName(bytes: Uint8Array): string | null {
+  try {
+    return utf8Decoder.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+function checkU64(value: bigint, what: string): void {
+  if (value < 0n || value >= U64_LIMIT) throw new Error(`${what} ${value} does not fit in an unsigned 64-bit integer`);
+}
+
+function checkMetric(metric: number, prefix: string): void {
+  if (!Number.isInteger(metric) || metric < 0 || metric > MAX_METRIC) {
+    throw new Error(`metric ${metric} for route ${prefix} must be an integer 0..${MAX_METRIC}`);
+  }
+}
+
+function encodeU64Message(code: number, value: bigint): Uint8Array {
+  const out = new Uint8Array(CONTROL_LENGTH_BYTES + 9);
+  const view = new DataView(out.buffer);
+  view.setUint16(0, 9);
+  out[2] = code;
+  view.setBigUint64(3, value);
+  return out;
+}
+
+function tupleLength(prefixBytes: Uint8Array): number {
+  return 1 + prefixBytes.length + 2;
+}
+
+function encodeAnnounceFromBytes(nameBytes: Uint8Array, prefixes: Uint8Array[], metrics: number[]): Uint8Array {
+  let payloadLength = 2 + nameBytes.length;
+  for (const p of prefixes) payloadLength += tupleLength(p);
+  if (payloadLength > MAX_CONTROL_PAYLOAD) {
+    throw new Error(
+      `announce payload would be ${payloadLength} bytes (limit ${MAX_CONTROL_PAYLOAD}); use encodeAnnouncements() to split the route list`,
+    );
+  }
+  const out = new Uint8Array(CONTROL_LENGTH_BYTES + payloadLength);
+  out[0] = payloadLength >> 8;
+  out[1] = payloadLength & 0xff;
+  out[2] = ControlType.Announce;
+  out[3] = nameBytes.length;
+  out.set(nameBytes, 4);
+  let pos = 4 + nameBytes.length;
+  for (let i = 0; i < prefixes.length; i++) {
+    const p = prefixes[i]!;
+    const metric = metrics[i]!;
+    out[pos++] = p.length;
+    out.set(p, pos);
+    pos += p.length;
+    out[pos++] = metric >> 8;
+    out[pos++] = metric & 0xff;
+  }
+  return out;
+}
+
+/** The payload (type byte + body) of a message, without the length prefix. */
+export function encodeControlPayload(msg: ControlMessage): Uint8Array {
+  return encodeControlMessage(msg).subarray(CONTROL_LENGTH_BYTES);
+}
+
+/** Encodes one message with its u16 length prefix, ready to write to the control stream. */
+export function encodeControlMessage(msg: ControlMessage): Uint8Array {
+  switch (msg.type) {
+    case 'hello':
+      checkU64(msg.nonce, 'hello nonce');
+      return encodeU64Message(ControlType.Hello, msg.nonce);
+    case 'keepalive':
+      checkU64(msg.time, 'keepalive time');
+      return encodeU64Message(ControlType.Keepalive, msg.time);
+    case 'goodbye':
+      return Uint8Array.of(0, 1, ControlType.Goodbye);
+    case 'announce': {
+      const nameBytes = encodeWireName(msg.network, 'network name');
+      if (msg.routes.length === 0) throw new Error(`announce for network '${msg.network}' has no routes; the protocol needs at least one`);
+      const prefixes = msg.routes.map((r) => encodeWireName(r.prefix, `route prefix in network '${msg.network}'`));
+      msg.routes.forEach((r) => checkMetric(r.metric, r.prefix));
+      return encodeAnnounceFromBytes(nameBytes, prefixes, msg.routes.map((r) => r.metric));
+    }
+    case 'withdraw': {
+      const nameBytes = encodeWireName(msg.network, 'network name');
+      const prefix = encodeWireName(msg.prefix, `withdrawn prefix in network '${msg.network}'`);
+      // Cannot exceed the limit: 1 + 1 + 255 + 1 + 255 < 4096.
+      const payloadLength = 3 + nameBytes.length + prefix.length;
+      const out = new Uint8Array(CONTROL_LENGTH_BYTES + payloadLength);
+      out[0] = payloadLength >> 8;
+      out[1] = payloadLength & 0xff;
+      out[2] = ControlType.Withdraw;
+      out[3] = nameBytes.length;
+      out.set(nameBytes, 4);
+      out[4 + nameBytes.length] = prefix.length;
+      out.set(prefix, 5 + nameBytes.length);
+      return out;
+    }
+    case 'unknown': {
+      if (!Number.isInteger(msg.code) || msg.code < 0 || msg.code > 0xff) throw new Error(`unknown message code ${msg.code} is not a byte`);
+      if (KNOWN_CODES.has(msg.code)) {
+        throw new Error(`message code 0x${msg.code.toString(16)} is a known type; build the typed message instead of 'unknown'`);
+      }
+      const payloadLength = 1 + msg.body.length;
+      if (payloadLength > MAX_CONTROL_PAYLOAD) {
+        throw new Error(`message with code 0x${msg.code.toString(16)} would be ${payloadLength} bytes (limit ${MAX_CONTROL_PAYLOAD})`);
+      }
+      const out = new Uint8Array(CONTROL_LENGTH_BYTES + payloadLength);
+      out[0] = payloadLength >> 8;
+      out[1] = payloadLength & 0xff;
+      out[2] = msg.code;
+      out.set(msg.body, 3);
+      return out;
+    }
+  }
+}
+
+/**
+ * Encodes a network's routes as as many Route-Announce messages as needed to keep each one
+ * within the payload limit, in the given order. An empty route list gives no messages.
+ */
+export function encodeAnnouncements(network: string, routes: readonly RouteAnnouncement[]): Uint8Array[] {
+  const nameBytes = encodeWireName(network, 'network name');
+  const headerLength = 2 + nameBytes.length;
+  const messages: Uint8Array[] = [];
+  let prefixes: Uint8Array[] = [];
+  let metrics: number[] = [];
+  let payloadLength = headerLength;
+  for (const route of routes) {
+    const prefix = encodeWireName(route.prefix, `route prefix in network '${network}'`);
+    checkMetric(route.metric, route.prefix);
+    // Always fits in an empty message: 2 + 255 + (1 + 255 + 2) < 4096.
+    if (payloadLength + tupleLength(prefix) > MAX_CONTROL_PAYLOAD) {
+      messages.push(encodeAnnounceFromBytes(nameBytes, prefixes, metrics));
+      prefixes = [];
+      metrics = [];
+      payloadLength = headerLength;
+    }
+    prefixes.push(prefix);
+    metrics.push(route.metric);
+    payloadLength += tupleLength(prefix);
+  }
+  if (prefixes.length > 0) messages.push(encodeAnnounceFromBytes(nameBytes, prefixes, metrics));
+  return messages;
+}
+
+function fail(error: string): ControlDecodeResult {
+  return { ok: false, error };
+}
+
+/** Reads u8 length + 1..255 bytes of UTF-8 at `pos`. */
+function readName(
+  payload: Uint8Array,
+  pos: number,
+  what: string,
+): { ok: true; text: string; next: number } | { ok: false; error: string } {
+  if (pos >= payload.length) return { ok: false, error: `${what} length byte is missing` };
+  const length = payload[pos]!;
+  if (length === 0) return { ok: false, error: `${what} has length 0; the protocol needs 1..${MAX_NAME_BYTES} bytes` };
+  const end = pos + 1 + length;
+  if (end > payload.length) {
+    return { ok: false, error: `${what} claims ${length} bytes but only ${payload.length - pos - 1} remain in the message` };
+  }
+  const text = decodeWireName(payload.subarray(pos + 1, end));
+  if (text === null) return { ok: false, error: `${what} is not valid UTF-8` };
+  return { ok: true, text, next: end };
+}
+
+function readU64Body(payload: Uint8Array, what: string): bigint | string {
+  if (payload.length !== 9) return `${what} body must be exactly 8 bytes, got ${payload.length - 1}`;
+  return new DataView(payload.buffer, payload.byteOffset + 1, 8).getBigUint64(0);
+}
+
+/**
+ * Decodes one payload (type byte + body, length prefix already removed). Unknown type codes
+ * decode to `{type:'unknown'}` with a copy of the body, so callers can log and skip them.
+ * Never throws.
+ */
+export function decodeControlPayload(payload: Uint8Array): ControlDecodeResult {
+  if (payload.length === 0) return fail('control message payload is empty (no type byte)');
+  if (payload.length > MAX_CONTROL_PAYLOAD) return fail(`control message payload is ${payload.length} bytes (limit ${MAX_CONTROL_PAYLOAD})`);
+  const code = payload[0]!;
+  switch (code) {
+    case ControlType.Hello: {
+      const nonce = readU64Body(payload, 'Hello');
+      return typeof nonce === 'string' ? fail(nonce) : { ok: true, msg: { type: 'hello', nonce } };
+    }
+    case ControlType.Keepalive: {
+      const time = readU64Body(payload, 'Keepalive');
+      return typeof time === 'string' ? fail(time) : { ok: true, msg: { type: 'keepalive', time } };
+    }
+    case ControlType.Goodbye:
+      if (payload.length !== 1) return fail(`Goodbye body must be empty, got ${payload.length - 1} bytes`);
+      return { ok: true, msg: { type: 'goodbye' } };
+    case ControlType.Announce: {
+      const name = readName(payload, 1, 'Announce network name');
+      if (!name.ok) return fail(name.error);
+      const routes: RouteAnnouncement[] = [];
+      let pos = name.next;
+      while (pos < payload.length) {
+        const what = `Announce route ${routes.length + 1} prefix`;
+        const prefix = readName(payload, pos, what);
+        if (!prefix.ok) return fail(prefix.error);
+        pos = prefix.next;
+        if (pos + 2 > payload.length) return fail(`Announce route ${routes.length + 1} is missing its 2-byte metric`);
+        routes.push({ prefix: prefix.text, metric: (payload[pos]! << 8) | payload[pos + 1]! });
+        pos += 2;
+      }
+      if (routes.length === 0) return fail(`Announce for network '${name.text}' carries no routes; at least one is required`);
+      return { ok: true, msg: { type: 'announce', network: name.text, routes } };
+    }
+    case ControlType.Withdraw: {
+      const name = readName(payload, 1, 'Withdraw network name');
+      if (!name.ok) return fail(name.error);
+      const prefix = readName(payload, name.next, 'Withdraw prefix');
+      if (!prefix.ok) return fail(prefix.error);
+      if (prefix.next !== payload.length) return fail(`Withdraw has ${payload.length - prefix.next} trailing bytes after the prefix`);
+      return { ok: true, msg: { type: 'withdraw', network: name.text, prefix: prefix.text } };
+    }
+    default:
+      // A copy: the payload is usually a view into a stream buffer that is about to be reused.
+      return { ok: true, msg: { type: 'unknown', code, body: payload.slice(1) } };
+  }
+}
+
+/** For log lines about skipped messages: `0x5a ('Z')`, the letter only when printable. */
+export function controlTypeLabel(code: number): string {
+  const hex = `0x${code.toString(16).padStart(2, '0')}`;
+  return code >= 0x21 && code <= 0x7e ? `${hex} ('${String.fromCharCode(code)}')` : hex;
+}

@@ -1,0 +1,255 @@
+// Raw-stream data frames (PROTOCOL.md section 6), one IP packet each:
+//   u8 netLen | network name (1..255 bytes) | u16 packetLen (BE, 1..65535) | packet
+//
+// This is the per-packet hot path in both directions, so neither side allocates per frame in
+// the common case: the encoder precomputes the name prefix once per network, and the decoder
+// hands out views into the chunk it was given and reuses the last decoded network name.
+
+import { encodeWireName, decodeWireName } from '../control/messages.js';
+
+export const MAX_NETWORK_NAME_BYTES = 255;
+export const MAX_PACKET_LENGTH = 0xffff;
+/** Largest frame header: netLen byte + 255-byte name + u16 packet length. */
+export const MAX_FRAME_HEADER = 1 + MAX_NETWORK_NAME_BYTES + 2;
+export const MAX_FRAME_LENGTH = MAX_FRAME_HEADER + MAX_PACKET_LENGTH;
+
+function checkPacketLength(packetLength: number): void {
+  if (!(packetLength >= 1 && packetLength <= MAX_PACKET_LENGTH && Number.isInteger(packetLength))) {
+    throw new Error(`packet length ${packetLength} cannot be framed; frames carry 1..${MAX_PACKET_LENGTH} bytes`);
+  }
+}
+
+/**
+ * Writes a frame header at `out[offset]` for a network given as its UTF-8 bytes (1..255).
+ * Returns the offset just past the header, where the packet goes. Throws if the name or the
+ * length cannot be framed, or if `out` is too small.
+ */
+export function encodeFrameHeader(networkNameBytes: Uint8Array, packetLength: number, out: Uint8Array, offset: number): number {
+  const nameLength = networkNameBytes.length;
+  if (nameLength === 0 || nameLength > MAX_NETWORK_NAME_BYTES) {
+    throw new Error(`network name of ${nameLength} bytes cannot be framed; frames carry 1..${MAX_NETWORK_NAME_BYTES} bytes`);
+  }
+  checkPacketLength(packetLength);
+  const end = offset + 3 + nameLength;
+  if (end > out.length) throw new Error(`frame header needs ${3 + nameLength} bytes at offset ${offset}, buffer holds ${out.length}`);
+  out[offset] = nameLength;
+  out.set(networkNameBytes, offset + 1);
+  out[end - 2] = packetLength >> 8;
+  out[end - 1] = packetLength & 0xff;
+  return end;
+}
+
+/**
+ * Frames packets for one network. Build one per (network, raw stream) and reuse it: the header
+ * prefix is computed once, and writes go into a buffer the caller owns and reuses.
+ */
+export class FrameEncoder {
+  readonly network: string;
+  /** netLen byte + name bytes + 2 placeholder bytes for the packet length. */
+  private readonly header: Uint8Array;
+
+  constructor(network: string) {
+    this.network = network;
+    const name = encodeWireName(network, 'network name');
+    this.header = new Uint8Array(name.length + 3);
+    this.header[0] = name.length;
+    this.header.set(name, 1);
+  }
+
+  get headerLength(): number {
+    return this.header.length;
+  }
+
+  /** Wire size of a frame carrying `packetLength` bytes. */
+  frameLength(packetLength: number): number {
+    return this.header.length + packetLength;
+  }
+
+  /** Writes only the header; returns the offset where the caller must put the packet. */
+  writeHeader(out: Uint8Array, offset: number, packetLength: number): number {
+    checkPacketLength(packetLength);
+    const end = offset + this.header.length;
+    if (end > out.length) throw new Error(`frame header needs ${this.header.length} bytes at offset ${offset}, buffer holds ${out.length}`);
+    out.set(this.header, offset);
+    out[end - 2] = packetLength >> 8;
+    out[end - 1] = packetLength & 0xff;
+    return end;
+  }
+
+  /** Writes header and packet back to back; returns the offset just past the frame. */
+  writeInto(out: Uint8Array, offset: number, packet: Uint8Array): number {
+    if (offset + this.header.length + packet.length > out.length) {
+      throw new Error(`frame of ${this.header.length + packet.length} bytes does not fit at offset ${offset} in a ${out.length}-byte buffer`);
+    }
+    const packetStart = this.writeHeader(out, offset, packet.length);
+    out.set(packet, packetStart);
+    return packetStart + packet.length;
+  }
+
+  /** A fresh buffer with one frame: for tests and cold paths. */
+  encode(packet: Uint8Array): Uint8Array {
+    const out = new Uint8Array(this.frameLength(packet.length));
+    this.writeInto(out, 0, packet);
+    return out;
+  }
+}
+
+/** One frame in a fresh buffer. Allocates; the forwarding path uses FrameEncoder instead. */
+export function encodeFrame(network: string, packet: Uint8Array): Uint8Array {
+  return new FrameEncoder(network).encode(packet);
+}
+
+export type FrameHandler = (network: string, packet: Uint8Array) => void;
+
+const NAME_ZERO = -1;
+const PACKET_ZERO = -2;
+
+/** Total wire size of the frame starting at `start` as far as `available` bytes reveal it. */
+function frameSize(bytes: Uint8Array, start: number, available: number): number {
+  if (available < 1) return 1;
+  const nameLength = bytes[start]!;
+  if (nameLength === 0) return NAME_ZERO;
+  if (available < nameLength + 3) return nameLength + 3;
+  const packetLength = (bytes[start + nameLength + 1]! << 8) | bytes[start + nameLength + 2]!;
+  if (packetLength === 0) return PACKET_ZERO;
+  return nameLength + 3 + packetLength;
+}
+
+function sizeError(code: number): string {
+  return code === NAME_ZERO
+    ? 'malformed frame: network name length is 0 (must be 1..255)'
+    : `malformed frame: packet length is 0 (must be 1..${MAX_PACKET_LENGTH})`;
+}
+
+const ABANDONED = 'frame decoder abandoned: an onFrame callback threw or push() was called from inside a callback';
+const ENDED = 'frame decoder received data after end()';
+const INITIAL_PENDING_CAPACITY = 2048;
+
+/**
+ * Streaming decoder for one raw stream. Any error is final: PROTOCOL.md resets that raw stream,
+ * so the caller discards this decoder with it.
+ *
+ * The `packet` passed to onFrame is a view that is valid only during the callback: it points
+ * into the caller's chunk, or into this decoder's reuse buffer for a frame that spanned chunks.
+ * Copy it (or finish writing it to the TUN device) before returning.
+ */
+export class FrameDecoder {
+  // Sized on demand, up to one max-size frame: many raw streams exist, most carry small packets.
+  private pending = new Uint8Array(0);
+  private pendingLength = 0;
+  private failure: string | null = null;
+  private ended = false;
+  // Streams nearly always carry one network, so remember the last name's bytes and string.
+  private readonly lastNameBytes = new Uint8Array(MAX_NETWORK_NAME_BYTES);
+  private lastNameLength = 0;
+  private lastName = '';
+
+  /** The error that stopped this decoder, or null while it is healthy. */
+  get error(): string | null {
+    return this.failure;
+  }
+
+  /** Bytes of an incomplete frame held between pushes. */
+  get bufferedBytes(): number {
+    return this.pendingLength;
+  }
+
+  /**
+   * Feeds the next chunk of the stream, calling `onFrame` for each complete frame in order.
+   * Returns null, or the error that stopped decoding (frames before it were delivered).
+   */
+  push(chunk: Uint8Array, onFrame: FrameHandler): string | null {
+    if (this.failure !== null) return this.failure;
+    if (this.ended) return (this.failure = ENDED);
+    // Left in place if a callback throws, so the decoder is not reused in an unknown state.
+    this.failure = ABANDONED;
+    this.failure = this.consume(chunk, onFrame);
+    return this.failure;
+  }
+
+  /** Marks the end of the stream. Returns an error if it ended inside a frame. */
+  end(): string | null {
+    if (this.failure !== null) return this.failure;
+    this.ended = true;
+    if (this.pendingLength > 0) {
+      const size = frameSize(this.pending, 0, this.pendingLength);
+      this.failure = `truncated frame: raw stream ended after ${this.pendingLength} bytes of a frame that needs at least ${size}`;
+    }
+    return this.failure;
+  }
+
+  private consume(chunk: Uint8Array, onFrame: FrameHandler): string | null {
+    let pos = 0;
+    if (this.pendingLength > 0) {
+      // Grow the partial frame step by step: first the name length, then the header, then the packet.
+      let size = frameSize(this.pending, 0, this.pendingLength);
+      while (size > this.pendingLength && pos < chunk.length) {
+        const take = Math.min(size - this.pendingLength, chunk.length - pos);
+        this.reserve(this.pendingLength + take);
+        this.pending.set(chunk.subarray(pos, pos + take), this.pendingLength);
+        this.pendingLength += take;
+        pos += take;
+        size = frameSize(this.pending, 0, this.pendingLength);
+        if (size < 0) return sizeError(size);
+      }
+      if (this.pendingLength < size) return null;
+      this.pendingLength = 0;
+      const error = this.deliver(this.pending, 0, size, onFrame);
+      if (error !== null) return error;
+    }
+    while (pos < chunk.length) {
+      const available = chunk.length - pos;
+      const size = frameSize(chunk, pos, available);
+      if (size < 0) return sizeError(size);
+      if (size > available) break;
+      const error = this.deliver(chunk, pos, size, onFrame);
+      if (error !== null) return error;
+      pos += size;
+    }
+    if (pos < chunk.length) {
+      const rest = chunk.length - pos;
+      this.reserve(rest);
+      this.pending.set(chunk.subarray(pos), 0);
+      this.pendingLength = rest;
+    }
+    return null;
+  }
+
+  private deliver(bytes: Uint8Array, start: number, size: number, onFrame: FrameHandler): string | null {
+    const nameLength = bytes[start]!;
+    const network = this.networkName(bytes, start + 1, nameLength);
+    if (network === null) return 'malformed frame: network name is not valid UTF-8';
+    onFrame(network, bytes.subarray(start + nameLength + 3, start + size));
+    return null;
+  }
+
+  private networkName(bytes: Uint8Array, start: number, length: number): string | null {
+    if (length === this.lastNameLength) {
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (bytes[start + i] !== this.lastNameBytes[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.lastName;
+    }
+    const nameBytes = bytes.subarray(start, start + length);
+    const name = decodeWireName(nameBytes);
+    if (name === null) return null;
+    this.lastNameBytes.set(nameBytes, 0);
+    this.lastNameLength = length;
+    this.lastName = name;
+    return name;
+  }
+
+  /** Makes the reuse buffer hold at least `capacity` bytes, keeping what it already holds. */
+  private reserve(capacity: number): void {
+    if (capacity <= this.pending.length) return;
+    let next = Math.max(this.pending.length * 2, INITIAL_PENDING_CAPACITY);
+    while (next < capacity) next *= 2;
+    const grown = new Uint8Array(Math.min(next, MAX_FRAME_LENGTH));
+    grown.set(this.pending.subarray(0, this.pendingLength), 0);
+    this.pending = grown;
+  }
+}

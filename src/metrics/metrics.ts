@@ -1,0 +1,236 @@
+// Prometheus metrics of one daemon, named by subsystem as Nebula does (vibepn_<subsystem>_<name>).
+// Each Metrics owns its own Registry, never prom-client's global one, so several daemons can run
+// in one process (tests) without sharing or clashing.
+
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { DROP_REASONS, ForwardTotals, newForwardCounters, type ForwardCounters } from './forward-counters.js';
+
+export const HANDSHAKE_REJECT_REASONS = [
+  'unknown_fingerprint',
+  'tofu_mismatch',
+  'pin_mismatch',
+  'cert_expired',
+  'cert_invalid',
+  'duplicate',
+] as const;
+export type HandshakeRejectReason = (typeof HANDSHAKE_REJECT_REASONS)[number];
+
+export const CONNECTION_FAILURE_REASONS = ['dns', 'timeout', 'handshake', 'rejected', 'closed', 'error'] as const;
+export type ConnectionFailureReason = (typeof CONNECTION_FAILURE_REASONS)[number];
+
+export const CONTROL_MESSAGE_TYPES = ['hello', 'announce', 'withdraw', 'keepalive', 'goodbye', 'unknown'] as const;
+export type ControlMessageType = (typeof CONTROL_MESSAGE_TYPES)[number];
+
+export const DIRECTIONS = ['in', 'out'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+
+// One-to-one with netgraph/policy.ts PolicyRefusal, in Prometheus spelling (underscores).
+export const ROUTE_REJECT_REASONS = ['unknown_network', 'peer_not_in_network', 'bad_prefix', 'outside_policy'] as const;
+export type RouteRejectReason = (typeof ROUTE_REJECT_REASONS)[number];
+
+/**
+ * Label value for things that belong to no local network. A network name a peer made up must
+ * never become a label value: a hostile peer could otherwise create unbounded series.
+ */
+export const NO_NETWORK = '';
+
+export interface MetricsOptions {
+  /** process_* and nodejs_* metrics; default true. */
+  processMetrics?: boolean;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  /**
+   * Counters for frames the forwarder cannot attribute to a local network (e.g. a raw-stream
+   * frame naming an unknown network). Only its drops are exported, with network="".
+   */
+  readonly unattributedForward: ForwardCounters = newForwardCounters();
+
+  private readonly forwardTotals = new ForwardTotals();
+
+  private readonly peersConnected: Gauge;
+  private readonly peersConfigured: Gauge;
+  private readonly connectionAttempts: Counter;
+  private readonly connectionFailures: Counter<'reason'>;
+  private readonly handshakesRejected: Counter<'reason'>;
+  private readonly protocolViolations: Counter;
+  private readonly controlMessages: Counter<'type' | 'direction'>;
+  private readonly routes: Gauge<'network'>;
+  private readonly routesRejected: Counter<'network' | 'reason'>;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+
+    this.peersConnected = new Gauge({
+      name: 'vibepn_peer_connected',
+      help: 'Peers with a live, trusted QUIC connection.',
+      registers,
+    });
+    this.peersConfigured = new Gauge({
+      name: 'vibepn_peer_configured',
+      help: 'Peers listed in the config file.',
+      registers,
+    });
+    this.connectionAttempts = new Counter({
+      name: 'vibepn_peer_connection_attempts_total',
+      help: 'Outbound connection attempts to peers.',
+      registers,
+    });
+    this.connectionFailures = new Counter({
+      name: 'vibepn_peer_connection_failures_total',
+      help: 'Outbound connection attempts that failed, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.handshakesRejected = new Counter({
+      name: 'vibepn_peer_handshakes_rejected_total',
+      help: 'Peer certificates refused by the trust check, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.protocolViolations = new Counter({
+      name: 'vibepn_peer_protocol_violations_total',
+      help: 'Peer connections closed because of a malformed control stream.',
+      registers,
+    });
+    this.controlMessages = new Counter({
+      name: 'vibepn_control_messages_total',
+      help: 'Control-stream messages, by type and direction.',
+      labelNames: ['type', 'direction'],
+      registers,
+    });
+    this.routes = new Gauge({
+      name: 'vibepn_routes',
+      help: 'Routes learned from peers, per network.',
+      labelNames: ['network'],
+      registers,
+    });
+    this.routesRejected = new Counter({
+      name: 'vibepn_routes_rejected_total',
+      help: 'Announced routes refused by the route policy, by network and reason.',
+      labelNames: ['network', 'reason'],
+      registers,
+    });
+
+    // Series with a value of 0 from the start, so dashboards and rate() see them before the
+    // first event rather than a missing series.
+    for (const reason of CONNECTION_FAILURE_REASONS) this.connectionFailures.inc({ reason }, 0);
+    for (const reason of HANDSHAKE_REJECT_REASONS) this.handshakesRejected.inc({ reason }, 0);
+    for (const type of CONTROL_MESSAGE_TYPES) {
+      for (const direction of DIRECTIONS) this.controlMessages.inc({ type, direction }, 0);
+    }
+    this.routesRejected.inc({ network: NO_NETWORK, reason: 'unknown_network' }, 0);
+
+    this.registerForwardMetrics(registers);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  setPeers(connected: number, configured: number): void {
+    this.peersConnected.set(connected);
+    this.peersConfigured.set(configured);
+  }
+
+  connectionAttempt(): void {
+    this.connectionAttempts.inc();
+  }
+
+  connectionFailure(reason: ConnectionFailureReason): void {
+    this.connectionFailures.inc({ reason });
+  }
+
+  handshakeRejected(reason: HandshakeRejectReason): void {
+    this.handshakesRejected.inc({ reason });
+  }
+
+  protocolViolation(): void {
+    this.protocolViolations.inc();
+  }
+
+  controlMessage(type: ControlMessageType, direction: Direction): void {
+    this.controlMessages.inc({ type, direction });
+  }
+
+  /** Makes a local network's route series visible (at 0) before its first route or rejection. */
+  declareNetwork(network: string): void {
+    this.routes.inc({ network }, 0);
+    for (const reason of ROUTE_REJECT_REASONS) {
+      if (reason !== 'unknown_network') this.routesRejected.inc({ network, reason }, 0);
+    }
+  }
+
+  setRoutes(network: string, count: number): void {
+    this.routes.set({ network }, count);
+  }
+
+  /** For `unknown_network` the name came from the peer, so it is recorded as network="". */
+  routeRejected(network: string, reason: RouteRejectReason): void {
+    this.routesRejected.inc({ network: reason === 'unknown_network' ? NO_NETWORK : network, reason });
+  }
+
+  /**
+   * The forwarder of `network` keeps incrementing `counters`; they are read at scrape time.
+   * Totals stay monotonic across unregister/register of the same network.
+   */
+  registerForwardSource(network: string, counters: ForwardCounters): void {
+    this.forwardTotals.register(network, counters);
+  }
+
+  unregisterForwardSource(network: string): void {
+    this.forwardTotals.unregister(network);
+  }
+
+  private registerForwardMetrics(registers: Registry[]): void {
+    const unattributed = new ForwardTotals();
+    unattributed.register(NO_NETWORK, this.unattributedForward);
+    const forwardTotals = this.forwardTotals;
+
+    new Counter<'network' | 'direction'>({
+      name: 'vibepn_forward_packets_total',
+      help: 'IP packets forwarded, per network; in = from peers to TUN, out = from TUN to peers.',
+      labelNames: ['network', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [network, totals] of forwardTotals.read()) {
+          this.inc({ network, direction: 'in' }, totals.packetsIn);
+          this.inc({ network, direction: 'out' }, totals.packetsOut);
+        }
+      },
+    });
+    new Counter<'network' | 'direction'>({
+      name: 'vibepn_forward_bytes_total',
+      help: 'IP packet bytes forwarded, per network; in = from peers to TUN, out = from TUN to peers.',
+      labelNames: ['network', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [network, totals] of forwardTotals.read()) {
+          this.inc({ network, direction: 'in' }, totals.bytesIn);
+          this.inc({ network, direction: 'out' }, totals.bytesOut);
+        }
+      },
+    });
+    new Counter<'network' | 'reason'>({
+      name: 'vibepn_forward_drops_total',
+      help: 'IP packets dropped by the forwarder, per network and reason.',
+      labelNames: ['network', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        const sources = [...unattributed.read(), ...forwardTotals.read()];
+        for (const [network, totals] of sources) {
+          for (const reason of DROP_REASONS) this.inc({ network, reason }, totals.drops[reason]);
+        }
+      },
+    });
+  }
+}
