@@ -1,0 +1,174 @@
+// Writes a Config back as TOML for `vpnctl init`, `join` and `add-peer`. Hand-rendered rather
+// than smol-toml's stringify so the file reads like the documented example: sections in
+// CONFIG.md order, defaults left out where they would only be noise, and a header comment.
+// Invariant (tested): parseConfig(renderConfig(c), c.path) deep-equals c for a valid c.
+
+import { randomBytes } from 'node:crypto';
+import { chmodSync, linkSync, mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { ConfigError, normalizeFingerprint, parseConfig } from './load.js';
+import { DEFAULTS, type Config, type DaemonConfig, type NetworkConfig, type PeerConfig } from './types.js';
+
+export function renderConfig(config: Config): string {
+  const out: string[] = ['# vibepn configuration (see CONFIG.md). Rewritten by vpnctl: comments here are not kept.', ''];
+
+  const { identity } = config;
+  out.push('[identity]');
+  out.push(`cert = ${tomlString(identity.cert)}`);
+  out.push(`key = ${tomlString(identity.key)}`);
+  if (identity.fingerprint) out.push(`fingerprint = ${tomlString(identity.fingerprint)}`);
+  out.push(`known_peers = ${tomlString(identity.knownPeers)}`);
+
+  const daemonLines = renderDaemon(config.daemon);
+  if (daemonLines.length > 0) out.push('', '[daemon]', ...daemonLines);
+
+  for (const peer of config.peers) {
+    out.push('', '[[peers]]');
+    out.push(`name = ${tomlString(peer.name)}`);
+    out.push(`address = ${tomlString(peer.address)}`);
+    if (peer.fingerprint) out.push(`fingerprint = ${tomlString(peer.fingerprint)}`);
+    out.push(`networks = ${tomlStringArray(peer.networks)}`);
+    if (peer.allowedRoutes.length > 0) out.push(`allowed_routes = ${tomlStringArray(peer.allowedRoutes)}`);
+  }
+
+  for (const net of config.networks.values()) {
+    out.push('', `[networks.${tomlKey(net.name)}]`);
+    out.push(`prefix = ${tomlString(net.prefix)}`);
+    out.push(`address = ${tomlString(net.address)}`);
+    out.push(`export = ${net.export}`);
+    if (net.interface !== undefined) out.push(`interface = ${tomlString(net.interface)}`);
+    if (net.mtu !== DEFAULTS.mtu) out.push(`mtu = ${net.mtu}`);
+    if (net.routes.length > 0) out.push(`routes = ${tomlStringArray(net.routes)}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** Only keys that differ from the defaults, so a later change of a default reaches old configs. */
+function renderDaemon(daemon: DaemonConfig): string[] {
+  const lines: string[] = [];
+  if (daemon.listen !== DEFAULTS.listen) lines.push(`listen = ${tomlString(daemon.listen)}`);
+  if (daemon.controlSocket !== DEFAULTS.controlSocket) lines.push(`control_socket = ${tomlString(daemon.controlSocket)}`);
+  if (daemon.metricsListen !== DEFAULTS.metricsListen) lines.push(`metrics_listen = ${tomlString(daemon.metricsListen)}`);
+  if (daemon.logLevel !== DEFAULTS.logLevel) lines.push(`log_level = ${tomlString(daemon.logLevel)}`);
+  if (daemon.acceptUnknownPeers) lines.push('accept_unknown_peers = true');
+  return lines;
+}
+
+/** A TOML basic string. JSON.stringify is not quite right: it leaves DEL raw, which TOML forbids. */
+export function tomlString(value: string): string {
+  let out = '"';
+  for (const ch of value) {
+    const code = ch.codePointAt(0)!;
+    if (ch === '"') out += '\\"';
+    else if (ch === '\\') out += '\\\\';
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\r') out += '\\r';
+    else if (code < 0x20 || code === 0x7f) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return out + '"';
+}
+
+function tomlStringArray(values: readonly string[]): string {
+  return `[${values.map(tomlString).join(', ')}]`;
+}
+
+function tomlKey(key: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(key) ? key : tomlString(key);
+}
+
+/** Validates and canonicalizes a programmatically built config (exactly what the daemon will load). */
+export function checkConfig(config: Config): Config {
+  return parseConfig(renderConfig(config), config.path);
+}
+
+/**
+ * Writes `config` to `path` after validating it, atomically (a reader never sees half a file).
+ * Without `force`, an existing file is left alone; the check-and-create is a single link(2),
+ * so two concurrent `vpnctl init` runs cannot both win.
+ */
+export function writeConfigFile(path: string, config: Config, opts: { force?: boolean } = {}): void {
+  const text = renderConfig(checkConfig({ ...config, path: resolve(path) }));
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  writeFileSync(temp, text, { mode: 0o644 });
+  try {
+    chmodSync(temp, 0o644); // the umask may have narrowed the mode; the config holds no secrets
+    if (opts.force) {
+      renameSync(temp, path);
+      return;
+    }
+    try {
+      linkSync(temp, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new ConfigError([`${path}: already exists; pass --force to overwrite it`]);
+      }
+      throw err;
+    }
+  } finally {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // already renamed into place
+    }
+  }
+}
+
+// ---- building configs in code (vpnctl init / join / add-peer) ----
+
+export interface NewConfigOptions {
+  cert?: string;
+  key?: string;
+  fingerprint?: string;
+  knownPeers?: string;
+  daemon?: Partial<DaemonConfig>;
+  peers?: PeerConfig[];
+  networks?: NetworkConfig[];
+  /** Base for the default known_peers path; default os.homedir(). */
+  homeDir?: string;
+}
+
+/**
+ * A Config with every default filled in. Relative paths are resolved against the config file's
+ * directory, as the loader does, so the result round-trips through writeConfigFile/loadConfig.
+ * Not validated: pass it through checkConfig (writeConfigFile does) to catch mistakes.
+ */
+export function newConfig(path: string, options: NewConfigOptions = {}): Config {
+  const configPath = resolve(path);
+  const base = dirname(configPath);
+  const identity: Config['identity'] = {
+    cert: resolve(base, options.cert ?? DEFAULTS.cert),
+    key: resolve(base, options.key ?? DEFAULTS.key),
+    knownPeers: resolve(base, options.knownPeers ?? join(options.homeDir ?? homedir(), DEFAULTS.knownPeersInHome)),
+  };
+  if (options.fingerprint) identity.fingerprint = normalizeFingerprint(options.fingerprint) ?? options.fingerprint;
+  const daemon: DaemonConfig = {
+    listen: DEFAULTS.listen,
+    controlSocket: DEFAULTS.controlSocket,
+    metricsListen: DEFAULTS.metricsListen,
+    logLevel: DEFAULTS.logLevel,
+    acceptUnknownPeers: false,
+    ...options.daemon,
+  };
+  daemon.controlSocket = resolve(base, daemon.controlSocket);
+  return {
+    path: configPath,
+    identity,
+    daemon,
+    peers: [...(options.peers ?? [])],
+    networks: new Map((options.networks ?? []).map((net) => [net.name, net])),
+  };
+}
+
+/** A network section with defaults: address "auto", export true, MTU 1280, no extra routes. */
+export function newNetwork(name: string, prefix: string, options: Partial<Omit<NetworkConfig, 'name' | 'prefix'>> = {}): NetworkConfig {
+  return { name, prefix, address: 'auto', export: true, mtu: DEFAULTS.mtu, routes: [], ...options };
+}
+
+/** A peer entry with defaults: no address (inbound only), TOFU (no fingerprint), no extra routes. */
+export function newPeer(name: string, networks: string[], options: Partial<Omit<PeerConfig, 'name' | 'networks'>> = {}): PeerConfig {
+  return { name, address: '', networks, allowedRoutes: [], ...options };
+}
