@@ -1,0 +1,89 @@
+// Crash-safe file replacement for keys and the known-peers file: write a temp file in the same
+// directory, fsync it, then rename over the target. rename(2) within one filesystem is atomic, so
+// a reader (or a crash) sees either the old file or the new one, never a torn write — losing the
+// known-peers file would silently turn every pinned-by-TOFU peer back into a "first use".
+
+import * as nodeFs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+
+/** The fs calls this module makes; injectable so tests can make one of them fail. */
+export type AtomicFs = Pick<
+  typeof nodeFs,
+  | 'openSync'
+  | 'writeSync'
+  | 'fsyncSync'
+  | 'fchmodSync'
+  | 'closeSync'
+  | 'renameSync'
+  | 'unlinkSync'
+  | 'mkdirSync'
+  | 'existsSync'
+  | 'readFileSync'
+>;
+
+export const defaultFs: AtomicFs = nodeFs;
+
+/**
+ * Creates `dir` and missing parents with `mode` (only the directories it creates get the mode;
+ * an existing directory is left alone — it may be shared, like /etc).
+ */
+export function ensureDir(dir: string, mode: number, fs: AtomicFs = defaultFs): void {
+  fs.mkdirSync(dir, { recursive: true, mode });
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number, fs: AtomicFs = defaultFs): void {
+  const dir = dirname(path);
+  // Random suffix: two writers (daemon and vpnctl) must never share a temp file.
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(temp, 'wx', mode);
+    // fchmod because the open() mode is filtered by the umask; a key must end up 0600 regardless.
+    fs.fchmodSync(fd, mode);
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let offset = 0;
+    while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(temp, path);
+  } catch (err) {
+    if (fd !== undefined) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // The original error is the one worth reporting.
+      }
+    }
+    try {
+      fs.unlinkSync(temp);
+    } catch {
+      // Temp file may never have been created.
+    }
+    throw err;
+  }
+  syncDir(dir, fs);
+}
+
+/** Makes the rename itself durable. Best effort: some filesystems refuse fsync on a directory. */
+function syncDir(dir: string, fs: AtomicFs): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // Durability of the directory entry is a bonus; the file content is already synced.
+  }
+}
+
+export function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
