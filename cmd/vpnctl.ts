@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// vpnctl: onboarding on files (init, invite, join, add-peer, doctor) and queries to a running
+// daemon (status, peers, routes, reload, goodbye). Exit codes: 0 success, 1 failure, 2 usage.
+
+import { ConfigError } from '../src/config/load.js';
+import { CommandError, UsageError, parseOptions, splitCommand } from '../src/cli/args.js';
+import { runDoctor, DOCTOR_HELP } from '../src/cli/doctor.js';
+import { ONLINE_COMMANDS, ONLINE_HELP, runOnline, type OnlineCommand } from '../src/cli/online.js';
+import { runAddPeer, runInit, runInvite, runJoin } from '../src/cli/onboard.js';
+import { processOutput, type Output } from '../src/cli/output.js';
+import { DEFAULTS } from '../src/config/types.js';
+
+const HELP = `usage: vpnctl [--socket PATH] [--json] <command> [flags]
+
+Files (offline):
+  init       create this node's identity and config
+  invite     print a signed, expiring invite for another node
+  join       create identity and config from an invite
+  add-peer   add a peer to the config
+  doctor     check config, identity and trust files
+
+Daemon (over the control socket, default ${DEFAULTS.controlSocket}):
+  status     uptime, fingerprint, networks, peers, routes
+  peers      configured and connected peers
+  routes     route table
+  reload     re-read the config (same as SIGHUP)
+  goodbye    shut the daemon down cleanly
+
+Run 'vpnctl <command> -h' for a command's flags.`;
+
+export async function main(argv: string[], out: Output): Promise<number> {
+  try {
+    const { command, rest } = splitCommand(argv, ['--socket', '--config', '--cert', '--key', '--name', '--network', '--prefix', '--address', '--ttl', '--out', '--invite', '--invite-file', '--fingerprint', '--networks', '--listen', '--metrics-listen', '--known-peers', '--export', '--allowed-routes']);
+    if (!command) {
+      if (rest.includes('-h') || rest.includes('--help')) {
+        out.stdout(HELP);
+        return 0;
+      }
+      throw new UsageError('missing command', HELP);
+    }
+    switch (command) {
+      case 'init':
+        await runInit(rest, out);
+        return 0;
+      case 'invite':
+        await runInvite(rest, out);
+        return 0;
+      case 'join':
+        await runJoin(rest, out);
+        return 0;
+      case 'add-peer':
+        await runAddPeer(rest, out);
+        return 0;
+      case 'doctor':
+        return await runDoctor(rest, out);
+      case 'help':
+        out.stdout(HELP);
+        return 0;
+    }
+    if ((ONLINE_COMMANDS as readonly string[]).includes(command)) {
+      const name = command as OnlineCommand;
+      const { values } = parseOptions(
+        rest,
+        { help: { type: 'boolean', short: 'h' }, socket: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' } },
+        ONLINE_HELP[name],
+      );
+      if (values.help) {
+        out.stdout(ONLINE_HELP[name]);
+        return 0;
+      }
+      const socket = typeof values.socket === 'string' ? values.socket : DEFAULTS.controlSocket;
+      await runOnline(name, socket, values.json === true, out);
+      return 0;
+    }
+    throw new UsageError(`unknown command '${command}'`, HELP);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      out.stderr(`vpnctl: ${error.message}`);
+      if (error.help) out.stderr(`\n${error.help}`);
+      return 2;
+    }
+    if (error instanceof CommandError || error instanceof ConfigError) {
+      out.stderr(`vpnctl: ${error.message}`);
+      return 1;
+    }
+    // Identity, invite and trust errors carry complete messages; anything else is a bug, but the
+    // user still deserves one line rather than a stack trace.
+    const e = error as Error;
+    out.stderr(`vpnctl: ${e.message}`);
+    if (process.env.VIBEPN_DEBUG) out.stderr(e.stack ?? '');
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2), processOutput);
+process.exitCode = code;
