@@ -2,6 +2,9 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, createServer, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -114,6 +117,44 @@ describe('generateIdentity', () => {
     expect(text).toContain('ecdsa-with-SHA256');
     expect(text).toContain('prime256v1');
     expect(text).toContain('CA:FALSE');
+    expect(text).toMatch(/Basic Constraints: critical/);
+    expect(text).toMatch(/Key Usage: critical\s+Digital Signature\n/);
+    expect(text).toContain('TLS Web Server Authentication, TLS Web Client Authentication');
+    expect(text).toContain('DNS:node-ossl');
+  });
+
+  it('keeps quotes, backslashes, commas and non-ASCII in the CN verbatim', async () => {
+    const name = 'a "b"\\c, d+e=ü';
+    const id = await generateIdentity(name);
+    expect(certificateInfo(new Uint8Array(new X509Certificate(id.certPem).raw)).commonName).toBe(name);
+  });
+
+  it('serves both ends of a mutual-TLS connection, each seeing the other\'s certificate', async () => {
+    const serverId = await generateIdentity('server');
+    const clientId = await generateIdentity('client');
+    // Self-signed on both sides: trust is the fingerprint check, so chain verification is off.
+    const server = createServer({ cert: serverId.certPem, key: serverId.keyPem, requestCert: true, rejectUnauthorized: false });
+    const accepted = once(server, 'secureConnection') as Promise<[TLSSocket]>;
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = connect({
+      host: '127.0.0.1',
+      port: (server.address() as AddressInfo).port,
+      cert: clientId.certPem,
+      key: clientId.keyPem,
+      rejectUnauthorized: false,
+    });
+    try {
+      await once(client, 'secureConnect');
+      const [serverSide] = await accepted;
+      expect(fingerprintOfDer(client.getPeerCertificate().raw)).toBe(serverId.fingerprint);
+      expect(fingerprintOfDer(serverSide.getPeerCertificate().raw)).toBe(clientId.fingerprint);
+      expect(certificateInfo(new Uint8Array(serverSide.getPeerCertificate().raw)).commonName).toBe('client');
+      serverSide.destroy();
+    } finally {
+      client.destroy();
+      server.close();
+    }
   });
 });
 

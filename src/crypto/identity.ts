@@ -2,11 +2,13 @@
 // fingerprint (SHA-256 of the certificate DER, PROTOCOL.md section 1); nothing ever checks a CA
 // chain, so trust is a fingerprint decision (pinned or TOFU), not an issuer decision.
 
-import { X509Certificate, createHash, createPrivateKey, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
+// @peculiar/x509 resolves its ASN.1 codecs through tsyringe, which needs the Reflect metadata
+// polyfill loaded before the library itself (its README's documented setup).
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { X509Certificate, KeyObject, createHash, createPrivateKey, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { promisify } from 'node:util';
-import * as der from './der.js';
 import { defaultFs, ensureDir, errnoCode, errorText, writeFileAtomic, type AtomicFs } from './atomic-file.js';
 
 export class IdentityError extends Error {
@@ -41,7 +43,6 @@ const DEFAULT_VALIDITY_DAYS = 3650;
 // Backdated so a peer whose clock runs a little behind still accepts a freshly generated cert.
 const CLOCK_SKEW_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
-const generateKeyPairAsync = promisify(generateKeyPair);
 
 const DNS_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
@@ -65,21 +66,6 @@ function checkNodeName(name: string): void {
   if (problem) throw new IdentityError(problem);
 }
 
-const OID = {
-  ecdsaWithSha256: '1.2.840.10045.4.3.2',
-  commonName: '2.5.4.3',
-  basicConstraints: '2.5.29.19',
-  keyUsage: '2.5.29.15',
-  extKeyUsage: '2.5.29.37',
-  subjectAltName: '2.5.29.17',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-  clientAuth: '1.3.6.1.5.5.7.3.2',
-} as const;
-
-function extension(oid: string, critical: boolean, value: Uint8Array): Uint8Array {
-  return der.sequence(der.objectIdentifier(oid), ...(critical ? [der.booleanTrue()] : []), der.octetString(value));
-}
-
 /**
  * Creates an ECDSA P-256 key and a self-signed X.509 v3 certificate (ecdsa-with-SHA256) whose CN
  * is the node name — the shape BoringSSL/quiche accept for TLS 1.3 in both client and server role.
@@ -92,46 +78,41 @@ export async function generateIdentity(
   const validityDays = opts.validityDays ?? DEFAULT_VALIDITY_DAYS;
   if (!(validityDays > 0)) throw new IdentityError(`certificate validity must be positive, got ${validityDays} days`);
   const now = opts.now ?? new Date();
-  const { privateKey, publicKey } = await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
-
-  const serial = randomBytes(16);
-  // DER INTEGER serials are signed; a clear top bit keeps it positive, a set bit keeps it 16 bytes.
-  serial[0] = (serial[0]! & 0x7f) | 0x40;
-  const signatureAlgorithm = der.sequence(der.objectIdentifier(OID.ecdsaWithSha256));
-  const distinguishedName = der.sequence(
-    der.set(der.sequence(der.objectIdentifier(OID.commonName), der.utf8String(name))),
-  );
-  const extensions = [
+  const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']);
+  const extensions: x509.Extension[] = [
     // CA:false, critical: this key must never be mistaken for an issuer.
-    extension(OID.basicConstraints, true, der.sequence()),
-    // digitalSignature only (bit 0): TLS 1.3 with ECDSA signs, it never encrypts to the key.
-    extension(OID.keyUsage, true, der.bitString(Uint8Array.of(0x80), 7)),
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    // TLS 1.3 with ECDSA signs, it never encrypts to the key.
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     // Both roles: every node dials and accepts (mutual TLS).
-    extension(OID.extKeyUsage, false, der.sequence(der.objectIdentifier(OID.serverAuth), der.objectIdentifier(OID.clientAuth))),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
   ];
-  if (isDnsName(name)) {
-    extensions.push(extension(OID.subjectAltName, false, der.sequence(der.tlv(0x82, Buffer.from(name, 'ascii')))));
-  }
-  const tbs = der.sequence(
-    der.explicit(0, der.unsignedInteger(Uint8Array.of(2))), // v3
-    der.unsignedInteger(serial),
-    signatureAlgorithm,
-    distinguishedName, // issuer = subject: self-signed
-    der.sequence(der.time(new Date(now.getTime() - CLOCK_SKEW_MS)), der.time(new Date(now.getTime() + validityDays * DAY_MS))),
-    distinguishedName,
-    new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })),
-    der.explicit(3, der.sequence(...extensions)),
+  if (isDnsName(name)) extensions.push(new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: name }], false));
+  // Serial omitted: the library draws 16 random bytes and encodes them as a positive INTEGER.
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      // The object form takes the name verbatim as a UTF8String; the string forms would parse it
+      // as RFC 2253 text, mangling quotes, backslashes, ',' and '+' in node names.
+      name: new x509.Name([{ CN: [{ utf8String: name }] }]),
+      keys,
+      signingAlgorithm: ecdsa,
+      notBefore: wholeSeconds(now.getTime() - CLOCK_SKEW_MS),
+      notAfter: wholeSeconds(now.getTime() + validityDays * DAY_MS),
+      extensions,
+    },
+    webcrypto,
   );
-  // node:crypto emits the DER ECDSA-Sig-Value X.509 expects.
-  const signature = sign('sha256', tbs, privateKey);
-  const certDer = der.sequence(tbs, signatureAlgorithm, der.bitString(signature));
-
-  const base64 = Buffer.from(certDer).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
   return {
-    certPem: `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----\n`,
-    keyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    fingerprint: fingerprintOfDer(certDer),
+    certPem: `${cert.toString('pem')}\n`,
+    keyPem: KeyObject.from(keys.privateKey).export({ format: 'pem', type: 'pkcs8' }).toString(),
+    fingerprint: fingerprintOfDer(new Uint8Array(cert.rawData)),
   };
+}
+
+// RFC 5280 4.1.2.5.2: GeneralizedTime (years from 2050) must not carry fractional seconds.
+function wholeSeconds(ms: number): Date {
+  return new Date(Math.floor(ms / 1000) * 1000);
 }
 
 /**
@@ -202,13 +183,30 @@ function parsePemCertificate(text: string, source: string): X509Certificate {
   }
 }
 
-/** CN and validity window, read from the DER: Node's subject string is escaped display text. */
-function parseCertificateFields(certDer: Uint8Array, source: string): der.CertificateFields {
+interface CertificateFields {
+  /** First CN attribute of the subject; '' if there is none. */
+  commonName: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/**
+ * CN and validity window, read with @peculiar/x509: Node's `subject` is escaped display text and
+ * Node 20's `validFrom` a locale-style string. Peer certificates are untrusted input, so every
+ * failure, including an unparseable time, becomes an IdentityError.
+ */
+function parseCertificateFields(certDer: Uint8Array, source: string): CertificateFields {
+  let fields: CertificateFields;
   try {
-    return der.readCertificateFields(certDer);
+    const cert = new x509.X509Certificate(certDer);
+    fields = { commonName: cert.subjectName.getField('CN')[0] ?? '', notBefore: cert.notBefore, notAfter: cert.notAfter };
   } catch (err) {
     throw new IdentityError(`${source} holds an unreadable certificate: ${errorText(err)}`);
   }
+  if (Number.isNaN(fields.notBefore.getTime()) || Number.isNaN(fields.notAfter.getTime())) {
+    throw new IdentityError(`${source} holds an unreadable certificate: its validity dates are malformed`);
+  }
+  return fields;
 }
 
 /**
