@@ -1,0 +1,12 @@
+# Built by `npm install` (node-gyp is npm's default install step when this file exists).
+# Output: build/Release/vibepn_tun.node, loaded by src/tun/device.ts.
+{
+  "targets": [
+    {
+      "target_name": "vibepn_tun",
+      "sources": ["src/tun/native/tun.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
+    }
+  ]
+}

@@ -1,0 +1,79 @@
+// What a reload changes (SIGHUP, `vpnctl reload`). Pure comparison of two validated configs; the
+// daemon applies the result so unaffected sessions stay up.
+
+import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
+
+export interface ReloadPlan {
+  peersAdded: PeerConfig[];
+  peersRemoved: PeerConfig[];
+  /** Same name, different address or pin: the old session is dropped and the peer redialed. */
+  peersReplaced: PeerConfig[];
+  /** Same name, address and pin; networks or allowed routes changed: routes are re-checked. */
+  peersUpdated: PeerConfig[];
+  networksAdded: NetworkConfig[];
+  networksRemoved: NetworkConfig[];
+  /** Prefix, address, interface or MTU changed: the interface is rebuilt. */
+  networksRebuilt: NetworkConfig[];
+  /** Settings that only take effect on restart, named as config keys. */
+  needsRestart: string[];
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export function planReload(before: Config, after: Config): ReloadPlan {
+  const plan: ReloadPlan = {
+    peersAdded: [],
+    peersRemoved: [],
+    peersReplaced: [],
+    peersUpdated: [],
+    networksAdded: [],
+    networksRemoved: [],
+    networksRebuilt: [],
+    needsRestart: [],
+  };
+  const oldPeers = new Map(before.peers.map((p) => [p.name, p]));
+  const newPeers = new Map(after.peers.map((p) => [p.name, p]));
+  for (const [name, peer] of newPeers) {
+    const old = oldPeers.get(name);
+    if (!old) plan.peersAdded.push(peer);
+    else if (old.address !== peer.address || (old.fingerprint ?? '') !== (peer.fingerprint ?? '')) plan.peersReplaced.push(peer);
+    else if (!sameJson(old, peer)) plan.peersUpdated.push(peer);
+  }
+  for (const [name, peer] of oldPeers) if (!newPeers.has(name)) plan.peersRemoved.push(peer);
+
+  for (const [name, net] of after.networks) {
+    const old = before.networks.get(name);
+    if (!old) plan.networksAdded.push(net);
+    else if (old.prefix !== net.prefix || old.address !== net.address || old.interface !== net.interface || old.mtu !== net.mtu) {
+      plan.networksRebuilt.push(net);
+    }
+  }
+  for (const [name, net] of before.networks) if (!after.networks.has(name)) plan.networksRemoved.push(net);
+
+  const restartKeys: Array<[string, unknown, unknown]> = [
+    ['identity.cert', before.identity.cert, after.identity.cert],
+    ['identity.key', before.identity.key, after.identity.key],
+    ['identity.fingerprint', before.identity.fingerprint ?? '', after.identity.fingerprint ?? ''],
+    ['daemon.listen', before.daemon.listen, after.daemon.listen],
+    ['daemon.control_socket', before.daemon.controlSocket, after.daemon.controlSocket],
+    ['daemon.metrics_listen', before.daemon.metricsListen, after.daemon.metricsListen],
+  ];
+  for (const [key, a, b] of restartKeys) if (a !== b) plan.needsRestart.push(key);
+  return plan;
+}
+
+export function describePlan(plan: ReloadPlan): string {
+  const parts: string[] = [];
+  const names = (items: Array<{ name: string }>) => items.map((i) => i.name).join(', ');
+  if (plan.peersAdded.length) parts.push(`peers added: ${names(plan.peersAdded)}`);
+  if (plan.peersRemoved.length) parts.push(`peers removed: ${names(plan.peersRemoved)}`);
+  if (plan.peersReplaced.length) parts.push(`peers reconnected: ${names(plan.peersReplaced)}`);
+  if (plan.peersUpdated.length) parts.push(`peers updated: ${names(plan.peersUpdated)}`);
+  if (plan.networksAdded.length) parts.push(`networks added: ${names(plan.networksAdded)}`);
+  if (plan.networksRemoved.length) parts.push(`networks removed: ${names(plan.networksRemoved)}`);
+  if (plan.networksRebuilt.length) parts.push(`networks rebuilt: ${names(plan.networksRebuilt)}`);
+  if (plan.needsRestart.length) parts.push(`needs restart to take effect: ${plan.needsRestart.join(', ')}`);
+  return parts.length ? parts.join('; ') : 'no changes';
+}

@@ -1,0 +1,79 @@
+// Peer → TUN. Every raw stream a peer opens is decoded frame by frame (one frame per stream as the
+// original sends, or many back to back as we send); each packet goes to the TUN of the network it
+// names, if its source address is one the peer may use.
+
+import type { QuicStream } from '../quic/stream.js';
+import { APP_PROTOCOL_VIOLATION } from '../quic/errors.js';
+import type { ForwardCounters } from '../metrics/forward-counters.js';
+import type { RouteTable } from '../netgraph/table.js';
+import type { TunLike } from '../tun/types.js';
+import { FrameDecoder } from './frame.js';
+import { readSource } from './packet.js';
+
+export interface ReceivePlane {
+  tun: TunLike | null;
+  table: RouteTable;
+  counters: ForwardCounters;
+}
+
+export interface ReceiveDeps {
+  plane(network: string): ReceivePlane | undefined;
+  /** Counters for frames that name no local network. */
+  unattributed: ForwardCounters;
+  onMalformed(reason: string): void;
+}
+
+export class StreamReceiver {
+  private readonly decoder = new FrameDecoder();
+  private readonly src4 = new Uint8Array(4);
+  private readonly src16 = new Uint8Array(16);
+  private readonly onFrame = (network: string, packet: Uint8Array): void => this.deliver(network, packet);
+
+  constructor(
+    private readonly peerFingerprint: string,
+    private readonly stream: QuicStream,
+    private readonly deps: ReceiveDeps,
+  ) {
+    stream.onData = (chunk) => {
+      const error = this.decoder.push(chunk, this.onFrame);
+      if (error !== null) this.fail(error);
+    };
+    stream.onEnd = () => {
+      const error = this.decoder.end();
+      if (error !== null) this.fail(error);
+      else stream.end();
+    };
+  }
+
+  private deliver(network: string, packet: Uint8Array): void {
+    const plane = this.deps.plane(network);
+    if (!plane || !plane.tun) {
+      this.deps.unattributed.drops.unknown_network++;
+      return;
+    }
+    const counters = plane.counters;
+    const source = readSource(packet, this.src4, this.src16);
+    if (!source) {
+      counters.drops.malformed++;
+      return;
+    }
+    // Like WireGuard's allowed IPs on receive: a peer may only send from addresses it routes.
+    if (plane.table.lookup(source) !== this.peerFingerprint) {
+      counters.drops.spoofed++;
+      return;
+    }
+    if (!plane.tun.writePacket(packet)) {
+      counters.drops.queue_full++;
+      return;
+    }
+    counters.packetsIn++;
+    counters.bytesIn += packet.length;
+  }
+
+  /** PROTOCOL.md: a malformed frame resets that raw stream, not the connection. */
+  private fail(reason: string): void {
+    this.deps.unattributed.drops.malformed++;
+    this.deps.onMalformed(reason);
+    this.stream.reset(APP_PROTOCOL_VIOLATION);
+  }
+}

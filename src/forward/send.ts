@@ -1,0 +1,63 @@
+// TUN → peer. Each peer has one long-lived raw stream (PROTOCOL.md section 6, fix: never a
+// stream per packet). Frames of one TUN batch are packed back to back into a buffer and handed to
+// the stream in one write, so a batch of packets costs one copy and, past 16 KiB, one native call.
+
+import type { QuicConnection } from '../quic/connection.js';
+import type { QuicStream } from '../quic/stream.js';
+import type { FrameEncoder } from './frame.js';
+import { MAX_FRAME_LENGTH } from './frame.js';
+
+/** A batch is flushed to the stream when it reaches this size, or at the end of a TUN batch. */
+const BATCH_BYTES = 64 * 1024;
+/**
+ * Queue limit per peer stream: past this many bytes waiting in the stream (congestion window
+ * full), new packets are dropped and counted. A VPN must drop, not queue: TCP inside the tunnel
+ * reacts to loss, and a deep queue only adds latency. 1 MiB is ~8 ms at 1 Gbit/s.
+ */
+export const SEND_QUEUE_LIMIT = 1024 * 1024;
+
+export class PeerSender {
+  private stream: QuicStream | null = null;
+  private readonly batch = new Uint8Array(BATCH_BYTES + MAX_FRAME_LENGTH);
+  private batchLength = 0;
+  /** Set while this sender is listed for a flush at the end of the current TUN batch. */
+  pendingFlush = false;
+
+  constructor(private readonly connection: () => QuicConnection | null) {}
+
+  /** Appends one frame; false when the peer's queue is full or it has no connection (caller counts the drop). */
+  add(encoder: FrameEncoder, packet: Uint8Array): boolean {
+    const stream = this.ensureStream();
+    if (!stream || stream.bufferedBytes >= SEND_QUEUE_LIMIT) return false;
+    if (this.batchLength >= BATCH_BYTES) this.flush();
+    this.batchLength += encoder.writeInto(this.batch, this.batchLength, packet);
+    return true;
+  }
+
+  flush(): void {
+    this.pendingFlush = false;
+    if (this.batchLength === 0) return;
+    const stream = this.stream;
+    // write() copies, so the batch buffer is free again as soon as it returns.
+    if (stream) stream.write(this.batch.subarray(0, this.batchLength));
+    this.batchLength = 0;
+  }
+
+  close(): void {
+    this.batchLength = 0;
+    this.stream?.end();
+    this.stream = null;
+  }
+
+  private ensureStream(): QuicStream | null {
+    if (this.stream?.writable) return this.stream;
+    const conn = this.connection();
+    if (!conn) return null;
+    this.stream = conn.openStream();
+    // Nothing comes back on our data stream; closing our read side keeps it from lingering.
+    this.stream.onReset = () => {
+      this.stream = null;
+    };
+    return this.stream;
+  }
+}

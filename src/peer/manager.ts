@@ -1,0 +1,102 @@
+// Keeps one configured peer connected: dial, and after a failure or a lost session redial forever
+// on the backoff schedule. The manager only decides *when*; the daemon dials, verifies and owns
+// the session, and tells the manager what happened.
+
+import type { Logger } from '../log/logger.js';
+import type { PeerConfig } from '../config/types.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+
+export interface PeerManagerDeps {
+  dial(peer: PeerConfig): void;
+  /** Whether the peer currently has a live session in either direction. */
+  isConnected(peer: PeerConfig): boolean;
+  logger: Logger;
+  backoff?: BackoffOptions;
+  /** A session that lasted this long resets the backoff. */
+  healthyAfterMs?: number;
+}
+
+export type ManagerState = 'dialing' | 'connected' | 'waiting' | 'stopped';
+
+export class PeerManager {
+  state: ManagerState = 'waiting';
+  private timer: NodeJS.Timeout | null = null;
+  private readonly backoff: Backoff;
+  private connectedAt = 0;
+  /** Last reason the peer was not connected, for `vpnctl peers`. */
+  lastError: string | null = null;
+
+  constructor(
+    readonly peer: PeerConfig,
+    private readonly deps: PeerManagerDeps,
+  ) {
+    this.backoff = new Backoff(deps.backoff);
+  }
+
+  start(): void {
+    this.dialNow();
+  }
+
+  stop(): void {
+    this.state = 'stopped';
+    this.clearTimer();
+  }
+
+  /** A session with this peer became active (dialed by us or by them). */
+  connected(): void {
+    if (this.state === 'stopped') return;
+    this.clearTimer();
+    this.state = 'connected';
+    this.connectedAt = Date.now();
+    this.lastError = null;
+  }
+
+  /** Our dial failed before a session existed (DNS, timeout, handshake, refused trust). */
+  dialFailed(reason: string): void {
+    if (this.state === 'stopped') return;
+    this.lastError = reason;
+    if (this.deps.isConnected(this.peer)) {
+      // Lost a duplicate-connection tie-break to the peer's own dial: nothing to repair.
+      this.state = 'connected';
+      return;
+    }
+    this.schedule(reason);
+  }
+
+  /** The active session ended. */
+  disconnected(reason: string): void {
+    if (this.state === 'stopped') return;
+    this.lastError = reason;
+    if (this.deps.isConnected(this.peer)) return;
+    if (this.state === 'connected' && Date.now() - this.connectedAt >= (this.deps.healthyAfterMs ?? 10_000)) {
+      this.backoff.reset();
+    }
+    this.schedule(reason);
+  }
+
+  private schedule(reason: string): void {
+    this.clearTimer();
+    const delay = this.backoff.next();
+    this.state = 'waiting';
+    this.deps.logger.debug(`${this.peer.name}: ${reason}; redialing in ${(delay / 1000).toFixed(1)}s`);
+    this.timer = setTimeout(() => this.dialNow(), delay);
+    // A pending redial must not keep a process alive that is otherwise shutting down.
+    this.timer.unref();
+  }
+
+  private dialNow(): void {
+    this.timer = null;
+    if (this.state === 'stopped') return;
+    if (this.deps.isConnected(this.peer)) {
+      this.state = 'connected';
+      return;
+    }
+    this.state = 'dialing';
+    this.deps.dial(this.peer);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

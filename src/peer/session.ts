@@ -1,0 +1,185 @@
+// One control session: the H/A/W/K/G conversation on the control stream of one QUIC connection
+// (PROTOCOL.md section 4). It knows nothing of QUIC: it writes bytes to a ControlChannel and hands
+// decoded, validated events to its owner, so it can be tested with two sessions wired together.
+
+import { ControlDecoder } from '../control/decoder.js';
+import { encodeAnnouncements, encodeControlMessage, type ControlMessage, type RouteAnnouncement } from '../control/messages.js';
+import { shortFingerprint, type Logger } from '../log/logger.js';
+import type { ControlMessageType, Metrics } from '../metrics/metrics.js';
+import type { DialerFacts } from './tiebreak.js';
+
+export interface ControlChannel {
+  /** Queues bytes on the control stream. Control traffic is small; the transport bounds it. */
+  write(bytes: Uint8Array): void;
+  /** Closes the whole connection with an application error code. */
+  close(code: number, reason: string): void;
+}
+
+export interface SessionEvents {
+  /** The peer's Hello arrived: the dialer facts are known, the tie-break can run. */
+  hello(session: Session): void;
+  announce(session: Session, network: string, routes: RouteAnnouncement[]): void;
+  withdraw(session: Session, network: string, prefix: string): void;
+  goodbye(session: Session): void;
+  /** The peer broke the protocol; the owner closes the connection. */
+  violation(session: Session, reason: string): void;
+}
+
+export interface SessionOptions {
+  channel: ControlChannel;
+  events: SessionEvents;
+  direction: 'inbound' | 'outbound';
+  localFingerprint: string;
+  peerFingerprint: string;
+  peerName: string;
+  remoteAddress: string;
+  localNonce: bigint;
+  logger: Logger;
+  metrics: Metrics;
+  now: () => number;
+  keepaliveMs: number;
+  deadAfterMs: number;
+}
+
+export type SessionState = 'awaiting-hello' | 'open' | 'closed';
+
+export class Session {
+  readonly direction: 'inbound' | 'outbound';
+  readonly peerFingerprint: string;
+  readonly peerName: string;
+  readonly remoteAddress: string;
+  readonly localNonce: bigint;
+  readonly connectedAt: number;
+  peerNonce: bigint | null = null;
+  state: SessionState = 'awaiting-hello';
+  lastReceivedAt: number;
+  private lastKeepaliveSentAt: number;
+  private readonly decoder = new ControlDecoder();
+  private readonly options: SessionOptions;
+
+  constructor(options: SessionOptions) {
+    this.options = options;
+    this.direction = options.direction;
+    this.peerFingerprint = options.peerFingerprint;
+    this.peerName = options.peerName;
+    this.remoteAddress = options.remoteAddress;
+    this.localNonce = options.localNonce;
+    this.connectedAt = options.now();
+    this.lastReceivedAt = this.connectedAt;
+    this.lastKeepaliveSentAt = this.connectedAt;
+  }
+
+  /** PROTOCOL.md: the dialer's nonce and fingerprint decide duplicate connections. */
+  get dialer(): DialerFacts {
+    return this.direction === 'outbound'
+      ? { dialerNonce: this.localNonce, dialerFingerprint: this.options.localFingerprint }
+      : { dialerNonce: this.peerNonce ?? 0n, dialerFingerprint: this.peerFingerprint };
+  }
+
+  get label(): string {
+    return `${this.peerName} (${shortFingerprint(this.peerFingerprint)})`;
+  }
+
+  /** Sends our Hello and the initial announcements, one A per network. */
+  start(announcements: Map<string, RouteAnnouncement[]>): void {
+    this.send({ type: 'hello', nonce: this.localNonce });
+    for (const [network, routes] of announcements) this.announce(network, routes);
+  }
+
+  announce(network: string, routes: RouteAnnouncement[]): void {
+    if (routes.length === 0 || this.state === 'closed') return;
+    for (const bytes of encodeAnnouncements(network, routes)) {
+      this.options.channel.write(bytes);
+      this.options.metrics.controlMessage('announce', 'out');
+    }
+  }
+
+  withdraw(network: string, prefix: string): void {
+    this.send({ type: 'withdraw', network, prefix });
+  }
+
+  /** Goodbye goes on the control stream (PROTOCOL.md fix), then the owner closes the connection. */
+  goodbye(): void {
+    this.send({ type: 'goodbye' });
+  }
+
+  send(msg: ControlMessage): void {
+    if (this.state === 'closed') return;
+    this.options.channel.write(encodeControlMessage(msg));
+    this.options.metrics.controlMessage(msg.type as ControlMessageType, 'out');
+    if (msg.type === 'keepalive') this.lastKeepaliveSentAt = this.options.now();
+  }
+
+  /** Bytes from the control stream, in order. */
+  receive(chunk: Uint8Array): void {
+    if (this.state === 'closed') return;
+    const error = this.decoder.push(chunk, (msg) => this.handle(msg));
+    // A handler may have closed the session (Goodbye, duplicate) while decoding.
+    if (error !== null && (this.state as SessionState) !== 'closed') this.violate(error);
+  }
+
+  /** The peer closed its side of the control stream. */
+  receiveEnd(): void {
+    if (this.state === 'closed') return;
+    const error = this.decoder.end();
+    this.violate(error ?? 'peer closed the control stream');
+  }
+
+  /**
+   * Liveness, called about once a second: Keepalive every keepaliveMs, and true when the peer has
+   * been silent past deadAfterMs (the owner then removes its routes and closes the connection).
+   */
+  tick(): boolean {
+    if (this.state === 'closed') return false;
+    const now = this.options.now();
+    if (now - this.lastKeepaliveSentAt >= this.options.keepaliveMs) {
+      this.send({ type: 'keepalive', time: BigInt(Math.floor(Date.now() / 1000)) });
+    }
+    return now - this.lastReceivedAt > this.options.deadAfterMs;
+  }
+
+  markClosed(): void {
+    this.state = 'closed';
+  }
+
+  private handle(msg: ControlMessage): void {
+    if (this.state === 'closed') return;
+    this.lastReceivedAt = this.options.now();
+    this.options.metrics.controlMessage(msg.type, 'in');
+    if (this.state === 'awaiting-hello' && msg.type !== 'hello') {
+      this.violate(`expected Hello first, got ${msg.type}`);
+      return;
+    }
+    switch (msg.type) {
+      case 'hello':
+        if (this.state !== 'awaiting-hello') {
+          this.violate('second Hello on one session');
+          return;
+        }
+        this.peerNonce = msg.nonce;
+        this.state = 'open';
+        this.options.events.hello(this);
+        return;
+      case 'announce':
+        this.options.events.announce(this, msg.network, msg.routes);
+        return;
+      case 'withdraw':
+        this.options.events.withdraw(this, msg.network, msg.prefix);
+        return;
+      case 'keepalive':
+        return;
+      case 'goodbye':
+        this.options.events.goodbye(this);
+        return;
+      case 'unknown':
+        // Forward compatibility (PROTOCOL.md): newer peers may send types we do not know.
+        this.options.logger.debug(`${this.label} sent unknown control message type 0x${msg.code.toString(16)}; skipped`);
+        return;
+    }
+  }
+
+  private violate(reason: string): void {
+    this.options.metrics.protocolViolation();
+    this.options.events.violation(this, reason);
+  }
+}

@@ -1,0 +1,431 @@
+// One QUIC connection driven over the native quiche binding.
+//
+// The event loop per connection is deliberately plain (this is the VPN's data path):
+//   datagram in  -> quiche recv() only, then the connection is marked for service;
+//   service      -> once per event-loop turn (setImmediate, shared per endpoint): handshake
+//                   check, read readable streams, pump queued stream output, then send()
+//                   datagrams until quiche has nothing more, close check, re-arm the timer;
+//   timer        -> one setTimeout per connection from quiche's timeout(), onTimeout(), service.
+// No promise, lock or exception per packet: quiche's "Done" arrives as null from send(),
+// streamRecv() and streamSend(); exceptions only mark dead streams and failed handshakes.
+// Pacing is ignored: every datagram quiche produces is sent at once (quiche's pacer is off).
+
+import type { Connection } from '@matrixai/quic/native/index.js';
+import type { Logger } from '../log/logger.js';
+import { describeAppError, describeTransportError } from './errors.js';
+import { QuicStream, type StreamOwner } from './stream.js';
+import { fingerprintOfDer } from './tls.js';
+
+export type QuicDirection = 'inbound' | 'outbound';
+
+export interface QuicCloseInfo {
+  /** True when this side closed (close(), a local protocol/TLS error, idle timeout, shutdown). */
+  local: boolean;
+  errorCode: number;
+  reason: string;
+  /** Application close (our APP_* codes) rather than a transport/TLS error. */
+  isApp: boolean;
+  /** Closed by the idle timeout: the peer went silent. */
+  timedOut: boolean;
+}
+
+export interface QuicConnectionStats {
+  direction: QuicDirection;
+  remoteAddress: string;
+  established: boolean;
+  streams: number;
+  streamsWithOutput: number;
+  rttMs: number | null;
+  cwndBytes: number | null;
+  packetsSent: number;
+  packetsReceived: number;
+  packetsLost: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+/** The endpoint side of a connection: socket, buffers and the shared flush scheduler. */
+export interface ConnectionHost {
+  readonly logger: Logger;
+  readonly maxStreamBuffer: number;
+  /** Scratch buffer for streamRecv; views into it are handed to onData. */
+  readonly receiveBuffer: Uint8Array;
+  /** A buffer quiche may write one datagram into; sendDatagram() then consumes `length` of it. */
+  datagramBuffer(): Uint8Array;
+  sendDatagram(buffer: Uint8Array, length: number, port: number, host: string): void;
+  scheduleService(connection: QuicConnection): void;
+  /** Handshake finished (for inbound connections the endpoint announces it). */
+  connectionEstablished(connection: QuicConnection): void;
+  /** quiche is done with the connection: drop routing entries. */
+  connectionReleased(connection: QuicConnection): void;
+}
+
+const MAX_DATAGRAMS_PER_SERVICE = Number(process.env.QCAP ?? 128);
+const ascending = (a: number, b: number): number => a - b;
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+export class QuicConnection implements StreamOwner {
+  onEstablished: () => void = () => {};
+  onClose: (info: QuicCloseInfo) => void = () => {};
+  /** A stream opened by the peer delivered its first data, FIN or reset. */
+  onStream: (stream: QuicStream) => void = () => {};
+
+  /** Set by the endpoint while queued for service, so one turn services a connection once. */
+  serviceQueued = false;
+
+  private native: Connection | null = null;
+  private readonly recvInfo = { from: { host: '', port: 0 }, to: { host: '', port: 0 } };
+  private established = false;
+  private closing = false;
+  private closeNotified = false;
+  private released = false;
+  private receivedSinceService = false;
+  private localClose: QuicCloseInfo | null = null;
+  private peerCert: Uint8Array | null = null;
+
+  private readonly streams = new Map<number, QuicStream>();
+  private readonly streamsWithOutput = new Set<QuicStream>();
+  private nextLocalStreamId: number;
+  // Peer stream ids we have already seen, so a late frame for a released stream never looks new:
+  // every id below the floor was seen, plus the out-of-order ids above it.
+  private peerStreamFloor: number;
+  private readonly peerStreamsAboveFloor = new Set<number>();
+
+  private readonly readableIds: number[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private timerDeadline = Infinity;
+
+  constructor(
+    readonly direction: QuicDirection,
+    public remoteAddress: string,
+    private readonly host: ConnectionHost,
+  ) {
+    // RFC 9000 section 2.1: bit 0 is the initiator (0 = client = dialer), bit 1 is 0 for bidi.
+    this.nextLocalStreamId = direction === 'outbound' ? 0 : 1;
+    this.peerStreamFloor = direction === 'outbound' ? 1 : 0;
+  }
+
+  /** Leaf certificate the peer presented (DER), available from onEstablished / onConnection on. */
+  peerCertDer(): Uint8Array | null {
+    return this.peerCert;
+  }
+
+  /** Lowercase hex SHA-256 of peerCertDer(): the peer ID of PROTOCOL.md section 1. */
+  peerFingerprint(): string | null {
+    return this.peerCert === null ? null : fingerprintOfDer(this.peerCert);
+  }
+
+  get isEstablished(): boolean {
+    return this.established && !this.closing;
+  }
+
+  get isClosed(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * Opens a bidirectional stream. Nothing goes on the wire until the first write/end; writes
+   * before the handshake completes are queued. The dialer's first stream is id 0.
+   */
+  openStream(): QuicStream {
+    if (this.closing) throw new Error(`cannot open a stream: connection to ${this.remoteAddress} is closed`);
+    if (this.native !== null && this.established && this.native.peerStreamsLeftBidi() === 0) {
+      throw new Error(`cannot open a stream to ${this.remoteAddress}: the peer's stream limit is used up; reuse streams`);
+    }
+    const stream = new QuicStream(this.nextLocalStreamId, this, this.host.maxStreamBuffer);
+    this.nextLocalStreamId += 4;
+    this.streams.set(stream.id, stream);
+    return stream;
+  }
+
+  /** Application close; the peer sees isApp, the code and the reason. Idempotent. */
+  close(appErrorCode: number, reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.localClose = { local: true, errorCode: appErrorCode, reason, isApp: true, timedOut: false };
+    if (this.native === null) {
+      // Still resolving the peer's name: nothing was sent, so there is nothing to tell it.
+      // onClose still fires asynchronously, like every other close.
+      setImmediate(() => this.release());
+      return;
+    }
+    this.native.close(true, appErrorCode, textEncoder.encode(reason));
+    this.host.scheduleService(this);
+  }
+
+  stats(): QuicConnectionStats {
+    const native = this.native;
+    const stats = native?.stats();
+    const path = native?.pathStats()[0];
+    return {
+      direction: this.direction,
+      remoteAddress: this.remoteAddress,
+      established: this.established,
+      streams: this.streams.size,
+      streamsWithOutput: this.streamsWithOutput.size,
+      rttMs: path ? path.rtt : null,
+      cwndBytes: path ? path.cwnd : null,
+      packetsSent: stats?.sent ?? 0,
+      packetsReceived: stats?.recv ?? 0,
+      packetsLost: stats?.lost ?? 0,
+      bytesSent: stats?.sentBytes ?? 0,
+      bytesReceived: stats?.recvBytes ?? 0,
+    };
+  }
+
+  // ---- driven by the endpoint ----
+
+  /** Binds the quiche connection once the remote address is known (after DNS for dials). */
+  attach(native: Connection, localHost: string, localPort: number, remoteHost: string, remotePort: number): void {
+    this.native = native;
+    this.recvInfo.to.host = localHost;
+    this.recvInfo.to.port = localPort;
+    this.recvInfo.from.host = remoteHost;
+    this.recvInfo.from.port = remotePort;
+    this.host.scheduleService(this);
+  }
+
+  /**
+   * Dial failed before a quiche connection existed (DNS, address family). Deferred, because it
+   * can happen inside connect(), before the caller has set onClose.
+   */
+  failBeforeStart(reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.localClose = { local: true, errorCode: 0, reason, isApp: false, timedOut: false };
+    setImmediate(() => this.release());
+  }
+
+  receiveDatagram(data: Uint8Array, fromHost: string, fromPort: number): void {
+    const native = this.native;
+    if (native === null || this.released) return;
+    const from = this.recvInfo.from;
+    if (from.port !== fromPort || from.host !== fromHost) {
+      from.host = fromHost;
+      from.port = fromPort;
+    }
+    try {
+      native.recv(data, this.recvInfo);
+    } catch (error) {
+      // A fatal error (TLS failure, protocol violation) sets localError and quiche sends the
+      // CONNECTION_CLOSE on the next send(); anything else is a packet quiche chose to drop.
+      if (this.host.logger.enabled('debug')) {
+        this.host.logger.debug(`recv from ${this.remoteAddress}: ${(error as Error).message}`);
+      }
+    }
+    this.receivedSinceService = true;
+    if (!this.serviceQueued) this.host.scheduleService(this);
+  }
+
+  /** One pass of the event loop for this connection; see the file comment. */
+  service(): void {
+    const native = this.native;
+    if (native === null || this.released) return;
+    if (!this.established && !this.closing && native.isEstablished()) this.establish(native);
+    if (this.receivedSinceService) {
+      this.receivedSinceService = false;
+      if (this.established && !this.closing) this.readStreams(native);
+    }
+    if (this.streamsWithOutput.size > 0 && this.established && !this.closing) this.pumpStreams(native);
+    this.sendDatagrams(native);
+    this.checkClosed(native);
+    if (!this.released) this.armTimer(native);
+  }
+
+  /** Endpoint shutdown: send what we can (the CONNECTION_CLOSE) and forget the connection now. */
+  shutdown(appErrorCode: number, reason: string): void {
+    this.close(appErrorCode, reason);
+    if (this.native !== null && !this.released) {
+      this.sendDatagrams(this.native);
+      this.notifyClosed(this.native);
+    }
+    this.release();
+  }
+
+  // ---- StreamOwner ----
+
+  sendableNative(): Connection | null {
+    return this.established && !this.closing ? this.native : null;
+  }
+
+  streamHasOutput(stream: QuicStream): void {
+    this.streamsWithOutput.add(stream);
+    if (!this.serviceQueued) this.host.scheduleService(this);
+  }
+
+  streamFinished(stream: QuicStream): void {
+    this.streams.delete(stream.id);
+    this.streamsWithOutput.delete(stream);
+  }
+
+  streamFailed(stream: QuicStream, message: string): void {
+    this.host.logger.warn(`stream ${stream.id} to ${this.remoteAddress} failed: ${message}`);
+  }
+
+  // ---- internals ----
+
+  private establish(native: Connection): void {
+    this.established = true;
+    const chain = native.peerCertChain();
+    this.peerCert = chain?.[0] ?? null;
+    if (this.host.logger.enabled('debug')) {
+      this.host.logger.debug(`connection ${this.direction} ${this.remoteAddress} established, peer ${this.peerFingerprint()}`);
+    }
+    this.host.connectionEstablished(this);
+    if (!this.closing) this.onEstablished();
+  }
+
+  private readStreams(native: Connection): void {
+    // readable() builds a native iterator (several µs even when empty); isReadable() is a
+    // cheap yes/no, and a pure sender — receiving only ACKs — never needs the iterator.
+    if (!native.isReadable()) return;
+    const buffer = this.host.receiveBuffer;
+    // quiche yields readable streams in hash order; ascending ids make the peer's first stream
+    // (its control stream, PROTOCOL.md section 3) reach onStream first even when several new
+    // streams arrive in one batch.
+    const ids = this.readableIds;
+    ids.length = 0;
+    for (const id of native.readable()) ids.push(id);
+    if (ids.length > 1) ids.sort(ascending);
+    for (const id of ids) {
+      let stream = this.streams.get(id);
+      if (stream === undefined) {
+        stream = this.acceptPeerStream(id);
+        if (stream === undefined) continue;
+      }
+      stream.receive(native, buffer);
+      if (this.closing) return;
+    }
+  }
+
+  private acceptPeerStream(id: number): QuicStream | undefined {
+    const peerInitiated = (id & 1) === (this.direction === 'outbound' ? 1 : 0);
+    if (!peerInitiated || !this.markPeerStreamSeen(id)) return undefined;
+    const stream = new QuicStream(id, this, this.host.maxStreamBuffer);
+    this.streams.set(id, stream);
+    this.onStream(stream);
+    return stream;
+  }
+
+  private markPeerStreamSeen(id: number): boolean {
+    if (id < this.peerStreamFloor || this.peerStreamsAboveFloor.has(id)) return false;
+    this.peerStreamsAboveFloor.add(id);
+    while (this.peerStreamsAboveFloor.delete(this.peerStreamFloor)) this.peerStreamFloor += 4;
+    return true;
+  }
+
+  private pumpStreams(native: Connection): void {
+    for (const stream of this.streamsWithOutput) {
+      if (!stream.pump(native)) this.streamsWithOutput.delete(stream);
+    }
+  }
+
+  private sendDatagrams(native: Connection): void {
+    const host = this.host;
+    for (let sent = 0; ; sent++) {
+      if (sent === MAX_DATAGRAMS_PER_SERVICE) {
+        // Yield to the event loop: received ACKs (and other connections, the TUN device) get a
+        // turn before the rest of a large congestion window goes out.
+        host.scheduleService(this);
+        return;
+      }
+      const buffer = host.datagramBuffer();
+      let result;
+      try {
+        result = native.send(buffer);
+      } catch (error) {
+        host.logger.warn(`send to ${this.remoteAddress} failed inside quiche: ${(error as Error).message}`);
+        return;
+      }
+      if (result === null) return;
+      const to = result[1].to;
+      host.sendDatagram(buffer, result[0], to.port, to.host);
+    }
+  }
+
+  private checkClosed(native: Connection): void {
+    if (!this.closeNotified && (this.closing || native.isDraining() || native.isClosed())) {
+      this.closing = true;
+      this.notifyClosed(native);
+    }
+    if (native.isClosed()) this.release();
+  }
+
+  private notifyClosed(native: Connection | null): void {
+    if (this.closeNotified) return;
+    this.closeNotified = true;
+    const info = this.closeInfo(native);
+    const logger = this.host.logger;
+    if (logger.enabled('debug')) {
+      const what = info.isApp ? describeAppError(info.errorCode) : describeTransportError(info.errorCode);
+      logger.debug(
+        `connection ${this.direction} ${this.remoteAddress} closed by ${info.local ? 'us' : 'peer'}: ` +
+          `${what}${info.reason ? ` (${info.reason})` : ''}`,
+      );
+    }
+    this.onClose(info);
+  }
+
+  private closeInfo(native: Connection | null): QuicCloseInfo {
+    const peer = native?.peerError();
+    if (peer) {
+      const reason = textDecoder.decode(peer.reason);
+      return { local: false, errorCode: peer.errorCode, reason, isApp: peer.isApp, timedOut: false };
+    }
+    if (this.localClose !== null) return this.localClose;
+    const local = native?.localError();
+    if (local) {
+      const reason = local.reason.byteLength > 0 ? textDecoder.decode(local.reason) : '';
+      return { local: true, errorCode: local.errorCode, reason, isApp: local.isApp, timedOut: false };
+    }
+    if (native?.isTimedOut()) {
+      return { local: true, errorCode: 0, reason: 'idle timeout', isApp: false, timedOut: true };
+    }
+    return { local: true, errorCode: 0, reason: 'connection closed', isApp: false, timedOut: false };
+  }
+
+  private armTimer(native: Connection): void {
+    const timeout = native.timeout();
+    if (timeout === null) {
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = null;
+      this.timerDeadline = Infinity;
+      return;
+    }
+    const deadline = performance.now() + timeout;
+    // An armed timer that fires no later than needed stays: the handler re-arms from quiche's
+    // current timeout, and onTimeout() does nothing before quiche's deadline. This avoids
+    // re-creating a timer on every flush while the idle deadline keeps moving out.
+    if (this.timer !== null && this.timerDeadline <= deadline + 1) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerDeadline = deadline;
+    this.timer = setTimeout(this.onTimer, Math.ceil(timeout));
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.timerDeadline = Infinity;
+    const native = this.native;
+    if (native === null || this.released) return;
+    native.onTimeout();
+    try {
+      this.service();
+    } catch (error) {
+      this.host.logger.error(`connection ${this.remoteAddress}: handler threw: ${(error as Error).stack ?? error}`);
+    }
+  };
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.closing = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    for (const stream of this.streams.values()) stream.detach();
+    this.streams.clear();
+    this.streamsWithOutput.clear();
+    if (!this.closeNotified) this.notifyClosed(this.native);
+    this.host.connectionReleased(this);
+  }
+}

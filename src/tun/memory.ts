@@ -1,0 +1,116 @@
+// An in-process TUN for daemon tests without root. It keeps the real device's contract,
+// including the awkward part: delivered packets are views into a buffer that is reused, and
+// here it is scribbled over after each batch, so a consumer that keeps a view without copying
+// fails in tests instead of in production.
+
+import { parseCidr } from '../netgraph/addr.js';
+import type { TunFactory, TunLike, TunOptions } from './types.js';
+
+const POISON = 0xee;
+
+export class MemoryTun implements TunLike {
+  readonly name: string;
+  onPackets: ((packets: Uint8Array[], count: number) => void) | null = null;
+  /** Copies of every packet the daemon wrote, oldest first. */
+  readonly written: Uint8Array[] = [];
+  /** Called with a copy of each written packet, after it is appended to `written`. */
+  onWrite: ((packet: Uint8Array) => void) | null = null;
+  /** Routes currently pointed into this device: extraRoutes plus addRoute minus removeRoute. */
+  readonly routes = new Set<string>();
+  /** When true, writes are dropped as if the kernel queue were full. */
+  dropWrites = false;
+  closed = false;
+  private readonly scratch = new Uint8Array(1 << 20);
+  private readonly views: Uint8Array[] = [];
+
+  constructor(
+    readonly options: TunOptions,
+    private readonly onClose: (tun: MemoryTun) => void = () => {},
+  ) {
+    // Same expansion the kernel does for "%d", enough for tests that ask for it.
+    this.name = options.name.replace('%d', '0');
+    for (const route of options.extraRoutes ?? []) this.addRoute(route);
+  }
+
+  /** Delivers packets as one batch, as if the kernel had routed them into the device. */
+  inject(...packets: Uint8Array[]): void {
+    if (this.closed) throw new Error(`MemoryTun ${this.name}: inject after close`);
+    const handler = this.onPackets;
+    if (handler === null || packets.length === 0) return;
+    let offset = 0;
+    packets.forEach((packet, i) => {
+      this.scratch.set(packet, offset);
+      this.views[i] = this.scratch.subarray(offset, offset + packet.length);
+      offset += packet.length;
+    });
+    try {
+      handler(this.views, packets.length);
+    } finally {
+      this.scratch.fill(POISON, 0, offset);
+    }
+  }
+
+  writePacket(packet: Uint8Array): boolean {
+    if (this.closed || this.dropWrites) return false;
+    const copy = packet.slice();
+    this.written.push(copy);
+    this.onWrite?.(copy);
+    return true;
+  }
+
+  writePackets(packets: Uint8Array[], count: number = packets.length): number {
+    let written = 0;
+    for (let i = 0; i < count && i < packets.length; i++) {
+      if (!this.writePacket(packets[i]!)) break;
+      written++;
+    }
+    return written;
+  }
+
+  addRoute(cidr: string): void {
+    const parsed = parseCidr(cidr);
+    if (!parsed.ok) throw new Error(`cannot route ${cidr} into ${this.name}: ${parsed.error}`);
+    this.routes.add(cidr);
+  }
+
+  removeRoute(cidr: string): void {
+    this.routes.delete(cidr);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.routes.clear();
+    this.onClose(this);
+  }
+}
+
+export interface MemoryTunRegistry {
+  factory: TunFactory;
+  /** Open devices by name; a closed device is removed, like a real interface. */
+  devices: Map<string, MemoryTun>;
+  /** Every device ever created, in order, including closed ones. */
+  created: MemoryTun[];
+}
+
+/** A TunFactory handing out MemoryTuns; like the kernel, it refuses a name that is already open. */
+export function memoryTunFactory(): MemoryTunRegistry {
+  const devices = new Map<string, MemoryTun>();
+  const created: MemoryTun[] = [];
+  const factory: TunFactory = (opts) => {
+    let name = opts.name;
+    for (let n = 0; name.includes('%d'); n++) {
+      if (!devices.has(opts.name.replace('%d', String(n)))) name = opts.name.replace('%d', String(n));
+    }
+    if (devices.has(name)) {
+      throw new Error(`cannot create TUN device ${name}: the name is in use by another TUN device (choose another interface name)`);
+    }
+    const tun = new MemoryTun({ ...opts, name }, (closed) => {
+      if (devices.get(closed.name) === closed) devices.delete(closed.name);
+    });
+    devices.set(tun.name, tun);
+    created.push(tun);
+    return tun;
+  };
+  return { factory, devices, created };
+}

@@ -1,0 +1,41 @@
+// The daemon talks to a TUN device only through TunLike, so tests can swap in MemoryTun and run
+// without root, and the forwarding path does not care whether packets come from the kernel.
+
+export interface TunOptions {
+  /** Interface name, at most 15 bytes; may contain "%d" for a kernel-assigned number. */
+  name: string;
+  /** This node's address on the network (IPv4 or IPv6). */
+  address: string;
+  /** Prefix length of the network, so the whole network is routed into the device. */
+  prefixLength: number;
+  mtu: number;
+  /** Extra CIDRs routed into this device (e.g. subnets other nodes export). */
+  extraRoutes?: string[];
+}
+
+export interface TunLike {
+  /** The actual interface name (differs from TunOptions.name when that contained "%d"). */
+  readonly name: string;
+  /**
+   * Called once per batch of packets read from the kernel. Only packets[0..count) are valid:
+   * the array is reused across batches and may be longer. Each packet is a view into a buffer
+   * that the next batch overwrites, so the handler must finish with (or copy) every packet
+   * before returning.
+   */
+  onPackets: ((packets: Uint8Array[], count: number) => void) | null;
+  /** Hands one IP packet to the kernel. false = dropped (queue full, device gone); never throws for that. */
+  writePacket(packet: Uint8Array): boolean;
+  /**
+   * Writes packets[0..count) (count defaults to packets.length) with one native call. Returns how
+   * many were written; the rest were dropped. Never throws for a dropped packet.
+   */
+  writePackets?(packets: Uint8Array[], count?: number): number;
+  /** Routes `cidr` into this device (idempotent). Throws an Error naming the route on failure. */
+  addRoute(cidr: string): void;
+  /** Removes a route added with addRoute; a route that is already gone is not an error. */
+  removeRoute(cidr: string): void;
+  /** Stops reading and deletes the interface (its routes go with it). Safe to call twice. */
+  close(): void;
+}
+
+export type TunFactory = (opts: TunOptions) => TunLike;
