@@ -60,7 +60,7 @@ export interface ConnectionHost {
   connectionReleased(connection: QuicConnection): void;
 }
 
-const MAX_DATAGRAMS_PER_SERVICE = Number(process.env.QCAP ?? 128);
+const MAX_DATAGRAMS_PER_SERVICE = 128;
 const ascending = (a: number, b: number): number => a - b;
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
@@ -98,7 +98,7 @@ export class QuicConnection implements StreamOwner {
 
   constructor(
     readonly direction: QuicDirection,
-    public remoteAddress: string,
+    readonly remoteAddress: string,
     private readonly host: ConnectionHost,
   ) {
     // RFC 9000 section 2.1: bit 0 is the initiator (0 = client = dialer), bit 1 is 0 for bidi.

@@ -47,13 +47,9 @@ typedef struct {
   int write_errno;   // first non-EAGAIN write failure since the last takeWriteError()
 } tun_t;
 
-#define CHECK(call)                                                  \
-  do {                                                               \
-    if ((call) != napi_ok) {                                         \
-      napi_throw_error(env, NULL, "vibepn_tun: " #call " failed");   \
-      return NULL;                                                   \
-    }                                                                \
-  } while (0)
+// For N-API calls that fail only on misuse or exhaustion; the message names the call.
+#define CHECK(call) \
+  do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "vibepn_tun: " #call " failed"); return NULL; } } while (0)
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[128], code[32];
@@ -182,24 +178,17 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
   memcpy(ifr.ifr_name, name, name_len);
-  char what[64];
-  snprintf(what, sizeof what, "TUNSETIFF %s", name);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, what, e);
-  }
+  const char *failed = NULL;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) failed = "TUNSETIFF";
   // A device left persistent by another tool would otherwise outlive us.
-  if (ioctl(fd, TUNSETPERSIST, 0) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, "TUNSETPERSIST", e);
-  }
-
-  tun_t *t = calloc(1, sizeof *t);
+  else if (ioctl(fd, TUNSETPERSIST, 0) < 0) failed = "TUNSETPERSIST";
+  tun_t *t = failed != NULL ? NULL : calloc(1, sizeof *t);
   if (t == NULL) {
+    int e = failed != NULL ? errno : ENOMEM;
     close(fd);
-    return throw_errno(env, "allocate TUN state", ENOMEM);
+    char what[64];
+    snprintf(what, sizeof what, "%s %s", failed != NULL ? failed : "allocate state for", name);
+    return throw_errno(env, what, e);
   }
   t->fd = fd;
   t->env = env;
