@@ -31,6 +31,7 @@ import type { TunFactory } from '../tun/types.js';
 import { announcementsFor, diffAnnouncements, peerInNetwork } from './announce.js';
 import { describePlan, planReload } from './reload.js';
 import type { RouteRejectReason } from '../metrics/metrics.js';
+import type { ForwardCounters } from '../metrics/forward-counters.js';
 
 export interface DaemonTiming {
   keepaliveMs: number;
@@ -601,6 +602,11 @@ export class Daemon {
     let count = 0;
     for (const link of this.links) if (link.session && link.session.state !== 'closed') count++;
     return count;
+  }
+
+  /** The forwarding counters of one network (also exported as metrics). */
+  dataPlaneCounters(network: string): ForwardCounters | undefined {
+    return this.dataPlane.counters(network);
   }
 
   /** The active session with a peer, if connected. */

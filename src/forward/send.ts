@@ -30,7 +30,7 @@ export class PeerSender {
     const stream = this.ensureStream();
     if (!stream || stream.bufferedBytes >= SEND_QUEUE_LIMIT) return false;
     if (this.batchLength >= BATCH_BYTES) this.flush();
-    this.batchLength += encoder.writeInto(this.batch, this.batchLength, packet);
+    this.batchLength = encoder.writeInto(this.batch, this.batchLength, packet);
     return true;
   }
 
