@@ -4,7 +4,7 @@
 
 import { ConfigError } from '../src/config/load.js';
 import { CommandError, UsageError, parseOptions, splitCommand } from '../src/cli/args.js';
-import { runDoctor, DOCTOR_HELP } from '../src/cli/doctor.js';
+import { runDoctor } from '../src/cli/doctor.js';
 import { ONLINE_COMMANDS, ONLINE_HELP, runOnline, type OnlineCommand } from '../src/cli/online.js';
 import { runAddPeer, runInit, runInvite, runJoin } from '../src/cli/onboard.js';
 import { processOutput, type Output } from '../src/cli/output.js';

@@ -5,7 +5,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newNetwork } from '../src/config/write.js';
-import { loadConfig } from '../src/config/load.js';
 import { ownHostRoute } from '../src/daemon/announce.js';
 import { controlRequest } from '../src/control/client.js';
 import { encodeControlMessage } from '../src/control/messages.js';
