@@ -1,0 +1,101 @@
+# Sourced by demo.sh and bench.sh: two hosts (network namespaces $A and $B joined by a veth pair,
+# underlay 192.0.2.1 <-> 192.0.2.2), onboarded with vpnctl init/invite/join/add-peer, one vibepn
+# daemon in each. Call lab_up, then lab_wait_connected; lab_down runs on exit.
+
+A=${A:-vlabA} B=${B:-vlabB}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VPN="node $REPO/dist/cmd/vpn.js"
+VPNCTL="node $REPO/dist/cmd/vpnctl.js"
+WORK=$(mktemp -d /tmp/vibepn-lab.XXXXXX)
+LAB_PIDS=()
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# Checks root and TUN, installs missing Debian packages (apt), builds the project if needed.
+lab_prepare() { # packages...
+  [ "$(id -u)" = 0 ] || die "needs root for network namespaces and TUN devices (sudo)"
+  [ -e /dev/net/tun ] || die "/dev/net/tun is missing (modprobe tun)"
+  local missing=()
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v ping >/dev/null || missing+=(iputils-ping)
+  for pkg in "$@"; do command -v "$pkg" >/dev/null || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || die "install ${missing[*]} first"
+    say "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  cd "$REPO"
+  [ -d node_modules ] || { say "npm ci"; npm ci --no-audit --no-fund; }
+  [ -f dist/cmd/vpn.js ] && [ -f build/Release/vibepn_tun.node ] || { say "building"; npm run build; }
+}
+
+lab_down() {
+  local code=$?
+  trap - EXIT INT TERM
+  for pid in "${LAB_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${LAB_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  ip netns del "$A" 2>/dev/null || true
+  ip netns del "$B" 2>/dev/null || true
+  if [ $code -ne 0 ]; then
+    echo "failed; daemon logs:" >&2
+    tail -n 20 "$WORK"/*.log >&2 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+  exit $code
+}
+
+node_flags() { # name
+  echo --config "$WORK/$1/config.toml" --cert "$WORK/$1/node.crt" --key "$WORK/$1/node.key" --name "$1" \
+    --socket "$WORK/$1/vpn.sock" --known-peers "$WORK/$1/known_peers.json" --metrics-listen 127.0.0.1:9000
+}
+
+json_field() { # expression on the parsed JSON `j`, reads stdin
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log('"$1"')}catch{console.log("")}})'
+}
+
+lab_up() { # verbose(0|1)
+  local show=${1:-0} out
+  trap lab_down EXIT
+  trap 'exit 130' INT TERM
+  ip netns del "$A" 2>/dev/null || true; ip netns del "$B" 2>/dev/null || true
+  ip netns add "$A"; ip netns add "$B"
+  ip link add vlab0 type veth peer name vlab1
+  ip link set vlab0 netns "$A"; ip link set vlab1 netns "$B"
+  ip -n "$A" addr add 192.0.2.1/24 dev vlab0; ip -n "$B" addr add 192.0.2.2/24 dev vlab1
+  for n in "$A" "$B"; do ip -n "$n" link set lo up; done
+  ip -n "$A" link set vlab0 up; ip -n "$B" link set vlab1 up
+
+  [ "$show" = 1 ] && say "alpha: vpnctl init"
+  out=$($VPNCTL init $(node_flags alpha) --listen 192.0.2.1:51820); [ "$show" = 1 ] && echo "$out"
+  [ "$show" = 1 ] && say "alpha: vpnctl invite --network corp --address 192.0.2.1:51820"
+  INVITE=$($VPNCTL invite --config "$WORK/alpha/config.toml" --network corp --address 192.0.2.1:51820 --ttl 1h)
+  [ "$show" = 1 ] && echo "$INVITE"
+  [ "$show" = 1 ] && say "beta: vpnctl join --invite …"
+  out=$($VPNCTL join $(node_flags beta) --listen 192.0.2.2:51820 --invite "$INVITE"); [ "$show" = 1 ] && echo "$out"
+  local beta_fp
+  beta_fp=$(sed -n 's/.*fingerprint \([0-9a-f]\{64\}\).*/\1/p' <<<"$out" | head -n1)
+  [ "$show" = 1 ] && say "alpha: vpnctl add-peer --name beta"
+  out=$($VPNCTL add-peer --config "$WORK/alpha/config.toml" --name beta --address 192.0.2.2:51820 --fingerprint "$beta_fp" --networks corp)
+  [ "$show" = 1 ] && echo "$out"
+  [ "$show" = 1 ] && $VPNCTL doctor --config "$WORK/beta/config.toml" | tail -n 1
+
+  [ "$show" = 1 ] && say "starting a daemon in each namespace"
+  ip netns exec "$A" $VPN -config "$WORK/alpha/config.toml" 2>"$WORK/alpha.log" & LAB_PIDS+=($!)
+  ip netns exec "$B" $VPN -config "$WORK/beta/config.toml" 2>"$WORK/beta.log" & LAB_PIDS+=($!)
+  lab_wait_connected
+}
+
+lab_wait_connected() {
+  local n=0
+  for _ in $(seq 100); do
+    n=$($VPNCTL --socket "$WORK/alpha/vpn.sock" --json status 2>/dev/null | json_field 'j.peers_connected' || true)
+    [ "$n" = 1 ] && return 0
+    sleep 0.1
+  done
+  die "the daemons did not connect within 10 s"
+}
+
+overlay_address() { # name
+  $VPNCTL --socket "$WORK/$1/vpn.sock" --json status | json_field 'j.networks[0].address'
+}
