@@ -79,6 +79,8 @@ describe('daemon cluster', () => {
     // Every node dialed every other at start-up: simultaneous mutual dials. After the tie-break
     // exactly one connection per pair remains, and both ends agree which one.
     await waitFor(() => mesh.every((n) => n.daemon!.connectionCount() === 3), 'duplicate connections to close');
+    // Resolving the duplicates never takes a peer down: no route flaps while the mesh forms.
+    for (const node of mesh) expect(node.lines.filter((l) => l.includes('disconnected from')), node.name).toEqual([]);
     for (const node of mesh) {
       for (const other of mesh) {
         if (node === other) continue;
@@ -98,6 +100,30 @@ describe('daemon cluster', () => {
     ]);
     const routes = (await controlRequest(join(mesh[0]!.dir, 'vpn.sock'), { cmd: 'routes' })) as Array<Record<string, unknown>>;
     expect(routes).toContainEqual({ network: 'corp', prefix: hostRoute(mesh[1]!), peer: mesh[1]!.fingerprint, peer_name: 'b', metric: 1 });
+  });
+
+  it('keeps routes up when the peer closes our connection as a duplicate before the survivor’s Hello arrives', async () => {
+    const [a, b] = await makeNodes('a', 'b');
+    // b reaches a through a slow relay; a reaches b directly. b's nonce is lower, so b's dial
+    // survives: a closes its own connection (fast, direct) before its Hello on b's connection
+    // (slow, relayed) reaches b.
+    const relay = new UdpRelay(a.port);
+    await relay.start();
+    try {
+      relay.delayMs = 150;
+      // Both start together so both dial: a's direct dial is up long before b's relayed one.
+      await Promise.all([
+        startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]), { nonce: () => 1000n }),
+        startNode(b, writeNodeConfig(b, [peerOf({ ...a, address: `127.0.0.1:${relay.port}` }, ['corp'])]), { nonce: () => 1n }),
+      ]);
+      await waitFor(() => a.daemon!.connectionCount() === 1 && b.daemon!.connectionCount() === 1 && b.daemon!.sessionWith(a.fingerprint)?.direction === 'outbound', 'the duplicate to resolve to b’s dial', 10_000);
+      await waitFor(() => b.daemon!.graph.routes().length === 1, 'b to hold a’s route');
+      expect(b.lines.filter((l) => l.includes('disconnected from'))).toEqual([]);
+      expect(b.lines.some((l) => l.includes('continuing on the'))).toBe(true);
+      expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`]);
+    } finally {
+      relay.close();
+    }
   });
 
   it('removes a silent peer’s routes after the liveness timeout and restores them after restart, leaving others alone', async () => {

@@ -10,7 +10,7 @@ import { generateIdentity, writeIdentityFiles } from '../src/crypto/identity.js'
 import { newConfig, newNetwork, newPeer, writeConfigFile } from '../src/config/write.js';
 import { resolveNetworkAddress } from '../src/config/address.js';
 import type { NetworkConfig, PeerConfig } from '../src/config/types.js';
-import { Lab, VPNCTL, daemonLogs, netnsUnavailable, type Host } from './helpers/netns.js';
+import { Lab, VPNCTL, daemonLogs, inNs, netnsUnavailable, type Host } from './helpers/netns.js';
 import { ping, sample, scrape, tcpTransfer } from './helpers/traffic.js';
 
 const skip = netnsUnavailable();
@@ -29,11 +29,9 @@ let lab: Lab | null = null;
 let root = '';
 
 afterEach(async () => {
-  const failedLogs = lab?.hosts.length ? '' : '';
   await lab?.destroy();
   lab = null;
   if (root) rmSync(root, { recursive: true, force: true });
-  void failedLogs;
 });
 
 async function makeNodes(count: number): Promise<Node[]> {
@@ -189,4 +187,29 @@ describe.skipIf(skip !== null)(`end to end in network namespaces${skip ? ` (skip
     expect(ping(a.host.ns, overlay(b), 2)).toBe(2);
     expect((vpnctl(a, 'status') as { peers_connected: number }).peers_connected).toBe(1);
   });
+
+  it('gives each network its own interface and removes it on reload and on shutdown', async () => {
+    const lab2 = newNetwork('lab', '10.77.0.0/24');
+    const [a, b] = (await makeNodes(2)) as [Node, Node];
+    configure(a, [peer(b, ['corp', 'lab'])], [CORP, lab2]);
+    configure(b, [peer(a, ['corp', 'lab'])], [CORP, lab2]);
+    await start(a);
+    await start(b);
+    await waitRoutes(a, 2);
+    const links = () => (JSON.parse(inNs(a.host.ns, 'ip', ['-j', 'link', 'show'])) as Array<{ ifname: string }>).map((l) => l.ifname);
+    expect(links()).toEqual(expect.arrayContaining(['vpn-corp', 'vpn-lab']));
+    expect(ping(a.host.ns, overlay(b, lab2), 2)).toBe(2);
+
+    configure(a, [peer(b, ['corp'])], [CORP]);
+    expect(vpnctl(a, 'reload')).toContain('networks removed: lab');
+    expect(links()).not.toContain('vpn-lab');
+    expect(links()).toContain('vpn-corp');
+    expect(ping(a.host.ns, overlay(b), 2)).toBe(2);
+
+    a.daemon!.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => a.daemon!.on('exit', (c) => resolve(c)));
+    expect(code).toBe(0);
+    expect(links()).not.toContain('vpn-corp');
+  });
 });
+

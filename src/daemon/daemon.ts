@@ -63,6 +63,8 @@ export interface DaemonOptions {
   loadConfig?: (path: string) => Config;
   /** Called when a client asked the daemon to shut down (`vpnctl goodbye`). */
   onShutdownRequested?: () => void;
+  /** Hello nonces; random by default. Tests inject fixed ones to force a tie-break outcome. */
+  nonce?: () => bigint;
   /** Process-wide metrics (GC, event loop); off for tests that run many daemons in one process. */
   processMetrics?: boolean;
 }
@@ -96,6 +98,8 @@ export class Daemon {
   private readonly links = new Set<Link>();
   private readonly linkBySession = new Map<Session, Link>();
   private readonly managers = new Map<string, PeerManager>();
+  /** Peers whose active session ended while another connection with them awaited its Hello. */
+  private readonly handovers = new Map<string, Session>();
   /** Last time each peer (by fingerprint) sent anything, kept after disconnect for `vpnctl peers`. */
   private readonly lastSeen = new Map<string, number>();
   private readonly timing: DaemonTiming;
@@ -295,7 +299,7 @@ export class Daemon {
       peerFingerprint: admission.fingerprint,
       peerName: admission.name,
       remoteAddress: conn.remoteAddress,
-      localNonce: randomNonce(randomBytes),
+      localNonce: this.options.nonce ? this.options.nonce() : randomNonce(randomBytes),
       logger: this.log.child('control'),
       metrics: this.metrics,
       now: () => Date.now(),
@@ -316,6 +320,8 @@ export class Daemon {
     const link = this.linkBySession.get(session)!;
     this.lastSeen.set(session.peerFingerprint, Date.now());
     const previous = this.registry.get(session.peerFingerprint);
+    const handingOver = this.handovers.get(session.peerFingerprint) === session;
+    if (handingOver) this.handovers.delete(session.peerFingerprint);
     const { winner, loser } = this.registry.offer(session);
     if (loser) {
       this.metrics.handshakeRejected('duplicate');
@@ -323,8 +329,14 @@ export class Daemon {
       loser.markClosed();
       this.linkBySession.get(loser)?.conn.close(APP_DUPLICATE, 'duplicate connection');
     }
+    if (handingOver && winner === session) {
+      // Usually nothing is recorded yet (its Announces follow the Hello) and the old routes simply
+      // stay until they are re-announced.
+      if (session.announced.size > 0) this.replayAnnouncements(session);
+      this.log.child('peer/registry').info(`${session.label}: continuing on the ${session.direction} connection`);
+    }
     if (winner === session && previous !== session) {
-      if (!previous) this.log.child('peer/manager').info(`connected to ${session.label} (${session.direction}, ${session.remoteAddress})`);
+      if (!previous && !handingOver) this.log.child('peer/manager').info(`connected to ${session.label} (${session.direction}, ${session.remoteAddress})`);
       if (link.admission.peer) this.managers.get(link.admission.peer.name)?.connected();
       this.dataPlane.peerUp(session.peerFingerprint);
       this.updatePeerMetrics();
@@ -381,7 +393,12 @@ export class Daemon {
   }
 
   private connectionClosed(conn: QuicConnection, info: QuicCloseInfo): void {
-    const reason = info.timedOut ? 'idle timeout' : info.isApp ? describeAppError(info.errorCode) + (info.reason ? ` (${info.reason})` : '') : info.reason || `transport error ${info.errorCode}`;
+    const described = describeAppError(info.errorCode);
+    const reason = info.timedOut
+      ? 'idle timeout'
+      : info.isApp
+        ? described + (info.reason && info.reason !== described ? ` (${info.reason})` : '')
+        : info.reason || `transport error ${info.errorCode}`;
     for (const link of this.links) {
       if (link.conn !== conn) continue;
       this.links.delete(link);
@@ -397,19 +414,66 @@ export class Daemon {
     }
   }
 
-  /** The session is over: if it was the peer's active one, the peer is down and its routes go. */
+  /**
+   * The session is over: if it was the peer's active one, the peer is down and its routes go —
+   * unless another connection with the same peer is alive. That happens when both sides dialed at
+   * once and the other side closed our active connection as the duplicate before we read the
+   * Hello on the surviving one: the survivor takes over and the routes stay, instead of flapping.
+   */
   private sessionEnded(session: Session, reason: string): void {
     session.markClosed();
-    if (!this.registry.remove(session)) return;
-    this.lastSeen.set(session.peerFingerprint, session.lastReceivedAt);
-    const removed = this.graph.removePeer(session.peerFingerprint);
-    for (const r of removed) this.dataPlane.routeRemoved(r.network, r.prefix, session.peerFingerprint);
+    const fingerprint = session.peerFingerprint;
+    const wasActive = this.registry.remove(session);
+    const waitingHandover = this.handovers.get(fingerprint);
+    if (!wasActive && waitingHandover !== session) return;
+    if (waitingHandover === session) this.handovers.delete(fingerprint);
+    const successor = this.liveSessionWith(fingerprint);
+    if (successor) {
+      if (successor.state === 'open') {
+        this.registry.offer(successor);
+        this.replayAnnouncements(successor);
+        this.log.child('peer/registry').info(`${session.label}: ${reason}; continuing on the other connection (${successor.direction})`);
+      } else {
+        // Its Hello is on the way; sessionHello finishes the switch.
+        this.handovers.set(fingerprint, successor);
+      }
+      return;
+    }
+    this.lastSeen.set(fingerprint, session.lastReceivedAt);
+    const removed = this.graph.removePeer(fingerprint);
+    for (const r of removed) this.dataPlane.routeRemoved(r.network, r.prefix, fingerprint);
     for (const network of new Set(removed.map((r) => r.network))) this.metrics.setRoutes(network, this.graph.routeCount(network));
-    this.dataPlane.peerDown(session.peerFingerprint);
+    this.dataPlane.peerDown(fingerprint);
     this.log.child('peer/manager').info(`disconnected from ${session.label}: ${reason}${removed.length ? `; removed ${removed.length} route(s)` : ''}`);
     const link = this.linkBySession.get(session);
     if (link?.admission.peer) this.managers.get(link.admission.peer.name)?.disconnected(reason);
     this.updatePeerMetrics();
+  }
+
+  /** Another session with this peer whose connection is still up, preferring one past Hello. */
+  private liveSessionWith(fingerprint: string): Session | undefined {
+    let waiting: Session | undefined;
+    for (const link of this.links) {
+      const s = link.session;
+      if (!s || s.state === 'closed' || s.peerFingerprint !== fingerprint) continue;
+      if (s.state === 'open') return s;
+      waiting = s;
+    }
+    return waiting;
+  }
+
+  /** Applies what a session was told while it was not the active one, after the peer's old routes. */
+  private replayAnnouncements(session: Session): void {
+    const removed = this.graph.removePeer(session.peerFingerprint);
+    for (const r of removed) this.dataPlane.routeRemoved(r.network, r.prefix, session.peerFingerprint);
+    for (const [network, routes] of session.announced) {
+      this.sessionAnnounce(
+        session,
+        network,
+        [...routes].map(([prefix, metric]) => ({ prefix, metric })),
+      );
+    }
+    for (const network of new Set(removed.map((r) => r.network))) this.metrics.setRoutes(network, this.graph.routeCount(network));
   }
 
   /** The raw stream that carries data to a peer, from its active session's connection. */

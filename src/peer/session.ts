@@ -52,6 +52,11 @@ export class Session {
   readonly connectedAt: number;
   peerNonce: bigint | null = null;
   state: SessionState = 'awaiting-hello';
+  /**
+   * What the peer announced on this session, per network, as sent (policy not applied). Kept even
+   * while another session with the same peer is the active one, so this one can take over.
+   */
+  readonly announced = new Map<string, Map<string, number>>();
   lastReceivedAt: number;
   private lastKeepaliveSentAt: number;
   private readonly decoder = new ControlDecoder();
@@ -160,10 +165,15 @@ export class Session {
         this.state = 'open';
         this.options.events.hello(this);
         return;
-      case 'announce':
+      case 'announce': {
+        let routes = this.announced.get(msg.network);
+        if (!routes) this.announced.set(msg.network, (routes = new Map()));
+        for (const r of msg.routes) routes.set(r.prefix, r.metric);
         this.options.events.announce(this, msg.network, msg.routes);
         return;
+      }
       case 'withdraw':
+        this.announced.get(msg.network)?.delete(msg.prefix);
         this.options.events.withdraw(this, msg.network, msg.prefix);
         return;
       case 'keepalive':

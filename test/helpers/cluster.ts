@@ -99,6 +99,8 @@ export function routeSet(daemon: Daemon): string[] {
  */
 export class UdpRelay {
   drop = false;
+  /** Added one-way latency, both directions. */
+  delayMs = 0;
   port = 0;
   private readonly front = createSocket('udp4');
   private readonly backs = new Map<string, ReturnType<typeof createSocket>>();
@@ -113,15 +115,21 @@ export class UdpRelay {
       if (!back) {
         back = createSocket('udp4');
         back.on('message', (reply) => {
-          if (!this.drop) this.front.send(reply, from.port, from.address);
+          if (!this.drop) this.later(() => this.front.send(reply, from.port, from.address));
         });
         back.bind(0, '127.0.0.1');
         this.backs.set(key, back);
       }
-      back.send(msg, this.targetPort, '127.0.0.1');
+      const out = back;
+      this.later(() => out.send(msg, this.targetPort, '127.0.0.1'));
     });
     await new Promise<void>((resolve) => this.front.bind(0, '127.0.0.1', resolve));
     this.port = this.front.address().port;
+  }
+
+  private later(send: () => void): void {
+    if (this.delayMs === 0) send();
+    else setTimeout(() => !this.drop && send(), this.delayMs);
   }
 
   close(): void {
