@@ -3,17 +3,7 @@
 import { bench, describe } from 'vitest';
 import { maskBytes } from '../src/netgraph/addr.js';
 import { RouteTable } from '../src/netgraph/table.js';
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../test/helpers/bytes.js';
 
 function build(family: 4 | 6, routes: number): { table: RouteTable; addrs: Uint8Array[] } {
   const rand = prng(routes * family);

@@ -9,30 +9,7 @@ import {
   encodeControlPayload,
   type ControlMessage,
 } from '../src/control/messages.js';
-
-const ascii = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
-
-/** mulberry32: small, seeded, good enough to drive a fuzzer reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { ascii, concat, prng } from './helpers/bytes.js';
 
 interface Decoded {
   messages: ControlMessage[];

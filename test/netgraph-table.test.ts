@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Prefix, formatIp, formatPrefix, maskBytes, parseCidr, parseIp, prefixContains } from '../src/netgraph/addr.js';
 import { type Route, RouteTable, compareRoutes } from '../src/netgraph/table.js';
+import { prng } from './helpers/bytes.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
@@ -187,18 +188,6 @@ describe('RouteTable', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Randomized comparison against a linear reference.
-
-/** mulberry32: small, seedable, good enough to generate test cases. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class ReferenceTable {
   private routes: Route[] = [];
