@@ -8,7 +8,7 @@ import { DEFAULTS, type Config, type NetworkConfig, type PeerConfig } from '../c
 import { loadConfig, parseConfig } from '../config/load.js';
 import { renderConfig, writeConfigFile } from '../config/write.js';
 import { resolveNetworkAddress } from '../config/address.js';
-import { generateIdentity, loadIdentity, writeIdentityFiles, isFingerprint } from '../crypto/identity.js';
+import { generateIdentity, loadIdentity, writeIdentityFiles, isFingerprint, type GeneratedIdentity } from '../crypto/identity.js';
 import { createInvite, parseInvite } from '../crypto/invite.js';
 import { formatIp, parseCidr, parseIp } from '../netgraph/addr.js';
 import {
@@ -20,6 +20,7 @@ import {
   parseOptions,
   requireString,
   type OptionSpec,
+  type Parsed,
 } from './args.js';
 import type { Output } from './output.js';
 
@@ -71,6 +72,19 @@ const DAEMON_FLAGS: OptionSpec = {
 
 const HELP_FLAG: OptionSpec = { help: { type: 'boolean', short: 'h' } };
 
+/** Flags init and join share: where the new node's files go and how it takes part in its network. */
+const NEW_NODE_FLAGS: OptionSpec = {
+  ...HELP_FLAG,
+  ...DAEMON_FLAGS,
+  config: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  name: { type: 'string' },
+  address: { type: 'string' },
+  export: { type: 'string' },
+  force: { type: 'boolean' },
+};
+
 function wantsHelp(values: Record<string, unknown>, help: string, out: Output): boolean {
   if (values.help) out.stdout(help);
   return Boolean(values.help);
@@ -84,7 +98,7 @@ function refuseExisting(paths: string[], force: boolean): void {
   }
 }
 
-function checkAddressFlag(address: string, prefix: string, help: string): string {
+function checkAddressFlag(address: string, help: string): string {
   if (address === 'auto') return address;
   const ip = parseIp(address);
   if (!ip) throw new UsageError(`--address must be 'auto' or an IP address, got '${address}'`, help);
@@ -130,53 +144,64 @@ function buildConfig(args: {
   return parseConfig(text, args.path);
 }
 
-export async function runInit(argv: string[], out: Output): Promise<void> {
-  const { values } = parseOptions(
-    argv,
-    {
-      ...HELP_FLAG,
-      ...DAEMON_FLAGS,
-      config: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      name: { type: 'string' },
-      network: { type: 'string' },
-      prefix: { type: 'string' },
-      address: { type: 'string' },
-      export: { type: 'string' },
-      force: { type: 'boolean' },
-    },
-    INIT_HELP,
-  );
-  if (wantsHelp(values, INIT_HELP, out)) return;
+interface NewNode {
+  config: Config;
+  identity: GeneratedIdentity;
+  name: string;
+  configPath: string;
+  certPath: string;
+  keyPath: string;
+}
+
+/**
+ * init and join: a new identity and a config with one network (and, for join, the inviter).
+ * Everything is validated before anything is written, so a bad flag leaves no files behind.
+ */
+async function createNewNode(
+  values: Parsed['values'],
+  network: { name: string; prefix: string },
+  peers: PeerConfig[],
+  help: string,
+  checkName: (name: string) => void = () => {},
+): Promise<NewNode> {
   const configPath = pathFlag(values, 'config', DEFAULTS.configPath);
   const certPath = pathFlag(values, 'cert', DEFAULTS.cert);
   const keyPath = pathFlag(values, 'key', DEFAULTS.key);
   const name = optionalString(values, 'name') ?? hostname();
+  checkName(name);
+  const address = checkAddressFlag(optionalString(values, 'address') ?? 'auto', help);
+  const exported = parseBoolFlag(values, 'export', true, help);
+  const force = values.force === true;
+  refuseExisting([configPath, certPath, keyPath], force);
+  const net: NetworkConfig = { ...network, address, export: exported, mtu: DEFAULTS.mtu, routes: [] };
+  const config = buildConfig({ path: configPath, cert: certPath, key: keyPath, values, network: net, peers });
+  const identity = await generateIdentity(name);
+  writeIdentityFiles(certPath, keyPath, identity, { force });
+  writeConfigFile(configPath, config, { force });
+  return { config, identity, name, configPath, certPath, keyPath };
+}
+
+function describeAddress(node: NewNode, network: string): string {
+  const net = node.config.networks.get(network)!;
+  return `${resolveNetworkAddress(net, node.identity.fingerprint)}${net.address === 'auto' ? ' (auto)' : ''}`;
+}
+
+export async function runInit(argv: string[], out: Output): Promise<void> {
+  const { values } = parseOptions(argv, { ...NEW_NODE_FLAGS, network: { type: 'string' }, prefix: { type: 'string' } }, INIT_HELP);
+  if (wantsHelp(values, INIT_HELP, out)) return;
   const networkName = optionalString(values, 'network') ?? DEFAULTS.network;
   const prefixText = optionalString(values, 'prefix') ?? DEFAULTS.prefix;
   const prefix = parseCidr(prefixText);
   if (!prefix.ok) throw new UsageError(`--prefix ${prefix.error}`, INIT_HELP);
-  const address = checkAddressFlag(optionalString(values, 'address') ?? 'auto', prefixText, INIT_HELP);
-  const exported = parseBoolFlag(values, 'export', true, INIT_HELP);
-  const force = values.force === true;
-  refuseExisting([configPath, certPath, keyPath], force);
+  const node = await createNewNode(values, { name: networkName, prefix: prefixText }, [], INIT_HELP);
 
-  const network: NetworkConfig = { name: networkName, prefix: prefixText, address, export: exported, mtu: DEFAULTS.mtu, routes: [] };
-  // Build and validate the config before writing anything, so a bad flag leaves no files behind.
-  const config = buildConfig({ path: configPath, cert: certPath, key: keyPath, values, network, peers: [] });
-  const identity = await generateIdentity(name);
-  writeIdentityFiles(certPath, keyPath, identity, { force });
-  writeConfigFile(configPath, config, { force });
-
-  const net = config.networks.get(networkName)!;
-  out.stdout(`created identity ${name}`);
-  out.stdout(`  fingerprint ${identity.fingerprint}`);
-  out.stdout(`  cert        ${certPath}`);
-  out.stdout(`  key         ${keyPath} (mode 0600)`);
-  out.stdout(`wrote ${configPath}`);
-  out.stdout(`  network ${networkName} ${net.prefix}, address ${resolveNetworkAddress(net, identity.fingerprint)}${net.address === 'auto' ? ' (auto)' : ''}`);
-  out.stdout(`next: vpnctl invite --config ${configPath} --network ${networkName} --address <this-host>:${portOf(config.daemon.listen)}`);
+  out.stdout(`created identity ${node.name}`);
+  out.stdout(`  fingerprint ${node.identity.fingerprint}`);
+  out.stdout(`  cert        ${node.certPath}`);
+  out.stdout(`  key         ${node.keyPath} (mode 0600)`);
+  out.stdout(`wrote ${node.configPath}`);
+  out.stdout(`  network ${networkName} ${node.config.networks.get(networkName)!.prefix}, address ${describeAddress(node, networkName)}`);
+  out.stdout(`next: vpnctl invite --config ${node.configPath} --network ${networkName} --address <this-host>:${portOf(node.config.daemon.listen)}`);
 }
 
 function portOf(hostPort: string): string {
@@ -238,23 +263,7 @@ function writeSecretFile(path: string, content: string): void {
 }
 
 export async function runJoin(argv: string[], out: Output): Promise<void> {
-  const { values } = parseOptions(
-    argv,
-    {
-      ...HELP_FLAG,
-      ...DAEMON_FLAGS,
-      config: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      name: { type: 'string' },
-      invite: { type: 'string' },
-      'invite-file': { type: 'string' },
-      address: { type: 'string' },
-      export: { type: 'string' },
-      force: { type: 'boolean' },
-    },
-    JOIN_HELP,
-  );
+  const { values } = parseOptions(argv, { ...NEW_NODE_FLAGS, invite: { type: 'string' }, 'invite-file': { type: 'string' } }, JOIN_HELP);
   if (wantsHelp(values, JOIN_HELP, out)) return;
   const inviteText = optionalString(values, 'invite');
   const inviteFile = optionalString(values, 'invite-file');
@@ -270,19 +279,6 @@ export async function runJoin(argv: string[], out: Output): Promise<void> {
     raw = inviteText!;
   }
   const { invite, signed } = parseInvite(raw.trim());
-  const configPath = pathFlag(values, 'config', DEFAULTS.configPath);
-  const certPath = pathFlag(values, 'cert', DEFAULTS.cert);
-  const keyPath = pathFlag(values, 'key', DEFAULTS.key);
-  const name = optionalString(values, 'name') ?? hostname();
-  if (name === invite.inviter.name) {
-    throw new UsageError(`--name ${name} is the inviter's own name; choose a different name for this node`, JOIN_HELP);
-  }
-  const address = checkAddressFlag(optionalString(values, 'address') ?? 'auto', invite.prefix, JOIN_HELP);
-  const exported = parseBoolFlag(values, 'export', true, JOIN_HELP);
-  const force = values.force === true;
-  refuseExisting([configPath, certPath, keyPath], force);
-
-  const network: NetworkConfig = { name: invite.network, prefix: invite.prefix, address, export: exported, mtu: DEFAULTS.mtu, routes: [] };
   const inviter: PeerConfig = {
     name: invite.inviter.name,
     address: invite.inviter.address,
@@ -290,24 +286,24 @@ export async function runJoin(argv: string[], out: Output): Promise<void> {
     networks: [invite.network],
     allowedRoutes: [],
   };
-  const config = buildConfig({ path: configPath, cert: certPath, key: keyPath, values, network, peers: [inviter] });
-  const identity = await generateIdentity(name);
-  writeIdentityFiles(certPath, keyPath, identity, { force });
-  writeConfigFile(configPath, config, { force });
+  const node = await createNewNode(values, { name: invite.network, prefix: invite.prefix }, [inviter], JOIN_HELP, (name) => {
+    if (name === invite.inviter.name) {
+      throw new UsageError(`--name ${name} is the inviter's own name; choose a different name for this node`, JOIN_HELP);
+    }
+  });
 
   if (!signed) {
     out.stderr(
       `warning: this is an unsigned invite (original VibePN format); the inviter's fingerprint ${invite.inviter.fingerprint} could not be verified — compare it with the inviter out of band`,
     );
   }
-  const net = config.networks.get(invite.network)!;
   out.stdout(`joined network ${invite.network} (${invite.prefix}) via ${invite.inviter.name} at ${invite.inviter.address}`);
-  out.stdout(`  this node   ${name}, fingerprint ${identity.fingerprint}`);
-  out.stdout(`  address     ${resolveNetworkAddress(net, identity.fingerprint)}${net.address === 'auto' ? ' (auto)' : ''}`);
-  out.stdout(`wrote ${configPath}, ${certPath}, ${keyPath}`);
+  out.stdout(`  this node   ${node.name}, fingerprint ${node.identity.fingerprint}`);
+  out.stdout(`  address     ${describeAddress(node, invite.network)}`);
+  out.stdout(`wrote ${node.configPath}, ${node.certPath}, ${node.keyPath}`);
   out.stdout(`on ${invite.inviter.name}, run:`);
   out.stdout(
-    `  vpnctl add-peer --name ${name} --address <this-host>:${portOf(config.daemon.listen)} --fingerprint ${identity.fingerprint} --networks ${invite.network}`,
+    `  vpnctl add-peer --name ${node.name} --address <this-host>:${portOf(node.config.daemon.listen)} --fingerprint ${node.identity.fingerprint} --networks ${invite.network}`,
   );
 }
 
