@@ -28,6 +28,19 @@ function version(): string {
   return pkg.version;
 }
 
+const BIND_ERRNO_MEANING: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address already in use (is another vpn running?)',
+  EACCES: 'permission denied',
+  EADDRNOTAVAIL: 'no local interface has this address',
+};
+
+/** The QUIC endpoint reports a failed bind by errno name only; say what it means and what to change. */
+function explainBindError(message: string): string {
+  const bind = /^(cannot bind UDP \S+): .*\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(message);
+  if (!bind) return message;
+  return `${bind[1]}: ${BIND_ERRNO_MEANING[bind[2]!]}; stop the other process or set daemon.listen to another address`;
+}
+
 async function main(argv: string[]): Promise<number> {
   let values;
   try {
@@ -49,7 +62,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const logger = new Logger('daemon');
+  // Lines logged during start-up are held back: if start-up fails, its one-line reason is all
+  // the user should have to read (VIBEPN_DEBUG shows the held lines too).
+  const startupLines: string[] = [];
+  let started = false;
+  const logger = new Logger('daemon', { sink: (line) => (started ? process.stderr.write(line + '\n') : startupLines.push(line)) });
   let daemon: Daemon;
   try {
     const config = loadConfig(typeof values.config === 'string' ? values.config : DEFAULTS.configPath);
@@ -61,12 +78,15 @@ async function main(argv: string[]): Promise<number> {
     });
     await daemon.start();
   } catch (error) {
+    if (process.env.VIBEPN_DEBUG) for (const line of startupLines) process.stderr.write(line + '\n');
     // One clear line: the messages already name the file, key or device and the fix.
-    const message = error instanceof ConfigError ? error.message : (error as Error).message;
+    const message = error instanceof ConfigError ? error.message : explainBindError((error as Error).message);
     process.stderr.write(`vpn: ${message}\n`);
     if (process.env.VIBEPN_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     return 1;
   }
+  for (const line of startupLines) process.stderr.write(line + '\n');
+  started = true;
 
   let stopping = false;
   function shutdown(reason: string): void {
