@@ -28,6 +28,8 @@ export class StreamReceiver {
   private readonly src4 = new Uint8Array(4);
   private readonly src16 = new Uint8Array(16);
   private readonly onFrame = (network: string, packet: Uint8Array): void => this.deliver(network, packet);
+  /** A failed stream is reset; what still arrives on it is neither delivered nor counted again. */
+  private failed = false;
 
   constructor(
     private readonly peerFingerprint: string,
@@ -35,10 +37,12 @@ export class StreamReceiver {
     private readonly deps: ReceiveDeps,
   ) {
     stream.onData = (chunk) => {
+      if (this.failed) return;
       const error = this.decoder.push(chunk, this.onFrame);
       if (error !== null) this.fail(error);
     };
     stream.onEnd = () => {
+      if (this.failed) return;
       const error = this.decoder.end();
       if (error !== null) this.fail(error);
       else stream.end();
@@ -72,6 +76,7 @@ export class StreamReceiver {
 
   /** PROTOCOL.md: a malformed frame resets that raw stream, not the connection. */
   private fail(reason: string): void {
+    this.failed = true;
     this.deps.unattributed.drops.malformed++;
     this.deps.onMalformed(reason);
     this.stream.reset(APP_PROTOCOL_VIOLATION);
