@@ -211,6 +211,24 @@ describe('daemon cluster', () => {
     expect(a.daemon!.sessionWith(b.fingerprint)).toBe(abSession);
   });
 
+  it('reload sends Withdraw and Announce for export changes without touching the session', async () => {
+    const [a, b] = await makeNodes('a', 'b');
+    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]));
+    await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'], { allowedRoutes: ['192.168.60.0/24'] })]));
+    await waitFor(() => routeSet(b.daemon!).length === 1, 'b to learn a');
+    const session = b.daemon!.sessionWith(a.fingerprint);
+
+    writeNodeConfig(a, [peerOf(b, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { export: false })]);
+    await a.daemon!.reload();
+    await waitFor(() => routeSet(b.daemon!).length === 0, 'b to drop a’s withdrawn host route');
+
+    writeNodeConfig(a, [peerOf(b, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { routes: ['192.168.60.0/24'] })]);
+    await a.daemon!.reload();
+    await waitFor(() => routeSet(b.daemon!).length === 2, 'b to learn a’s host route and subnet again');
+    expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`, `corp 192.168.60.0/24 ${a.fingerprint}`].sort());
+    expect(b.daemon!.sessionWith(a.fingerprint)).toBe(session);
+  });
+
   it('refuses an unknown fingerprint and a TOFU mismatch, and counts both in /metrics', async () => {
     const [a, stranger, eve, impostor] = await makeNodes('a', 'stranger', 'eve', 'impostor');
     // a knows "eve" by name only (TOFU), and has already learned a different key for her.
