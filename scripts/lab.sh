@@ -12,6 +12,12 @@ LAB_PIDS=()
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
+# Under sudo, install and build as the user who ran sudo, so a later `npm test` without sudo
+# can still write node_modules, dist and build.
+as_user() {
+  if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then sudo -u "$SUDO_USER" -- "$@"; else "$@"; fi
+}
+
 # Checks root and TUN, installs missing Debian packages (apt), builds the project if needed.
 lab_prepare() { # packages...
   [ "$(id -u)" = 0 ] || die "needs root for network namespaces and TUN devices (sudo)"
@@ -26,8 +32,11 @@ lab_prepare() { # packages...
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   cd "$REPO"
-  [ -d node_modules ] || { say "npm ci"; npm ci --no-audit --no-fund; }
-  [ -f dist/cmd/vpn.js ] && [ -f build/Release/vibepn_tun.node ] || { say "building"; npm run build; }
+  local npm
+  npm=$(command -v npm) || die "npm not found (install Node.js 20)"
+  [ -d node_modules ] || { say "npm ci"; as_user "$npm" ci --no-audit --no-fund; }
+  [ -f build/Release/vibepn_tun.node ] || { say "building the TUN addon"; as_user "$npm" run build:native; }
+  [ -f dist/cmd/vpn.js ] || { say "building"; as_user "$npm" run build; }
 }
 
 lab_down() {
