@@ -278,6 +278,17 @@ describe('daemon cluster', () => {
     expect(a.lines.some((l) => l.includes(`rejected route ${subnet} in corp from b`))).toBe(true);
   });
 
+  it('refuses a peer that announces this node’s own address and says how to fix it', async () => {
+    const [a, b] = await makeNodes('a', 'b');
+    const aAddress = hostRoute(a).replace('/32', '');
+    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]));
+    await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { address: aAddress })]));
+    await waitFor(() => a.lines.some((l) => l.includes('which is this node')), 'a to report the address conflict');
+    expect(a.lines.find((l) => l.includes('which is this node'))).toContain('set a static networks.corp.address');
+    expect(routeSet(a.daemon!)).toEqual([]);
+    expect(metricValue(await metricsText(a), 'vibepn_routes_rejected_total', 'network="corp",reason="conflict"')).toBe(1);
+  });
+
   it('closes a peer that breaks the protocol without affecting the others', async () => {
     const [a, b, evil] = await makeNodes('a', 'b', 'evil');
     await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp']), peerOf(evil, ['corp'], { address: '' })]));

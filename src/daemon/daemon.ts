@@ -28,7 +28,7 @@ import type { QuicStream } from '../quic/stream.js';
 import { APP_DEAD_PEER, APP_DUPLICATE, APP_GOODBYE, APP_PROTOCOL_VIOLATION, APP_SHUTDOWN, APP_UNTRUSTED, describeAppError } from '../quic/errors.js';
 import { DataPlane } from '../forward/dataplane.js';
 import type { TunFactory } from '../tun/types.js';
-import { announcementsFor, diffAnnouncements, peerInNetwork } from './announce.js';
+import { announcementsFor, diffAnnouncements, ownHostRoute, peerInNetwork } from './announce.js';
 import { describePlan, planReload } from './reload.js';
 import type { RouteRejectReason } from '../metrics/metrics.js';
 import type { ForwardCounters } from '../metrics/forward-counters.js';
@@ -362,6 +362,16 @@ export class Daemon {
       if (!verdict.ok) {
         this.metrics.routeRejected(net ? network : '', ROUTE_REJECT[verdict.reason]);
         log.warn(`rejected route ${route.prefix} in ${network} from ${session.label}: ${verdict.message}`);
+        continue;
+      }
+      if (net && formatPrefix(verdict.prefix) === ownHostRoute(net, this.identity.fingerprint)) {
+        // Two nodes with the same overlay address: most likely both derived it with "auto" and
+        // the hashes collided in a small prefix. Routing to it cannot work for both.
+        this.metrics.routeRejected(network, 'conflict');
+        log.error(
+          `${session.label} announces ${route.prefix} in ${network}, which is this node's own address; ` +
+            `set a static networks.${network}.address on one of the two nodes`,
+        );
         continue;
       }
       if (table!.add(verdict.prefix, session.peerFingerprint, route.metric)) {

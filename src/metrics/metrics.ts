@@ -25,7 +25,7 @@ export const DIRECTIONS = ['in', 'out'] as const;
 export type Direction = (typeof DIRECTIONS)[number];
 
 // One-to-one with netgraph/policy.ts PolicyRefusal, in Prometheus spelling (underscores).
-export const ROUTE_REJECT_REASONS = ['unknown_network', 'peer_not_in_network', 'bad_prefix', 'outside_policy'] as const;
+export const ROUTE_REJECT_REASONS = ['unknown_network', 'peer_not_in_network', 'bad_prefix', 'outside_policy', 'conflict'] as const;
 export type RouteRejectReason = (typeof ROUTE_REJECT_REASONS)[number];
 
 /**

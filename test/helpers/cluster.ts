@@ -127,12 +127,15 @@ export class UdpRelay {
     this.port = this.front.address().port;
   }
 
+  private closed = false;
+
   private later(send: () => void): void {
     if (this.delayMs === 0) send();
-    else setTimeout(() => !this.drop && send(), this.delayMs);
+    else setTimeout(() => !this.drop && !this.closed && send(), this.delayMs);
   }
 
   close(): void {
+    this.closed = true;
     this.front.close();
     for (const back of this.backs.values()) back.close();
   }
