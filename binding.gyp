@@ -1,10 +1,16 @@
 # Built by `npm install` (node-gyp is npm's default install step when this file exists).
-# Output: build/Release/vibepn_tun.node, loaded by src/tun/device.ts.
+# Output: build/Release/vibepn_tun.node (src/tun/device.ts) and vibepn_udp.node (src/quic/batch-send.ts).
 {
   "targets": [
     {
       "target_name": "vibepn_tun",
       "sources": ["src/tun/native/tun.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
+    },
+    {
+      "target_name": "vibepn_udp",
+      "sources": ["src/quic/native/udp.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
     }

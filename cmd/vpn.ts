@@ -4,7 +4,7 @@
 // SIGHUP: reload the config (same as `vpnctl reload`); a bad new config is refused and logged.
 
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from '../src/config/load.js';
+import { loadConfig } from '../src/config/load.js';
 import { DEFAULTS } from '../src/config/types.js';
 import { UsageError, parseOptions } from '../src/cli/args.js';
 import { Daemon } from '../src/daemon/daemon.js';
@@ -26,19 +26,6 @@ const SHUTDOWN_DEADLINE_MS = 3000;
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
-}
-
-const BIND_ERRNO_MEANING: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'address already in use (is another vpn running?)',
-  EACCES: 'permission denied',
-  EADDRNOTAVAIL: 'no local interface has this address',
-};
-
-/** The QUIC endpoint reports a failed bind by errno name only; say what it means and what to change. */
-function explainBindError(message: string): string {
-  const bind = /^(cannot bind UDP \S+): .*\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(message);
-  if (!bind) return message;
-  return `${bind[1]}: ${BIND_ERRNO_MEANING[bind[2]!]}; stop the other process or set daemon.listen to another address`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -80,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (process.env.VIBEPN_DEBUG) for (const line of startupLines) process.stderr.write(line + '\n');
     // One clear line: the messages already name the file, key or device and the fix.
-    const message = error instanceof ConfigError ? error.message : explainBindError((error as Error).message);
+    const message = (error as Error).message;
     process.stderr.write(`vpn: ${message}\n`);
     if (process.env.VIBEPN_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     return 1;

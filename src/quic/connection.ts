@@ -53,6 +53,8 @@ export interface ConnectionHost {
   /** A buffer quiche may write one datagram into; sendDatagram() then consumes `length` of it. */
   datagramBuffer(): Uint8Array;
   sendDatagram(buffer: Uint8Array, length: number, port: number, host: string): void;
+  /** Hands datagrams that sendDatagram() may have held back to the kernel. */
+  flushDatagrams(): void;
   scheduleService(connection: QuicConnection): void;
   /** Handshake finished (for inbound connections the endpoint announces it). */
   connectionEstablished(connection: QuicConnection): void;
@@ -328,7 +330,7 @@ export class QuicConnection implements StreamOwner {
         // Yield to the event loop: received ACKs (and other connections, the TUN device) get a
         // turn before the rest of a large congestion window goes out.
         host.scheduleService(this);
-        return;
+        break;
       }
       const buffer = host.datagramBuffer();
       let result;
@@ -336,12 +338,13 @@ export class QuicConnection implements StreamOwner {
         result = native.send(buffer);
       } catch (error) {
         host.logger.warn(`send to ${this.remoteAddress} failed inside quiche: ${(error as Error).message}`);
-        return;
+        break;
       }
-      if (result === null) return;
+      if (result === null) break;
       const to = result[1].to;
       host.sendDatagram(buffer, result[0], to.port, to.host);
     }
+    host.flushDatagrams();
   }
 
   private checkClosed(native: Connection): void {

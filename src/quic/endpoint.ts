@@ -12,6 +12,9 @@
 // makes socket.send go straight to uv_udp_try_send. The kernel usually copies the datagram at
 // once, but when the socket buffer is full libuv keeps a reference and sends later, so a buffer is
 // never reused: datagrams are carved from a slab and the slab is replaced when used up.
+// On Linux the native batch sender (batch-send.ts) replaces all that: a connection's datagrams
+// collect in one reused buffer and go to the kernel in one call when its flush ends, since the
+// kernel copies them before the call returns.
 
 import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -21,6 +24,7 @@ import { quiche } from '@matrixai/quic/native/index.js';
 import type { Config } from '@matrixai/quic/native/index.js';
 import type { Logger } from '../log/logger.js';
 import { QuicConnection, type ConnectionHost } from './connection.js';
+import { openBatchSender, type BatchSender } from './batch-send.js';
 import { APP_SHUTDOWN } from './errors.js';
 import { formatHostPort, parseHostPort } from './hostport.js';
 import { buildQuicheConfig, VIBEPN_ALPN, type CongestionControl } from './tls.js';
@@ -48,6 +52,14 @@ const SLAB_BYTES = 256 * 1024;
 const RECEIVE_BUFFER_BYTES = 64 * 1024;
 // Large socket buffers absorb a congestion window's burst; the kernel caps them at rmem_max/wmem_max.
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+// Datagrams per native batch send; a connection's flush yields after 128 (connection.ts).
+const BATCH_DATAGRAMS = 128;
+
+const BIND_ERRNO_MEANING: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address already in use (is another vpn running?); stop the other process or set daemon.listen to another address',
+  EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE); set daemon.listen to another port',
+  EADDRNOTAVAIL: 'no local interface has this address; set daemon.listen to an address of this machine or 0.0.0.0',
+};
 
 export class QuicEndpoint implements ConnectionHost {
   /** Inbound connection whose TLS handshake completed; peerCertDer() is available. */
@@ -80,6 +92,14 @@ export class QuicEndpoint implements ConnectionHost {
   private slab = Buffer.allocUnsafe(SLAB_BYTES);
   private slabOffset = 0;
 
+  private batchSender: BatchSender | null = null;
+  private batchBuffer = new Uint8Array(0);
+  private readonly batchLengths = new Uint32Array(BATCH_DATAGRAMS);
+  private batchCount = 0;
+  private batchBytes = 0;
+  private batchHost = '';
+  private batchPort = 0;
+
   constructor(options: QuicEndpointOptions) {
     this.logger = options.logger;
     const { host, port } = parseHostPort(options.listen);
@@ -110,7 +130,6 @@ export class QuicEndpoint implements ConnectionHost {
       },
     });
     this.socket.on('message', this.onDatagram);
-    this.socket.on('error', (error) => this.logger.error(`UDP socket ${options.listen}: ${error.message}`));
   }
 
   /** Creates an endpoint and binds its socket. */
@@ -123,16 +142,21 @@ export class QuicEndpoint implements ConnectionHost {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('QuicEndpoint.start() called twice');
     await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => {
-        reject(new Error(`cannot bind UDP ${formatHostPort(this.bindHost, this.bindPort)}: ${error.message}`));
+      const onError = (error: NodeJS.ErrnoException): void => {
+        const meaning = (error.code && BIND_ERRNO_MEANING[error.code]) ?? error.message;
+        reject(new Error(`cannot bind UDP ${formatHostPort(this.bindHost, this.bindPort)}: ${meaning}`));
       };
       this.socket.once('error', onError);
       this.socket.bind(this.bindPort, this.bindHost, () => {
         this.socket.off('error', onError);
+        // Only now: a failed bind is reported once, by the rejection above.
+        this.socket.on('error', (error) => this.logger.error(`UDP socket ${formatHostPort(this.bindHost, this.boundPort)}: ${error.message}`));
         resolve();
       });
     });
     this.boundPort = this.socket.address().port;
+    this.batchSender = openBatchSender(this.socket);
+    if (this.batchSender !== null) this.batchBuffer = new Uint8Array(BATCH_DATAGRAMS * this.maxUdpPayload);
     this.state = 'running';
     this.logger.info(`QUIC endpoint listening on ${formatHostPort(this.bindHost, this.boundPort)}`);
   }
@@ -190,6 +214,9 @@ export class QuicEndpoint implements ConnectionHost {
     if (this.serviceImmediate !== null) clearImmediate(this.serviceImmediate);
     this.serviceImmediate = null;
     this.serviceQueue.length = 0;
+    // The fd is about to be closed and its number may be reused: nothing may send on it after this.
+    this.batchSender = null;
+    this.batchCount = 0;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 
@@ -283,6 +310,10 @@ export class QuicEndpoint implements ConnectionHost {
   // ---- ConnectionHost ----
 
   datagramBuffer(): Uint8Array {
+    if (this.batchSender !== null) {
+      if (this.batchCount === BATCH_DATAGRAMS) this.flushDatagrams();
+      return this.batchBuffer.subarray(this.batchBytes, this.batchBytes + this.maxUdpPayload);
+    }
     if (this.slabOffset + this.maxUdpPayload > SLAB_BYTES) {
       this.slab = Buffer.allocUnsafe(SLAB_BYTES);
       this.slabOffset = 0;
@@ -291,10 +322,33 @@ export class QuicEndpoint implements ConnectionHost {
   }
 
   sendDatagram(buffer: Uint8Array, length: number, port: number, host: string): void {
+    if (this.batchSender !== null) {
+      if (this.batchCount > 0 && (port !== this.batchPort || host !== this.batchHost)) {
+        // One native send has one destination: send the others, then move this one to the front.
+        const start = this.batchBytes;
+        this.flushDatagrams();
+        this.batchBuffer.copyWithin(0, start, start + length);
+      }
+      this.batchHost = host;
+      this.batchPort = port;
+      this.batchLengths[this.batchCount++] = length;
+      this.batchBytes += length;
+      return;
+    }
     // Keep the next datagram 8-byte aligned; the bytes just written now belong to the socket.
     this.slabOffset += (length + 7) & ~7;
     // No callback: UDP loss is quiche's business, and a callback would cost a tick per datagram.
     this.socket.send(buffer, 0, length, port, host);
+  }
+
+  flushDatagrams(): void {
+    const count = this.batchCount;
+    if (count === 0 || this.batchSender === null) return;
+    this.batchCount = 0;
+    this.batchBytes = 0;
+    // Datagrams the kernel would not take (socket buffer full) are lost like any other: quiche
+    // retransmits, as it would after a drop on the path.
+    this.batchSender.send(this.batchBuffer, this.batchLengths, count, this.batchHost, this.batchPort);
   }
 
   scheduleService(connection: QuicConnection): void {

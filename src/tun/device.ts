@@ -2,16 +2,12 @@
 // packets; this file configures the interface with iproute2 and turns batches into TunLike calls.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log/logger.js';
+import { loadAddon } from '../native/load.js';
 import { familyOf, parseCidr, parseIp } from '../netgraph/addr.js';
 import { interfaceNameProblem } from './name.js';
 import type { TunFactory, TunLike, TunOptions } from './types.js';
 
-const ADDON_RELATIVE_PATH = join('build', 'Release', 'vibepn_tun.node');
 
 interface NativeTun {
   readonly name: string;
@@ -41,21 +37,8 @@ export function runIpCommand(args: string[]): void {
   }
 }
 
-/**
- * Loads the addon from the package root: compiled code runs from dist/src/tun/ and vitest runs
- * src/tun/ directly, so search upwards instead of assuming a fixed depth.
- */
 export function loadTunAddon(fromUrl: string = import.meta.url): NativeAddon {
-  const start = dirname(fileURLToPath(fromUrl));
-  for (let dir = start; ; dir = dirname(dir)) {
-    const candidate = join(dir, ADDON_RELATIVE_PATH);
-    if (existsSync(candidate)) return createRequire(fromUrl)(candidate) as NativeAddon;
-    if (dirname(dir) === dir) break;
-  }
-  throw new Error(
-    `TUN addon ${ADDON_RELATIVE_PATH} not found in any directory above ${start} ` +
-      '(build it with `npm install` or `npx node-gyp rebuild` in the vibepn package directory)',
-  );
+  return loadAddon('vibepn_tun.node', fromUrl) as NativeAddon;
 }
 
 function explainOpenFailure(name: string, err: unknown): Error {

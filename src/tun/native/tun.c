@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
 
@@ -323,6 +324,7 @@ static napi_value tun_close(napi_env env, napi_callback_info info) {
   release_js(env, t);
   return NULL;
 }
+
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
