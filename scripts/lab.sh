@@ -15,7 +15,11 @@ die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 # Under sudo, install and build as the user who ran sudo, so a later `npm test` without sudo
 # can still write node_modules, dist and build.
 as_user() {
-  if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then sudo -u "$SUDO_USER" -- "$@"; else "$@"; fi
+  if [ -z "${SUDO_USER:-}" ] || [ "$SUDO_USER" = root ]; then "$@"; return; fi
+  local home
+  home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+  if command -v sudo >/dev/null; then sudo -u "$SUDO_USER" -- env HOME="$home" "$@"
+  else runuser -u "$SUDO_USER" -- env HOME="$home" "$@"; fi
 }
 
 # Checks root and TUN, installs missing Debian packages (apt), builds the project if needed.
