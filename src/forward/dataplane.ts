@@ -17,12 +17,14 @@ import type { TunFactory, TunLike } from '../tun/types.js';
 import { FrameEncoder } from './frame.js';
 import { readDestination } from './packet.js';
 import { StreamReceiver } from './receive.js';
+import { TunWriter } from './tun-writer.js';
 import { PeerSender } from './send.js';
 
 interface NetworkPlane {
   config: NetworkConfig;
   prefix: Prefix;
   tun: TunLike | null;
+  writer: TunWriter | null;
   table: RouteTable;
   counters: ForwardCounters;
   encoder: FrameEncoder;
@@ -56,6 +58,7 @@ export class DataPlane {
       config,
       prefix: parsed.prefix,
       tun: null,
+      writer: null,
       table: this.deps.graph.ensure(config.name),
       counters: newForwardCounters(),
       encoder: new FrameEncoder(config.name),
@@ -66,6 +69,7 @@ export class DataPlane {
       const name = config.interface ?? deriveInterfaceName(config.name, taken);
       plane.tun = this.deps.tunFactory({ name, address, prefixLength: parsed.prefix.length, mtu: config.mtu });
       plane.tun.onPackets = (packets, count) => this.send(plane, packets, count);
+      plane.writer = new TunWriter(plane.tun, plane.counters);
       this.deps.logger.info(`network ${config.name}: interface ${plane.tun.name} up, ${address}/${parsed.prefix.length}, mtu ${config.mtu}`);
     }
     this.planes.set(config.name, plane);

@@ -1,17 +1,19 @@
 // Peer → TUN. Every raw stream a peer opens is decoded frame by frame (one frame per stream as the
 // original sends, or many back to back as we send); each packet goes to the TUN of the network it
-// names, if its source address is one the peer may use.
+// names, if its source address is one the peer may use. Accepted packets go to the network's
+// TunWriter and reach the kernel in one batch per chunk read from the stream.
 
 import type { QuicStream } from '../quic/stream.js';
 import { APP_PROTOCOL_VIOLATION } from '../quic/errors.js';
 import type { ForwardCounters } from '../metrics/forward-counters.js';
 import type { RouteTable } from '../netgraph/table.js';
-import type { TunLike } from '../tun/types.js';
 import { FrameDecoder } from './frame.js';
 import { readSource } from './packet.js';
+import type { TunWriter } from './tun-writer.js';
 
 export interface ReceivePlane {
-  tun: TunLike | null;
+  /** null: a network without an interface (control-plane-only daemon). */
+  writer: TunWriter | null;
   table: RouteTable;
   counters: ForwardCounters;
 }
@@ -30,6 +32,8 @@ export class StreamReceiver {
   private readonly onFrame = (network: string, packet: Uint8Array): void => this.deliver(network, packet);
   /** A failed stream is reset; what still arrives on it is neither delivered nor counted again. */
   private failed = false;
+  /** Writers with packets queued from the current chunk; reused across chunks. */
+  private readonly touched: TunWriter[] = [];
 
   constructor(
     private readonly peerFingerprint: string,
@@ -39,6 +43,7 @@ export class StreamReceiver {
     stream.onData = (chunk) => {
       if (this.failed) return;
       const error = this.decoder.push(chunk, this.onFrame);
+      this.flush();
       if (error !== null) this.fail(error);
     };
     stream.onEnd = () => {
@@ -51,7 +56,7 @@ export class StreamReceiver {
 
   private deliver(network: string, packet: Uint8Array): void {
     const plane = this.deps.plane(network);
-    if (!plane || !plane.tun) {
+    if (!plane || !plane.writer) {
       this.deps.unattributed.drops.unknown_network++;
       return;
     }
@@ -66,12 +71,18 @@ export class StreamReceiver {
       counters.drops.spoofed++;
       return;
     }
-    if (!plane.tun.writePacket(packet)) {
-      counters.drops.queue_full++;
-      return;
+    const writer = plane.writer;
+    writer.queue(packet);
+    if (!writer.pendingFlush) {
+      writer.pendingFlush = true;
+      this.touched.push(writer);
     }
-    counters.packetsIn++;
-    counters.bytesIn += packet.length;
+  }
+
+  private flush(): void {
+    const touched = this.touched;
+    for (let i = 0; i < touched.length; i++) touched[i]!.flush();
+    touched.length = 0;
   }
 
   /** PROTOCOL.md: a malformed frame resets that raw stream, not the connection. */
