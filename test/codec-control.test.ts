@@ -9,7 +9,7 @@ import {
   encodeControlPayload,
   type ControlMessage,
 } from '../src/control/messages.js';
-import { ascii, concat, prng } from './helpers/bytes.js';
+import { ascii, concat, prng, splitAt } from './helpers/bytes.js';
 
 interface Decoded {
   messages: ControlMessage[];
@@ -28,17 +28,6 @@ function decodeChunks(chunks: Uint8Array[], endStream = true): Decoded & { decod
   }
   if (error === null && endStream) error = decoder.end();
   return { messages, error, decoder };
-}
-
-function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  let start = 0;
-  for (const cut of cuts) {
-    chunks.push(bytes.subarray(start, cut));
-    start = cut;
-  }
-  chunks.push(bytes.subarray(start));
-  return chunks;
 }
 
 const samples: ControlMessage[] = [

@@ -6,18 +6,7 @@ import {
   encodeFrame,
   encodeFrameHeader,
 } from '../src/forward/frame.js';
-import { ascii, concat, prng } from './helpers/bytes.js';
-
-function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  let start = 0;
-  for (const cut of cuts) {
-    chunks.push(bytes.subarray(start, cut));
-    start = cut;
-  }
-  chunks.push(bytes.subarray(start));
-  return chunks;
-}
+import { ascii, concat, prng, splitAt } from './helpers/bytes.js';
 
 interface Frame {
   network: string;

@@ -23,3 +23,15 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** Cuts `bytes` at the given offsets (ascending) into views: chunk boundaries for decoder tests. */
+export function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  let start = 0;
+  for (const cut of cuts) {
+    chunks.push(bytes.subarray(start, cut));
+    start = cut;
+  }
+  chunks.push(bytes.subarray(start));
+  return chunks;
+}
