@@ -31,10 +31,15 @@ export function openBatchSender(socket: dgram.Socket): BatchSender | null {
 }
 
 function socketFd(socket: dgram.Socket): number | null {
+  const fd = dgramHandle(socket)?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : null;
+}
+
+/** node's internal UDP handle of `socket` (not public API; shared with batch-receive.ts). */
+export function dgramHandle(socket: dgram.Socket): Record<string, unknown> | undefined {
   // Socket.prototype._handle is deprecated (and warns); the same handle sits in the state object.
   const stateKey = Object.getOwnPropertySymbols(socket).find((key) => key.description === 'state symbol');
-  if (stateKey === undefined) return null;
-  const state = (socket as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[stateKey];
-  const fd = state?.handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : null;
+  if (stateKey === undefined) return undefined;
+  const state = (socket as unknown as Record<symbol, { handle?: Record<string, unknown> | null } | undefined>)[stateKey];
+  return state?.handle ?? undefined;
 }

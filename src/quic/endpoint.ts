@@ -15,6 +15,8 @@
 // On Linux the native batch sender (batch-send.ts) replaces all that: a connection's datagrams
 // collect in one reused buffer and go to the kernel in one call when its flush ends, since the
 // kernel copies them before the call returns.
+// Receiving: on Linux the native batch receiver (batch-receive.ts) replaces dgram's 'message'
+// event per datagram with one callback per recvmmsg() batch.
 
 import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -25,6 +27,7 @@ import type { Config } from '@matrixai/quic/native/index.js';
 import type { Logger } from '../log/logger.js';
 import { QuicConnection, type ConnectionHost } from './connection.js';
 import { openBatchSender, type BatchSender } from './batch-send.js';
+import { openBatchReceiver, type BatchReceiver } from './batch-receive.js';
 import { APP_SHUTDOWN } from './errors.js';
 import { formatHostPort, parseHostPort } from './hostport.js';
 import { buildQuicheConfig, VIBEPN_ALPN, type CongestionControl } from './tls.js';
@@ -93,6 +96,7 @@ export class QuicEndpoint implements ConnectionHost {
   private slabOffset = 0;
 
   private batchSender: BatchSender | null = null;
+  private batchReceiver: BatchReceiver | null = null;
   private batchBuffer = new Uint8Array(0);
   private readonly batchLengths = new Uint32Array(BATCH_DATAGRAMS);
   private batchCount = 0;
@@ -129,7 +133,7 @@ export class QuicEndpoint implements ConnectionHost {
         (callback as (err: Error | null, address: string, family: number) => void)(null, address, this.family);
       },
     });
-    this.socket.on('message', this.onDatagram);
+    this.socket.on('message', this.onMessage);
   }
 
   /** Creates an endpoint and binds its socket. */
@@ -157,6 +161,10 @@ export class QuicEndpoint implements ConnectionHost {
     this.boundPort = this.socket.address().port;
     this.batchSender = openBatchSender(this.socket);
     if (this.batchSender !== null) this.batchBuffer = new Uint8Array(BATCH_DATAGRAMS * this.maxUdpPayload);
+    this.batchReceiver = openBatchReceiver(this.socket, this.onDatagram, (message) =>
+      this.logger.error(`UDP socket ${formatHostPort(this.bindHost, this.boundPort)}: ${message}`),
+    );
+    if (this.batchReceiver !== null) this.socket.off('message', this.onMessage);
     this.state = 'running';
     this.logger.info(`QUIC endpoint listening on ${formatHostPort(this.bindHost, this.boundPort)}`);
   }
@@ -217,12 +225,18 @@ export class QuicEndpoint implements ConnectionHost {
     // The fd is about to be closed and its number may be reused: nothing may send on it after this.
     this.batchSender = null;
     this.batchCount = 0;
+    this.batchReceiver?.close();
+    this.batchReceiver = null;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 
   // ---- receive path ----
 
-  private readonly onDatagram = (data: Buffer, remote: dgram.RemoteInfo): void => {
+  private readonly onMessage = (data: Buffer, remote: dgram.RemoteInfo): void => {
+    this.onDatagram(data, remote.address, remote.port);
+  };
+
+  private readonly onDatagram = (data: Buffer, host: string, port: number): void => {
     if (this.state !== 'running') return;
     const first = data[0];
     if (first === undefined) return;
@@ -238,22 +252,22 @@ export class QuicEndpoint implements ConnectionHost {
     const connection = this.byConnectionId.get(key);
     try {
       if (connection !== undefined) {
-        connection.receiveDatagram(data, remote.address, remote.port);
+        connection.receiveDatagram(data, host, port);
       } else {
-        this.acceptInitial(data, key, remote);
+        this.acceptInitial(data, key, host, port);
       }
     } catch (error) {
-      this.logger.error(`handling a datagram from ${remote.address}:${remote.port}: ${(error as Error).stack ?? error}`);
+      this.logger.error(`handling a datagram from ${formatHostPort(host, port)}: ${(error as Error).stack ?? error}`);
     }
   };
 
-  private acceptInitial(data: Buffer, dcidKey: string, remote: dgram.RemoteInfo): void {
+  private acceptInitial(data: Buffer, dcidKey: string, host: string, port: number): void {
     const first = data[0]!;
     // Long header, QUIC v1, packet type Initial (bits 4-5 == 0), padded to the minimum size.
     if ((first & 0x80) === 0 || (first & 0x30) !== 0 || data.length < quiche.MIN_CLIENT_INITIAL_LEN) return;
     if (data.readUInt32BE(1) !== QUIC_V1) return;
     if (this.pendingInbound.size >= this.maxPendingInbound) {
-      this.logger.warn(`dropping handshake from ${remote.address}:${remote.port}: ${this.pendingInbound.size} handshakes already pending`);
+      this.logger.warn(`dropping handshake from ${formatHostPort(host, port)}: ${this.pendingInbound.size} handshakes already pending`);
       return;
     }
     const scid = this.newConnectionId();
@@ -261,15 +275,15 @@ export class QuicEndpoint implements ConnectionHost {
       scid,
       null,
       { host: this.bindHost, port: this.boundPort },
-      { host: remote.address, port: remote.port },
+      { host, port },
       this.config,
     );
-    const connection = new QuicConnection('inbound', formatHostPort(remote.address, remote.port), this);
+    const connection = new QuicConnection('inbound', formatHostPort(host, port), this);
     // The client keeps using its chosen DCID until our first reply arrives, so route both.
     this.register(connection, [Buffer.from(scid).toString('latin1'), dcidKey]);
     this.pendingInbound.add(connection);
-    connection.attach(native, this.bindHost, this.boundPort, remote.address, remote.port);
-    connection.receiveDatagram(data, remote.address, remote.port);
+    connection.attach(native, this.bindHost, this.boundPort, host, port);
+    connection.receiveDatagram(data, host, port);
   }
 
   private startDial(connection: QuicConnection, host: string, port: number): void {

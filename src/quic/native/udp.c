@@ -1,12 +1,20 @@
-// Batched UDP sends for the QUIC endpoint (src/quic/batch-send.ts).
+// Batched UDP sends and receives for the QUIC endpoint (src/quic/batch-send.ts, batch-receive.ts).
 //
 // Why: node's dgram costs a JS->C++ call, a send request and a sendmsg() per datagram, which was
 // a quarter of the QUIC sender's CPU. Here a whole flush of datagrams goes out in one call, and
 // runs of equal-size datagrams in one sendmsg() with UDP GSO (the kernel splits them; Linux 4.18+).
+// On the receiving side node emits one 'message' event with a fresh Buffer per datagram; here a
+// libuv poll drains the socket with recvmmsg() (and UDP GRO, so a GSO burst arrives as one read)
+// into one reused buffer and crosses into JS once per batch.
 //
 // JS surface:
 //   new UdpSender(fd)                       fd of a bound UDP socket owned by node's dgram
 //   sender.send(buffer, lengths, count, host, port) -> datagrams handed to the kernel
+//   new UdpReceiver(fd, onBatch(count, error?))   polls a dup of fd; node's reader must be stopped
+//   receiver.buffer (Uint8Array) / .lengths (Uint32Array) / .sources (Uint32Array, 5 words each:
+//     the 16 address bytes, IPv4 in the first 4, then port | 0x10000 for IPv6), all reused
+//   receiver.host(i) -> the address of datagram i as node's dgram formats it    receiver.close()
+#define _GNU_SOURCE  // recvmmsg
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -16,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -173,13 +183,367 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// ---- UdpReceiver ----
+
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#define RECV_MAX_DATAGRAMS 256     // per JS callback, so a flood cannot starve the rest of the loop
+#define RECV_SLOT 65536            // one read: a datagram, or a GRO super-datagram (at most 64 KiB)
+#define RECV_SLOTS 16              // messages per recvmmsg()
+#define RECV_SEGMENTS_PER_SLOT 64  // lengths entries a GRO read may need (the kernel's UDP_MAX_SEGMENTS)
+#define RECV_BUFFER (2 * RECV_SLOTS * RECV_SLOT)
+#define SOURCE_WORDS 6             // 16 address bytes, port | IPv6 flag, IPv6 scope id
+#define SOURCE_IPV6 0x10000u
+
+typedef struct {
+  int fd;            // our dup of the socket's fd: its own epoll registration, closed by us
+  bool gro;          // the kernel accepted UDP_GRO: reads may carry several datagrams
+  uv_poll_t poll;
+  bool handle_open;  // uv_close() callback not yet run: the struct must outlive it
+  bool finalized;    // JS wrapper collected (or env torn down)
+  napi_env env;
+  napi_ref self;     // strong while open, so a receiver that can still deliver is never collected
+  napi_ref callback;
+  napi_ref buffer;
+  napi_ref lengths;
+  napi_ref sources;
+  napi_async_context async;
+  napi_async_cleanup_hook_handle cleanup;
+  uint8_t *data;
+  uint32_t *lens;
+  uint32_t *srcs;
+  struct mmsghdr msgs[RECV_SLOTS];
+  struct iovec iovs[RECV_SLOTS];
+  struct sockaddr_storage names[RECV_SLOTS];
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } controls[RECV_SLOTS];
+} udp_receiver_t;
+
+static void recv_on_poll_closed(uv_handle_t *handle) {
+  udp_receiver_t *r = handle->data;
+  r->handle_open = false;
+  if (r->cleanup != NULL) {
+    napi_remove_async_cleanup_hook(r->cleanup);
+    r->cleanup = NULL;
+  }
+  if (r->finalized) free(r);
+}
+
+// Stops the poll and closes our fd; touches no JS, so env teardown can call it. Idempotent.
+static void recv_shutdown(udp_receiver_t *r) {
+  if (r->fd < 0) return;
+  if (r->handle_open) {
+    uv_poll_stop(&r->poll);
+    uv_close((uv_handle_t *)&r->poll, recv_on_poll_closed);
+  }
+  if (r->gro) {
+    // The socket outlives us: a later plain reader must not get coalesced datagrams.
+    int off = 0;
+    (void)setsockopt(r->fd, SOL_UDP, UDP_GRO, &off, sizeof off);
+    r->gro = false;
+  }
+  close(r->fd);
+  r->fd = -1;
+}
+
+static void recv_release_js(napi_env env, udp_receiver_t *r) {
+  napi_ref *refs[] = {&r->self, &r->callback, &r->buffer, &r->lengths, &r->sources};
+  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+    if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
+    *refs[i] = NULL;
+  }
+  if (r->async != NULL) napi_async_destroy(env, r->async);
+  r->async = NULL;
+}
+
+static void recv_on_env_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;  // removed in recv_on_poll_closed once libuv has let go of the handle
+  recv_shutdown(arg);
+}
+
+static void recv_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  udp_receiver_t *r = data;
+  recv_shutdown(r);
+  recv_release_js(env, r);
+  r->finalized = true;
+  if (!r->handle_open) free(r);
+}
+
+static void encode_source(const struct sockaddr_storage *from, uint32_t *words) {
+  memset(words, 0, SOURCE_WORDS * sizeof *words);
+  if (from->ss_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)from;
+    memcpy(words, &v4->sin_addr, 4);
+    words[4] = ntohs(v4->sin_port);
+  } else if (from->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)from;
+    memcpy(words, &v6->sin6_addr, 16);
+    words[4] = ntohs(v6->sin6_port) | SOURCE_IPV6;
+    words[5] = v6->sin6_scope_id;
+  }
+}
+
+// The UDP_GRO segment size of a read, or 0 when it holds one datagram.
+static int gro_segment(struct msghdr *msg) {
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+      int segment;
+      memcpy(&segment, CMSG_DATA(cm), sizeof segment);
+      return segment;
+    }
+  }
+  return 0;
+}
+
+// Errors after which the fd stays readable forever: stop instead of spinning.
+static bool recv_error_is_fatal(int err) {
+  return err == EBADF || err == ENOTSOCK || err == EFAULT || err == EINVAL;
+}
+
+static void recv_on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  udp_receiver_t *r = handle->data;
+  uint32_t count = 0;
+  size_t used = 0;
+  int err = status < 0 ? -status : 0;
+  bool fatal = err != 0;
+  while (err == 0 && r->fd >= 0) {
+    size_t entries = RECV_MAX_DATAGRAMS - count;
+    size_t vlen = (RECV_BUFFER - used) / RECV_SLOT;
+    if (vlen > RECV_SLOTS) vlen = RECV_SLOTS;
+    if (r->gro) entries /= RECV_SEGMENTS_PER_SLOT;
+    if (vlen > entries) vlen = entries;
+    if (vlen == 0) break;
+    for (size_t i = 0; i < vlen; i++) {
+      r->iovs[i].iov_base = r->data + used + i * RECV_SLOT;
+      r->iovs[i].iov_len = RECV_SLOT;
+      struct msghdr *h = &r->msgs[i].msg_hdr;
+      h->msg_name = &r->names[i];
+      h->msg_namelen = sizeof r->names[i];
+      h->msg_iov = &r->iovs[i];
+      h->msg_iovlen = 1;
+      h->msg_control = r->controls[i].buf;
+      h->msg_controllen = sizeof r->controls[i].buf;
+      h->msg_flags = 0;
+      r->msgs[i].msg_len = 0;
+    }
+    int n;
+    do n = recvmmsg(r->fd, r->msgs, (unsigned)vlen, MSG_DONTWAIT, NULL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        err = errno;
+        fatal = recv_error_is_fatal(err);
+      }
+      break;
+    }
+    // Pack the reads back to back. Read i sits at slot i, at or after `used`, so moving it down
+    // never overwrites a later read.
+    size_t base = used;
+    for (int i = 0; i < n; i++) {
+      size_t len = r->msgs[i].msg_len;
+      struct msghdr *h = &r->msgs[i].msg_hdr;
+      if (len == 0 || (h->msg_flags & MSG_TRUNC) != 0) continue;  // nothing a QUIC peer sends
+      uint8_t *at = r->data + base + (size_t)i * RECV_SLOT;
+      if (at != r->data + used) memmove(r->data + used, at, len);
+      int segment = r->gro ? gro_segment(h) : 0;
+      size_t step = segment > 0 && (size_t)segment < len ? (size_t)segment : len;
+      uint32_t *first = r->srcs + (size_t)count * SOURCE_WORDS;
+      encode_source(&r->names[i], first);
+      size_t offset = 0;
+      // More segments than entries left (a tiny segment size) are dropped, like any UDP loss.
+      while (offset < len && count < RECV_MAX_DATAGRAMS) {
+        size_t part = len - offset < step ? len - offset : step;
+        uint32_t *words = r->srcs + (size_t)count * SOURCE_WORDS;
+        if (words != first) memcpy(words, first, SOURCE_WORDS * sizeof *words);
+        r->lens[count++] = (uint32_t)part;
+        offset += part;
+      }
+      used += offset;
+    }
+    if ((size_t)n < vlen) break;  // drained; level-triggered polling brings us back for more
+  }
+  if (fatal) uv_poll_stop(handle);
+  if (count == 0 && err == 0) return;
+
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value self, cb, argv[2], result;
+  char msg[128] = "";
+  if (err != 0) snprintf(msg, sizeof msg, "receive UDP: %s%s", strerror(err), fatal ? " (receiving stopped)" : "");
+  if (napi_get_reference_value(env, r->self, &self) == napi_ok && self != NULL &&
+      napi_get_reference_value(env, r->callback, &cb) == napi_ok && cb != NULL &&
+      napi_create_uint32(env, count, &argv[0]) == napi_ok &&
+      (err != 0 ? napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &argv[1])
+                : napi_get_undefined(env, &argv[1])) == napi_ok) {
+    // make_callback (not call_function) so promise jobs queued by the handler run afterwards.
+    if (napi_make_callback(env, r->async, self, cb, 2, argv, &result) == napi_pending_exception) {
+      napi_value exception;
+      if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value recv_new(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], self;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  int32_t socket_fd = -1;
+  napi_valuetype cb_type = napi_undefined;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &socket_fd) != napi_ok || socket_fd < 0 ||
+      napi_typeof(env, argv[1], &cb_type) != napi_ok || cb_type != napi_function) {
+    napi_throw_type_error(env, NULL, "usage: new UdpReceiver(fd: number, onBatch: (count, error?) => void) with the fd of a bound UDP socket");
+    return NULL;
+  }
+
+  // JS objects first: until the fd exists a failure leaves nothing to clean up.
+  void *data, *lens, *srcs;
+  napi_value buffer_ab, buffer, lengths_ab, lengths, sources_ab, sources, resource_name, gro_value;
+  CHECK(napi_create_arraybuffer(env, RECV_BUFFER, &data, &buffer_ab));
+  CHECK(napi_create_typedarray(env, napi_uint8_array, RECV_BUFFER, buffer_ab, 0, &buffer));
+  CHECK(napi_create_arraybuffer(env, RECV_MAX_DATAGRAMS * sizeof(uint32_t), &lens, &lengths_ab));
+  CHECK(napi_create_typedarray(env, napi_uint32_array, RECV_MAX_DATAGRAMS, lengths_ab, 0, &lengths));
+  CHECK(napi_create_arraybuffer(env, RECV_MAX_DATAGRAMS * SOURCE_WORDS * sizeof(uint32_t), &srcs, &sources_ab));
+  CHECK(napi_create_typedarray(env, napi_uint32_array, RECV_MAX_DATAGRAMS * SOURCE_WORDS, sources_ab, 0, &sources));
+  CHECK(napi_create_string_utf8(env, "vibepn_udp_receive", NAPI_AUTO_LENGTH, &resource_name));
+
+  // A dup, not the fd itself: libuv allows one watcher per fd per loop, and node's dgram handle
+  // keeps its own registration (for its sends) on the original.
+  int fd = fcntl(socket_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "dup UDP socket fd", errno);
+  udp_receiver_t *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    close(fd);
+    return throw_errno(env, "allocate UdpReceiver", ENOMEM);
+  }
+  r->fd = fd;
+  r->env = env;
+  r->data = data;
+  r->lens = lens;
+  r->srcs = srcs;
+  int on = 1;
+  // Refused by kernels before 5.0: then every read is one datagram.
+  r->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
+  if (napi_wrap(env, self, r, recv_finalize, NULL, NULL) != napi_ok) {
+    recv_shutdown(r);
+    free(r);
+    napi_throw_error(env, NULL, "vibepn_udp: napi_wrap failed");
+    return NULL;
+  }
+  // From here the finalizer owns r; a failure only needs the fd closed.
+  if (napi_create_reference(env, self, 1, &r->self) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &r->callback) != napi_ok ||
+      napi_create_reference(env, buffer, 1, &r->buffer) != napi_ok ||
+      napi_create_reference(env, lengths, 1, &r->lengths) != napi_ok ||
+      napi_create_reference(env, sources, 1, &r->sources) != napi_ok ||
+      napi_async_init(env, NULL, resource_name, &r->async) != napi_ok ||
+      napi_get_boolean(env, r->gro, &gro_value) != napi_ok ||
+      napi_set_named_property(env, self, "gro", gro_value) != napi_ok ||
+      napi_set_named_property(env, self, "buffer", buffer) != napi_ok ||
+      napi_set_named_property(env, self, "lengths", lengths) != napi_ok ||
+      napi_set_named_property(env, self, "sources", sources) != napi_ok) {
+    recv_shutdown(r);
+    recv_release_js(env, r);
+    napi_throw_error(env, NULL, "vibepn_udp: cannot set up the JS side of the UdpReceiver");
+    return NULL;
+  }
+
+  uv_loop_t *loop;
+  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? uv_poll_init(loop, &r->poll, fd) : UV_EINVAL;
+  if (rc == 0) {
+    r->handle_open = true;
+    r->poll.data = r;
+    rc = uv_poll_start(&r->poll, UV_READABLE, recv_on_readable);
+  }
+  if (rc == 0 && napi_add_async_cleanup_hook(env, recv_on_env_teardown, r, &r->cleanup) != napi_ok) rc = UV_ENOMEM;
+  if (rc != 0) {
+    recv_shutdown(r);
+    recv_release_js(env, r);
+    return throw_errno(env, "poll UDP socket fd", -rc);
+  }
+  return self;
+}
+
+static udp_receiver_t *recv_unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  napi_value self;
+  void *r = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok || napi_unwrap(env, self, &r) != napi_ok) {
+    napi_throw_type_error(env, NULL, "vibepn_udp: method called on something that is not a UdpReceiver");
+    return NULL;
+  }
+  return r;
+}
+
+// host(i): datagram i's source address formatted as node's dgram does (uv_ip*_name, and
+// "%<interface>" on a scoped link-local IPv6), so the endpoint sees the hosts it always saw.
+static napi_value recv_host(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  udp_receiver_t *r = recv_unwrap(env, info, &argc, argv);
+  if (r == NULL) return NULL;
+  uint32_t index;
+  if (argc < 1 || napi_get_value_uint32(env, argv[0], &index) != napi_ok || index >= RECV_MAX_DATAGRAMS) {
+    napi_throw_range_error(env, NULL, "usage: receiver.host(index) with an index below the batch's count");
+    return NULL;
+  }
+  const uint32_t *words = r->srcs + (size_t)index * SOURCE_WORDS;
+  char host[INET6_ADDRSTRLEN + 1 + UV_IF_NAMESIZE] = "";
+  int rc;
+  if ((words[4] & SOURCE_IPV6) == 0) {
+    struct sockaddr_in v4;
+    memset(&v4, 0, sizeof v4);
+    v4.sin_family = AF_INET;
+    memcpy(&v4.sin_addr, words, 4);
+    rc = uv_ip4_name(&v4, host, sizeof host);
+  } else {
+    struct sockaddr_in6 v6;
+    memset(&v6, 0, sizeof v6);
+    v6.sin6_family = AF_INET6;
+    memcpy(&v6.sin6_addr, words, 16);
+    rc = uv_ip6_name(&v6, host, sizeof host);
+    if (rc == 0 && words[5] != 0 && IN6_IS_ADDR_LINKLOCAL(&v6.sin6_addr)) {
+      char scope[UV_IF_NAMESIZE];
+      size_t scope_len = sizeof scope;
+      size_t host_len = strlen(host);
+      if (uv_if_indextoiid(words[5], scope, &scope_len) == 0 && host_len + 1 + scope_len < sizeof host) {
+        snprintf(host + host_len, sizeof host - host_len, "%%%s", scope);
+      }
+    }
+  }
+  if (rc != 0) return throw_errno(env, "format UDP source address", -rc);
+  CHECK(napi_create_string_utf8(env, host, NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+static napi_value recv_close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  udp_receiver_t *r = recv_unwrap(env, info, &argc, NULL);
+  if (r == NULL) return NULL;
+  recv_shutdown(r);
+  recv_release_js(env, r);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
+  napi_property_descriptor send_methods[] = {
       {"send", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_value cls;
-  CHECK(napi_define_class(env, "UdpSender", NAPI_AUTO_LENGTH, udp_new, NULL, 1, methods, &cls));
-  CHECK(napi_set_named_property(env, exports, "UdpSender", cls));
+  napi_property_descriptor recv_methods[] = {
+      {"host", NULL, recv_host, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, recv_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value sender, receiver;
+  CHECK(napi_define_class(env, "UdpSender", NAPI_AUTO_LENGTH, udp_new, NULL, 1, send_methods, &sender));
+  CHECK(napi_set_named_property(env, exports, "UdpSender", sender));
+  CHECK(napi_define_class(env, "UdpReceiver", NAPI_AUTO_LENGTH, recv_new, NULL,
+                          sizeof recv_methods / sizeof recv_methods[0], recv_methods, &receiver));
+  CHECK(napi_set_named_property(env, exports, "UdpReceiver", receiver));
   return exports;
 }
 
