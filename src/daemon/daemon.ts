@@ -14,7 +14,7 @@ import { shortFingerprint, type Logger } from '../log/logger.js';
 import { Metrics } from '../metrics/metrics.js';
 import { MetricsServer } from '../metrics/server.js';
 import { NetGraph } from '../netgraph/graph.js';
-import { checkAnnouncedPrefix, type PolicyRefusal } from '../netgraph/policy.js';
+import { checkAnnouncedPrefix, type PolicyRefusal, type PolicyResult } from '../netgraph/policy.js';
 import { formatPrefix, parseCidr, type Prefix } from '../netgraph/addr.js';
 import { admitInbound, admitOutbound, type Admission } from '../peer/admission.js';
 import { PeerManager } from '../peer/manager.js';
@@ -346,19 +346,11 @@ export class Daemon {
   private sessionAnnounce(session: Session, network: string, routes: RouteAnnouncement[]): void {
     if (!this.registry.isActive(session)) return;
     const link = this.linkBySession.get(session)!;
-    const peer = link.admission.peer;
     const net = this.config.networks.get(network);
     const table = this.graph.table(network);
-    const netPrefix = net ? parsePrefixText(net.prefix) : undefined;
     const log = this.log.child('netgraph');
     for (const route of routes) {
-      const verdict = checkAnnouncedPrefix({
-        networkExists: Boolean(net && table && netPrefix),
-        peerAllowedOnNetwork: peerInNetwork(peer, network),
-        networkPrefix: netPrefix ?? ZERO_PREFIX,
-        allowedRoutes: (peer?.allowedRoutes ?? []).map(parsePrefixText),
-        announced: route.prefix,
-      });
+      const verdict = this.checkRoute(network, link.admission.peer, route.prefix);
       if (!verdict.ok) {
         this.metrics.routeRejected(net ? network : '', ROUTE_REJECT[verdict.reason]);
         log.warn(`rejected route ${route.prefix} in ${network} from ${session.label}: ${verdict.message}`);
@@ -562,19 +554,27 @@ export class Daemon {
     return summary;
   }
 
+  /**
+   * PROTOCOL.md route policy under the current config. `peer` is undefined when the route's peer
+   * has no session any more, null for an unknown peer admitted by accept_unknown_peers.
+   */
+  private checkRoute(network: string, peer: PeerConfig | null | undefined, announced: string): PolicyResult {
+    const net = this.config.networks.get(network);
+    return checkAnnouncedPrefix({
+      networkExists: net !== undefined && this.graph.table(network) !== undefined,
+      peerAllowedOnNetwork: peer !== undefined && peerInNetwork(peer, network),
+      networkPrefix: net ? parsePrefixText(net.prefix) : ZERO_PREFIX,
+      allowedRoutes: (peer?.allowedRoutes ?? []).map(parsePrefixText),
+      announced,
+    });
+  }
+
   /** After a reload, drops learned routes the new config no longer allows. */
   private revalidateRoutes(): void {
     for (const route of this.graph.routes()) {
       const session = this.registry.get(route.peer);
       const peer = session ? this.linkBySession.get(session)?.admission.peer : undefined;
-      const net = this.config.networks.get(route.network);
-      const verdict = checkAnnouncedPrefix({
-        networkExists: Boolean(net),
-        peerAllowedOnNetwork: peer !== undefined && peerInNetwork(peer, route.network),
-        networkPrefix: net ? parsePrefixText(net.prefix) : ZERO_PREFIX,
-        allowedRoutes: (peer?.allowedRoutes ?? []).map(parsePrefixText),
-        announced: route.prefix,
-      });
+      const verdict = this.checkRoute(route.network, peer, route.prefix);
       if (verdict.ok) continue;
       const prefix = parsePrefixText(route.prefix);
       this.graph.table(route.network)?.withdraw(prefix, route.peer);
