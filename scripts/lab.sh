@@ -92,6 +92,10 @@ lab_up() { # verbose(0|1)
   out=$($VPNCTL add-peer --config "$WORK/alpha/config.toml" --name beta --address 192.0.2.2:51820 --fingerprint "$beta_fp" --networks corp)
   [ "$show" = 1 ] && echo "$out"
   [ "$show" = 1 ] && $VPNCTL doctor --config "$WORK/beta/config.toml" | tail -n 1
+  if [ -n "${MTU:-}" ]; then # overlay MTU for both nodes (default 1280)
+    for n in alpha beta; do sed -i "/^\[networks\.corp\]/,/^prefix = /{/^prefix = /a mtu = $MTU
+}" "$WORK/$n/config.toml"; done
+  fi
 
   [ "$show" = 1 ] && say "starting a daemon in each namespace"
   ip netns exec "$A" $VPN -config "$WORK/alpha/config.toml" 2>"$WORK/alpha.log" & LAB_PIDS+=($!)
