@@ -12,7 +12,7 @@ import { Logger } from '../src/log/logger.js';
 import { QuicEndpoint } from '../src/quic/endpoint.js';
 import type { QuicCloseInfo } from '../src/quic/connection.js';
 import { APP_PROTOCOL_VIOLATION } from '../src/quic/errors.js';
-import { createNode, peerOf, routeSet, startNode, UdpRelay, waitFor, writeNodeConfig, type TestNode } from './helpers/cluster.js';
+import { createNode, FAST_TIMING, peerOf, routeSet, startNode, UdpRelay, waitFor, writeNodeConfig, type TestNode } from './helpers/cluster.js';
 
 let root: string;
 let nodes: TestNode[] = [];
@@ -114,7 +114,11 @@ describe('daemon cluster', () => {
       // Both start together so both dial: a's direct dial is up long before b's relayed one.
       await Promise.all([
         startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]), { nonce: () => 1000n }),
-        startNode(b, writeNodeConfig(b, [peerOf({ ...a, address: `127.0.0.1:${relay.port}` }, ['corp'])]), { nonce: () => 1n }),
+        // The relayed handshake takes several 150 ms hops: give it more than the tests' 300 ms.
+        startNode(b, writeNodeConfig(b, [peerOf({ ...a, address: `127.0.0.1:${relay.port}` }, ['corp'])]), {
+          nonce: () => 1n,
+          timing: { ...FAST_TIMING, handshakeTimeoutMs: 5000 },
+        }),
       ]);
       await waitFor(() => a.daemon!.connectionCount() === 1 && b.daemon!.connectionCount() === 1 && b.daemon!.sessionWith(a.fingerprint)?.direction === 'outbound', 'the duplicate to resolve to b’s dial', 10_000);
       await waitFor(() => b.daemon!.graph.routes().length === 1, 'b to hold a’s route');
@@ -227,6 +231,20 @@ describe('daemon cluster', () => {
     await waitFor(() => routeSet(b.daemon!).length === 2, 'b to learn a’s host route and subnet again');
     expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`, `corp 192.168.60.0/24 ${a.fingerprint}`].sort());
     expect(b.daemon!.sessionWith(a.fingerprint)).toBe(session);
+  });
+
+  it('redials a peer that does not answer on the backoff schedule, not the idle timeout', async () => {
+    const [a, ghost] = await makeNodes('a', 'ghost');
+    // Nothing listens on ghost's port.
+    await startNode(a, writeNodeConfig(a, [peerOf(ghost, ['corp'])]), { timing: { ...FAST_TIMING, handshakeTimeoutMs: 300 } });
+    await new Promise((r) => setTimeout(r, 2500));
+    const text = await metricsText(a);
+    // Handshake timeout 300 ms, backoff 100..500 ms: several attempts in 2.5 s (the 5 s idle
+    // timeout alone would allow one).
+    expect(metricValue(text, 'vibepn_peer_connection_attempts_total', '')).toBeGreaterThanOrEqual(3);
+    expect(metricValue(text, 'vibepn_peer_connection_failures_total', 'reason="timeout"')).toBeGreaterThanOrEqual(2);
+    const peers = (await controlRequest(join(a.dir, 'vpn.sock'), { cmd: 'peers' })) as Array<Record<string, unknown>>;
+    expect(peers[0]).toMatchObject({ name: 'ghost', connected: false, last_error: expect.stringContaining('no answer within 0.3s') });
   });
 
   it('refuses an unknown fingerprint and a TOFU mismatch, and counts both in /metrics', async () => {

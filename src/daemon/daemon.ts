@@ -25,7 +25,7 @@ import type { BackoffOptions } from '../peer/backoff.js';
 import { QuicEndpoint } from '../quic/endpoint.js';
 import type { QuicCloseInfo, QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
-import { APP_DEAD_PEER, APP_DUPLICATE, APP_GOODBYE, APP_PROTOCOL_VIOLATION, APP_SHUTDOWN, APP_UNTRUSTED, describeAppError } from '../quic/errors.js';
+import { APP_DEAD_PEER, APP_DUPLICATE, APP_GOODBYE, APP_NO_ERROR, APP_PROTOCOL_VIOLATION, APP_SHUTDOWN, APP_UNTRUSTED, describeAppError } from '../quic/errors.js';
 import { DataPlane } from '../forward/dataplane.js';
 import type { TunFactory } from '../tun/types.js';
 import { announcementsFor, diffAnnouncements, ownHostRoute, peerInNetwork } from './announce.js';
@@ -40,6 +40,11 @@ export interface DaemonTiming {
   tickMs: number;
   /** QUIC idle timeout; longer than deadAfterMs so the protocol's own rule decides. */
   idleTimeoutMs: number;
+  /**
+   * A dial not established by then is abandoned and retried on the backoff schedule. Without it a
+   * dead peer would hold each attempt until the idle timeout, far beyond the backoff's 1 s start.
+   */
+  handshakeTimeoutMs: number;
   backoff: BackoffOptions;
   healthyAfterMs: number;
 }
@@ -49,6 +54,7 @@ export const DEFAULT_TIMING: DaemonTiming = {
   deadAfterMs: 30_000,
   tickMs: 1000,
   idleTimeoutMs: 45_000,
+  handshakeTimeoutMs: 5000,
   backoff: {},
   healthyAfterMs: 10_000,
 };
@@ -229,8 +235,15 @@ export class Daemon {
       return;
     }
     let established = false;
+    let handshakeTimedOut = false;
+    const handshakeTimer = setTimeout(() => {
+      handshakeTimedOut = true;
+      conn.close(APP_NO_ERROR, 'handshake timed out');
+    }, this.timing.handshakeTimeoutMs);
+    handshakeTimer.unref();
     conn.onEstablished = () => {
       established = true;
+      clearTimeout(handshakeTimer);
       const admission = admitOutbound(peer, conn.peerCertDer(), this.trust);
       if (!admission.ok) {
         this.refuse(conn, admission, `dialed ${peer.name} at ${peer.address}`);
@@ -242,12 +255,15 @@ export class Daemon {
       this.openSession(link, conn.openStream());
     };
     conn.onClose = (info) => {
+      clearTimeout(handshakeTimer);
       if (established) {
         this.connectionClosed(conn, info);
         return;
       }
-      this.metrics.connectionFailure(info.timedOut ? 'timeout' : info.isApp ? 'rejected' : 'handshake');
-      this.managers.get(peer.name)?.dialFailed(`cannot connect to ${peer.address}: ${info.reason || (info.timedOut ? 'no answer' : 'handshake failed')}`);
+      const noAnswer = handshakeTimedOut || info.timedOut;
+      this.metrics.connectionFailure(noAnswer ? 'timeout' : info.isApp ? 'rejected' : 'handshake');
+      const why = noAnswer ? `no answer within ${this.timing.handshakeTimeoutMs / 1000}s` : info.reason || 'handshake failed';
+      this.managers.get(peer.name)?.dialFailed(`cannot connect to ${peer.address}: ${why}`);
     };
   }
 

@@ -65,6 +65,7 @@ export const FAST_TIMING: Partial<DaemonTiming> = {
   deadAfterMs: 1500,
   tickMs: 100,
   idleTimeoutMs: 5000,
+  handshakeTimeoutMs: 2000,
   backoff: { initialMs: 100, maxMs: 500 },
   healthyAfterMs: 1000,
 };
