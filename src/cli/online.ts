@@ -26,13 +26,14 @@ interface StatusOutput {
   networks: Array<{ name: string; interface: string; address: string; prefix: string }>;
 }
 
-interface PeerRow {
+export interface PeerRow {
   name: string;
   fingerprint: string;
   address: string;
   connected: boolean;
   last_seen: string | null;
-  direction?: string;
+  direction?: string | null;
+  last_error?: string | null;
 }
 
 interface RouteRow {
@@ -90,15 +91,24 @@ function printStatus(s: StatusOutput, out: Output): void {
 }
 
 function printPeers(peers: PeerRow[], out: Output): void {
-  if (peers.length === 0) {
-    out.stdout('no peers');
-    return;
-  }
-  out.stdout(
-    table(
-      ['NAME', 'FINGERPRINT', 'ADDRESS', 'STATE', 'LAST SEEN'],
-      peers.map((p) => [p.name, short(p.fingerprint), p.address || '-', p.connected ? `connected${p.direction ? ` (${p.direction})` : ''}` : 'down', p.last_seen ?? 'never']),
-    ),
+  out.stdout(formatPeers(peers));
+}
+
+/** The peers table; a LAST ERROR column appears when some peer is down for a known reason. */
+export function formatPeers(peers: PeerRow[]): string {
+  if (peers.length === 0) return 'no peers';
+  const withErrors = peers.some((p) => !p.connected && p.last_error);
+  const headers = ['NAME', 'FINGERPRINT', 'ADDRESS', 'STATE', 'LAST SEEN', ...(withErrors ? ['LAST ERROR'] : [])];
+  return table(
+    headers,
+    peers.map((p) => [
+      p.name,
+      short(p.fingerprint),
+      p.address || '-',
+      p.connected ? `connected${p.direction ? ` (${p.direction})` : ''}` : 'down',
+      p.last_seen ?? 'never',
+      ...(withErrors ? [p.connected ? '' : (p.last_error ?? '')] : []),
+    ]),
   );
 }
 
