@@ -1,7 +1,8 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, X509Certificate } from 'node:crypto';
 import { APP_SHUTDOWN, APP_UNTRUSTED } from '../src/quic/errors.js';
-import { certDerFromPem, fingerprintOfDer } from '../src/quic/tls.js';
+import { certDerFromPem } from '../src/quic/tls.js';
+import { fingerprintOfDer } from '../src/crypto/identity.js';
 import type { QuicConnection } from '../src/quic/connection.js';
 import {
   closed,

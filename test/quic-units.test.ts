@@ -7,7 +7,7 @@ import {
   describeTransportError,
   streamErrorCode,
 } from '../src/quic/errors.js';
-import { fingerprintOfDer } from '../src/quic/tls.js';
+import { fingerprintOfDer } from '../src/crypto/identity.js';
 
 describe('parseHostPort', () => {
   it('parses IPv4, hostnames and bracketed IPv6', () => {

@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from './metrics.js';
+import { parseHostPort } from '../config/hostport.js';
 
 /** true = ready; false or a reason text = not ready. */
 export type ReadinessCheck = () => boolean | string;
@@ -19,15 +20,14 @@ export interface ListenAddress {
 
 /** Parses daemon.metrics_listen: ":9000", "127.0.0.1:9100", "[::1]:9100", "localhost:9100". */
 export function parseMetricsListen(listen: string): ListenAddress {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) {
+  // The same parser the config loader validates metrics_listen with, so both agree.
+  const parsed = parseHostPort(listen, { allowEmptyHost: true, allowPortZero: true });
+  if (!parsed.ok) {
     throw new Error(
       `metrics_listen ${JSON.stringify(listen)} is not HOST:PORT (examples: ":9000", "127.0.0.1:9100", "[::1]:9100"; "" disables)`,
     );
   }
-  const host = match[1] ?? match[2];
-  return { host: host === '' ? undefined : host, port };
+  return { host: parsed.host === '' ? undefined : parsed.host, port: parsed.port };
 }
 
 export class MetricsServer {

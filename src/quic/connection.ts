@@ -14,7 +14,7 @@ import type { Connection } from '@matrixai/quic/native/index.js';
 import type { Logger } from '../log/logger.js';
 import { describeAppError, describeTransportError } from './errors.js';
 import { QuicStream, type StreamOwner } from './stream.js';
-import { fingerprintOfDer } from './tls.js';
+import { fingerprintOfDer } from '../crypto/identity.js';
 
 export type QuicDirection = 'inbound' | 'outbound';
 

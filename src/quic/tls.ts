@@ -8,7 +8,7 @@
 // A peer that presents no certificate fails the handshake (TLS alert 116, certificate_required),
 // so an established connection always has a peer certificate.
 
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { quiche } from '@matrixai/quic/native/index.js';
 import type { CongestionControlAlgorithm, Config } from '@matrixai/quic/native/index.js';
 
@@ -99,11 +99,6 @@ function congestionControlAlgorithm(name: CongestionControl): CongestionControlA
     case 'bbr':
       return quiche.CongestionControlAlgorithm.BBR;
   }
-}
-
-/** Peer ID per PROTOCOL.md section 1: lowercase hex SHA-256 of the leaf certificate's DER bytes. */
-export function fingerprintOfDer(der: Uint8Array): string {
-  return createHash('sha256').update(der).digest('hex');
 }
 
 /** DER bytes of the first certificate in a PEM text, e.g. to compute our own fingerprint. */
