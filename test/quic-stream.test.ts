@@ -136,6 +136,24 @@ describe('QUIC streams', () => {
     expect(server.stats().streams).toBe(0);
   });
 
+  it('holds streams opened beyond the peer’s stream limit until it grants more, instead of failing them', async () => {
+    const { client, server } = await pair();
+    echoServer(server);
+    // 150 streams in one tick: more than the initial limit of 100 the peer grants.
+    const replies: Promise<Buffer>[] = [];
+    const payloads: Buffer[] = [];
+    for (let i = 0; i < 150; i++) {
+      const stream = client.openStream();
+      const payload = randomBytes(200 + i);
+      payloads.push(payload);
+      replies.push(collect(stream));
+      stream.write(payload);
+      stream.end();
+    }
+    const results = await withTimeout(Promise.all(replies), 10_000, '150 echo streams opened at once');
+    results.forEach((result, i) => expect(result.equals(payloads[i]!)).toBe(true));
+  });
+
   it('moves 20 MiB intact through one stream while honouring backpressure', async () => {
     const { client, server } = await pair();
     const total = 20 * 1024 * 1024;

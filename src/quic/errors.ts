@@ -71,3 +71,11 @@ export function streamErrorCode(error: unknown, kind: 'StreamStopped' | 'StreamR
   const code = Number.parseInt(error.message.slice(kind.length + 1), 10);
   return Number.isFinite(code) ? code : 0;
 }
+
+/**
+ * quiche refuses to send on a stream the peer has not granted yet (its MAX_STREAMS). That is a
+ * wait, not a failure: the data stays queued and goes once the limit is raised.
+ */
+export function isStreamLimit(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('StreamLimit');
+}

@@ -18,7 +18,7 @@
 
 import type { Connection } from '@matrixai/quic/native/index.js';
 import { quiche } from '@matrixai/quic/native/index.js';
-import { streamErrorCode } from './errors.js';
+import { isStreamLimit, streamErrorCode } from './errors.js';
 
 /** Passed to onReset when the stream failed locally (e.g. the peer's stream limit) rather than by the peer. */
 export const STREAM_LOCAL_FAILURE = -1;
@@ -171,6 +171,7 @@ export class QuicStream {
       try {
         accepted = native.streamSend(this.id, EMPTY, true);
       } catch (error) {
+        if (isStreamLimit(error)) return true;
         this.sendFailed(native, error);
         return false;
       }
@@ -212,13 +213,15 @@ export class QuicStream {
   // ---- internals ----
 
   /**
-   * Bytes quiche accepted (0 when it has no capacity now), or -1 when the stream can no longer
-   * send. quiche only throws here when the stream is dead, never per packet.
+   * Bytes quiche accepted (0 when it has no capacity now, or the peer has not granted this stream
+   * yet), or -1 when the stream can no longer send. quiche throws only in those cases, never per
+   * packet.
    */
   private streamSend(native: Connection, data: Uint8Array): number {
     try {
       return native.streamSend(this.id, data, false) ?? 0;
     } catch (error) {
+      if (isStreamLimit(error)) return 0;
       this.sendFailed(native, error);
       return -1;
     }
