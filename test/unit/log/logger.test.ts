@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { Logger, formatLogLine, shortFingerprint } from '../../../src/log/logger.js';
+
+describe('logger', () => {
+  it('writes the documented one-line format', () => {
+    const line = formatLogLine(new Date('2026-11-22T10:00:00.123Z'), 'info', 'peer/manager', `connected to node2 (${shortFingerprint('1f3a'.repeat(16))})`);
+    expect(line).toBe('[2026-11-22T10:00:00Z] INFO  [peer/manager] connected to node2 (1f3a1f3a…)');
+    expect(formatLogLine(new Date(0), 'error', 'x', 'm')).toBe('[1970-01-01T00:00:00Z] ERROR [x] m');
+  });
+
+  it('filters by level, shared with children, and changes at run time', () => {
+    const lines: string[] = [];
+    const root = new Logger('daemon', { level: 'warn', sink: (l) => lines.push(l), clock: () => new Date(0) });
+    const child = root.child('quic');
+    child.info('hidden');
+    child.warn('shown');
+    root.setLevel('debug');
+    child.debug('now shown');
+    expect(lines).toEqual(['[1970-01-01T00:00:00Z] WARN  [quic] shown', '[1970-01-01T00:00:00Z] DEBUG [quic] now shown']);
+  });
+
+  it('keeps separate loggers separate (several daemons in one process)', () => {
+    const a: string[] = [];
+    const b: string[] = [];
+    new Logger('a', { sink: (l) => a.push(l) }).info('to a');
+    new Logger('b', { sink: (l) => b.push(l), level: 'error' }).info('not to b');
+    expect(a).toHaveLength(1);
+    expect(b).toHaveLength(0);
+  });
+});

@@ -1,0 +1,133 @@
+// Two control sessions wired back to back, no QUIC: the H/A/W/K/G state machine.
+import { describe, expect, it } from 'vitest';
+import { Session, type SessionEvents } from '../../../src/peer/session.js';
+import { encodeControlMessage } from '../../../src/control/messages.js';
+import { memoryLogger } from '../../../src/log/logger.js';
+import { Metrics } from '../../../src/metrics/metrics.js';
+
+interface Recorded {
+  events: string[];
+  closed: Array<[number, string]>;
+}
+
+function makeSession(direction: 'inbound' | 'outbound', clock: { now: number }, out: Uint8Array[], rec: Recorded): Session {
+  const events: SessionEvents = {
+    hello: (s) => rec.events.push(`hello ${s.peerNonce}`),
+    announce: (_s, network, routes) => rec.events.push(`announce ${network} ${routes.map((r) => `${r.prefix}@${r.metric}`).join(',')}`),
+    withdraw: (_s, network, prefix) => rec.events.push(`withdraw ${network} ${prefix}`),
+    goodbye: () => rec.events.push('goodbye'),
+    violation: (_s, reason) => rec.events.push(`violation ${reason}`),
+  };
+  return new Session({
+    channel: { write: (bytes) => out.push(bytes), close: (code, reason) => rec.closed.push([code, reason]) },
+    events,
+    direction,
+    localFingerprint: direction === 'outbound' ? 'a'.repeat(64) : 'b'.repeat(64),
+    peerFingerprint: direction === 'outbound' ? 'b'.repeat(64) : 'a'.repeat(64),
+    peerName: 'peer',
+    remoteAddress: '127.0.0.1:1',
+    localNonce: direction === 'outbound' ? 5n : 9n,
+    logger: memoryLogger().logger,
+    metrics: new Metrics({ processMetrics: false }),
+    now: () => clock.now,
+    keepaliveMs: 10_000,
+    deadAfterMs: 30_000,
+  });
+}
+
+function pipe(from: Uint8Array[], to: Session): void {
+  while (from.length) to.receive(from.shift()!);
+}
+
+describe('control session', () => {
+  it('exchanges Hello and Announce, learns the dialer facts, and handles Withdraw and Goodbye', () => {
+    const clock = { now: 0 };
+    const toB: Uint8Array[] = [];
+    const toA: Uint8Array[] = [];
+    const recA: Recorded = { events: [], closed: [] };
+    const recB: Recorded = { events: [], closed: [] };
+    const a = makeSession('outbound', clock, toB, recA);
+    const b = makeSession('inbound', clock, toA, recB);
+    a.start(new Map([['corp', [{ prefix: '10.42.0.7/32', metric: 1 }]]]));
+    b.start(new Map([['corp', [{ prefix: '10.42.0.9/32', metric: 1 }]]]));
+    pipe(toB, b);
+    pipe(toA, a);
+    expect(recB.events).toEqual(['hello 5', 'announce corp 10.42.0.7/32@1']);
+    expect(recA.events).toEqual(['hello 9', 'announce corp 10.42.0.9/32@1']);
+    // Both ends name the dialer (a) and its nonce for this connection.
+    expect(a.dialer).toEqual({ dialerNonce: 5n, dialerFingerprint: 'a'.repeat(64) });
+    expect(b.dialer).toEqual({ dialerNonce: 5n, dialerFingerprint: 'a'.repeat(64) });
+    a.withdraw('corp', '10.42.0.7/32');
+    a.goodbye();
+    pipe(toB, b);
+    expect(recB.events.slice(2)).toEqual(['withdraw corp 10.42.0.7/32', 'goodbye']);
+    expect(b.announced.get('corp')).toEqual(new Map());
+  });
+
+  it('sends Keepalive on schedule and reports a silent peer as dead', () => {
+    const clock = { now: 0 };
+    const out: Uint8Array[] = [];
+    const rec: Recorded = { events: [], closed: [] };
+    const s = makeSession('outbound', clock, out, rec);
+    s.start(new Map());
+    out.length = 0;
+    clock.now = 9_999;
+    expect(s.tick()).toBe(false);
+    expect(out).toEqual([]);
+    clock.now = 10_000;
+    expect(s.tick()).toBe(false);
+    expect(out.map((b) => String.fromCharCode(b[2]!))).toEqual(['K']);
+    clock.now = 30_001;
+    expect(s.tick()).toBe(true);
+  });
+
+  it('counts any message as a sign of life', () => {
+    const clock = { now: 0 };
+    const rec: Recorded = { events: [], closed: [] };
+    const s = makeSession('inbound', clock, [], rec);
+    s.receive(encodeControlMessage({ type: 'hello', nonce: 1n }));
+    clock.now = 25_000;
+    s.receive(encodeControlMessage({ type: 'keepalive', time: 0n }));
+    clock.now = 50_000;
+    expect(s.tick()).toBe(false);
+    clock.now = 55_001;
+    expect(s.tick()).toBe(true);
+  });
+
+  it('reports violations: a message before Hello, a second Hello, a bad length, a closed control stream', () => {
+    const cases: Array<[string, Uint8Array[], string]> = [
+      ['announce first', [encodeControlMessage({ type: 'announce', network: 'corp', routes: [{ prefix: '10.0.0.1/32', metric: 1 }] })], 'expected Hello first'],
+      ['two hellos', [encodeControlMessage({ type: 'hello', nonce: 1n }), encodeControlMessage({ type: 'hello', nonce: 2n })], 'second Hello'],
+      ['zero length', [encodeControlMessage({ type: 'hello', nonce: 1n }), new Uint8Array([0, 0])], 'outside 1..4096'],
+      ['oversized', [encodeControlMessage({ type: 'hello', nonce: 1n }), new Uint8Array([0x10, 0x01])], 'outside 1..4096'],
+    ];
+    for (const [name, chunks, expected] of cases) {
+      const rec: Recorded = { events: [], closed: [] };
+      const s = makeSession('inbound', { now: 0 }, [], rec);
+      for (const c of chunks) s.receive(c);
+      expect(rec.events.find((e) => e.startsWith('violation')), name).toContain(expected);
+    }
+    const rec: Recorded = { events: [], closed: [] };
+    const s = makeSession('inbound', { now: 0 }, [], rec);
+    s.receiveEnd();
+    expect(rec.events).toEqual(['violation peer closed the control stream']);
+  });
+
+  it('skips unknown message types (forward compatibility)', () => {
+    const rec: Recorded = { events: [], closed: [] };
+    const s = makeSession('inbound', { now: 0 }, [], rec);
+    s.receive(encodeControlMessage({ type: 'hello', nonce: 1n }));
+    s.receive(new Uint8Array([0, 3, 0x5a, 1, 2]));
+    s.receive(encodeControlMessage({ type: 'withdraw', network: 'corp', prefix: '10.0.0.1/32' }));
+    expect(rec.events).toEqual(['hello 1', 'withdraw corp 10.0.0.1/32']);
+  });
+
+  it('sends nothing after it is closed', () => {
+    const out: Uint8Array[] = [];
+    const s = makeSession('outbound', { now: 0 }, out, { events: [], closed: [] });
+    s.markClosed();
+    s.start(new Map([['corp', [{ prefix: '10.42.0.7/32', metric: 1 }]]]));
+    s.goodbye();
+    expect(out).toEqual([]);
+  });
+});
