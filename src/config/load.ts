@@ -19,7 +19,7 @@ import {
   prefixesOverlap,
   type Prefix,
 } from '../netgraph/addr.js';
-import { parseHostPort } from './hostport.js';
+import { parseHostPort } from '../netgraph/hostport.js';
 import { KeyLines, type KeyPath } from './lines.js';
 import { DEFAULTS, type Config, type DaemonConfig, type IdentityConfig, type NetworkConfig, type PeerConfig } from './types.js';
 

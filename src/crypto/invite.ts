@@ -10,7 +10,7 @@
 // holder of the pinned key wrote it. (Whether that is the right person is still up to the user.)
 
 import { X509Certificate, sign, verify, type KeyObject } from 'node:crypto';
-import { parseHostPort } from '../config/hostport.js';
+import { parseHostPort } from '../netgraph/hostport.js';
 import { parseCidr } from '../netgraph/addr.js';
 import {
   certificateInfo,

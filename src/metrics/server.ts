@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from './metrics.js';
-import { parseHostPort } from '../config/hostport.js';
+import { parseHostPort } from '../netgraph/hostport.js';
 
 /** true = ready; false or a reason text = not ready. */
 export type ReadinessCheck = () => boolean | string;

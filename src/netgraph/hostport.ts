@@ -1,6 +1,6 @@
 // "host:port" endpoints as written in the config (daemon.listen, daemon.metrics_listen,
 // peers.address) and on the vpnctl command line. One parser so the loader, the CLI and the
-// dialer agree on what "[fd00::1]:51820" means.
+// dialer agree on what "[fd00::1]:51820" means; everything past the loader holds a HostPort.
 
 import { parseIPv4, parseIPv6 } from '../netgraph/addr.js';
 
@@ -56,4 +56,9 @@ function checkHost(host: string, allowEmpty: boolean): string | null {
     return `'${host}' is not an IP address or hostname`;
   }
   return null;
+}
+
+/** "host:port", with brackets around an IPv6 host. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
