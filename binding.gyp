@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "vibepn_tun",
-      "sources": ["src/tun/native/tun.c"],
+      "sources": ["src/tun/native/tun.c", "src/tun/native/netlink.c", "src/tun/native/netlink_js.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
     },

@@ -12,7 +12,7 @@ import { memoryLogger } from '../src/log/logger.js';
 import { QuicEndpoint } from '../src/quic/endpoint.js';
 import type { QuicConnection } from '../src/quic/connection.js';
 import type { CongestionControl } from '../src/quic/tls.js';
-import { makeIdentity } from '../test/quic-fixtures.js';
+import { makeIdentity } from '../test/helpers/quic-fixtures.js';
 
 const totalBytes = Number(process.env.QUIC_BENCH_MIB ?? 200) * 1024 * 1024;
 const writeSize = Number(process.env.QUIC_BENCH_WRITE ?? 1300);

@@ -6,7 +6,8 @@ import { ConfigError } from '../src/config/load.js';
 import { CommandError, UsageError, parseOptions, splitCommand } from '../src/cli/args.js';
 import { runDoctor } from '../src/cli/doctor.js';
 import { ONLINE_COMMANDS, ONLINE_HELP, runOnline, type OnlineCommand } from '../src/cli/online.js';
-import { runAddPeer, runInit, runInvite, runJoin } from '../src/cli/onboard.js';
+import { runAddPeer } from '../src/cli/add-peer.js';
+import { runInit, runInvite, runJoin } from '../src/cli/onboard.js';
 import { processOutput, type Output } from '../src/cli/output.js';
 import { DEFAULTS } from '../src/config/types.js';
 

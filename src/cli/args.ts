@@ -3,6 +3,8 @@
 // and global flags (`--json`, `--socket`) before or after the subcommand.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ValueResult } from '../config/values.js';
+import type { Output } from './output.js';
 
 /** A mistake in how the command was called: printed with a hint, exit code 2. */
 export class UsageError extends Error {
@@ -24,6 +26,14 @@ export class CommandError extends Error {
 }
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+export const HELP_FLAG: OptionSpec = { help: { type: 'boolean', short: 'h' } };
+
+/** Prints `help` when -h was given; the command then does nothing else. */
+export function wantsHelp(values: Record<string, unknown>, help: string, out: Output): boolean {
+  if (values.help) out.stdout(help);
+  return Boolean(values.help);
+}
 
 /** `-config x` → `--config x`; leaves `-h` and `--x` alone. */
 export function normalizeSingleDash(argv: readonly string[]): string[] {
@@ -87,6 +97,23 @@ export function parseBoolFlag(values: Parsed['values'], name: string, fallback: 
   if (value === 'true') return true;
   if (value === 'false') return false;
   throw new UsageError(`--${name} must be true or false, got '${String(value)}'`, help);
+}
+
+/**
+ * A flag's value parsed with the config's own rule for the key it fills, or a usage error naming
+ * the flag, so a flag accepts exactly what the config file would.
+ */
+export function flagValue<T>(flag: string, result: ValueResult<T>, help: string): T {
+  if (!result.ok) throw new UsageError(`--${flag} ${result.error}`, help);
+  return result.value;
+}
+
+/** "a, b,,c" → ["a", "b", "c"]: comma-separated flag values. */
+export function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 /** Parses "24h", "90m", "30s", "7d" or plain seconds. */

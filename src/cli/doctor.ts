@@ -1,28 +1,41 @@
 // vpnctl doctor: checks a node's files the way the daemon will use them, one line per check,
-// each failure with its fix. Runs offline; never changes anything.
+// each failure and warning with its fix. Runs offline; never changes anything.
 
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { loadConfig, ConfigError } from '../config/load.js';
-import { resolveNetworkAddress } from '../config/address.js';
-import type { Config } from '../config/types.js';
-import { DEFAULTS } from '../config/types.js';
+import { describeNetworkAddress } from '../config/address.js';
+import { ConfigError, findSelfPeers, loadConfig } from '../config/load.js';
+import { DEFAULTS, type Config, type PeerConfig } from '../config/types.js';
+import { PIN_SOURCE, formatOptionalEndpoint } from '../config/values.js';
 import { checkValidity, fingerprintOfPem } from '../crypto/identity.js';
+import { formatPrefix } from '../netgraph/addr.js';
 import { optionalString, parseOptions } from './args.js';
-import type { Output } from './output.js';
+import { shellWord, type Output } from './output.js';
 
 export const DOCTOR_HELP = `usage: vpnctl doctor [--config P] [--json]
 
 Checks the config, identity files, networks, peers and known-peers file; prints one line per check
-with the fix for each failure. Exit code 1 when any check fails.`;
+with the fix for each failure or warning. Exit code 1 when any check fails; warnings (e.g. a peer
+trusted on first use instead of pinned) do not change it.`;
+
+/** warn: works, but weaker than it should be; the exit code stays 0. */
+export type CheckLevel = 'ok' | 'warn' | 'fail';
 
 export interface Check {
   check: string;
+  /** false only for level 'fail'; kept for scripts written before levels existed. */
   ok: boolean;
+  level: CheckLevel;
   detail: string;
   fix?: string;
 }
+
+const passed = (check: string, detail: string): Check => ({ check, ok: true, level: 'ok', detail });
+const warned = (check: string, detail: string, fix: string): Check => ({ check, ok: true, level: 'warn', detail, fix });
+const failed = (check: string, detail: string, fix: string): Check => ({ check, ok: false, level: 'fail', detail, fix });
+
+const LABELS: Record<CheckLevel, string> = { ok: '[ ok ]', warn: '[warn]', fail: '[FAIL]' };
 
 export async function runDoctor(argv: string[], out: Output): Promise<number> {
   const { values } = parseOptions(argv, { help: { type: 'boolean', short: 'h' }, config: { type: 'string' }, json: { type: 'boolean' } }, DOCTOR_HELP);
@@ -32,18 +45,19 @@ export async function runDoctor(argv: string[], out: Output): Promise<number> {
   }
   const configPath = optionalString(values, 'config') ?? DEFAULTS.configPath;
   const checks = diagnose(configPath);
-  const ok = checks.every((c) => c.ok);
+  const failures = checks.filter((c) => c.level === 'fail').length;
+  const warnings = checks.filter((c) => c.level === 'warn').length;
   if (values.json) {
-    out.stdout(JSON.stringify({ ok, config: configPath, checks }, null, 2));
+    out.stdout(JSON.stringify({ ok: failures === 0, config: configPath, checks }, null, 2));
   } else {
     for (const c of checks) {
-      out.stdout(`${c.ok ? '[ ok ]' : '[FAIL]'} ${c.check}: ${c.detail}`);
-      if (!c.ok && c.fix) out.stdout(`       fix: ${c.fix}`);
+      out.stdout(`${LABELS[c.level]} ${c.check}: ${c.detail}`);
+      if (c.level !== 'ok' && c.fix) out.stdout(`       fix: ${c.fix}`);
     }
-    const failed = checks.filter((c) => !c.ok).length;
-    out.stdout(failed === 0 ? `all ${checks.length} checks passed` : `${failed} of ${checks.length} checks failed`);
+    const warningText = warnings === 0 ? '' : ` (${warnings} warning${warnings === 1 ? '' : 's'})`;
+    out.stdout(failures === 0 ? `all ${checks.length} checks passed${warningText}` : `${failures} of ${checks.length} checks failed${warningText}`);
   }
-  return ok ? 0 : 1;
+  return failures === 0 ? 0 : 1;
 }
 
 export function diagnose(configPath: string): Check[] {
@@ -51,33 +65,60 @@ export function diagnose(configPath: string): Check[] {
   let config: Config;
   try {
     config = loadConfig(configPath);
-    checks.push({ check: 'config', ok: true, detail: `${configPath} parses and validates` });
+    checks.push(passed('config', `${configPath} parses and validates`));
   } catch (error) {
     const errors = error instanceof ConfigError ? error.errors : [(error as Error).message];
     // A missing file's message already says how to create one; other errors are fixed in the file.
     const fix = existsSync(configPath) ? `edit ${configPath}` : `vpnctl init --config ${configPath}`;
-    for (const message of errors) checks.push({ check: 'config', ok: false, detail: message, fix });
+    for (const message of errors) checks.push(failed('config', message, fix));
     return checks;
   }
 
-  const fingerprint = checkIdentity(config, checks);
+  const certFingerprint = checkIdentity(config, checks);
   for (const net of config.networks.values()) {
-    const address = fingerprint ? resolveNetworkAddress(net, fingerprint) : net.address;
-    checks.push({
-      check: `network ${net.name}`,
-      ok: true,
-      detail: `prefix ${net.prefix}, address ${address}${net.address === 'auto' ? ' (auto)' : ''}${net.routes.length ? `, exports ${net.routes.join(', ')}` : ''}`,
-    });
+    const routes = net.routes.length ? `, exports ${net.routes.map(formatPrefix).join(', ')}` : '';
+    checks.push(passed(`network ${net.name}`, `prefix ${formatPrefix(net.prefix)}, address ${describeNetworkAddress(net, certFingerprint)}${routes}`));
   }
-  for (const peer of config.peers) {
-    checks.push({
-      check: `peer ${peer.name}`,
-      ok: true,
-      detail: `${peer.address || 'inbound only'}, ${peer.fingerprint ? 'pinned' : 'trust on first use'}, networks ${peer.networks.join(', ')}`,
-    });
-  }
-  checkKnownPeers(config, checks);
+  const known = readKnownPeers(config.identity.knownPeers);
+  checkPeers(config, configPath, certFingerprint ?? config.identity.fingerprint, known, checks);
+  checkKnownPeers(config, known, checks);
   return checks;
+}
+
+function checkPeers(config: Config, configPath: string, ownFingerprint: string | undefined, known: KnownPeers, checks: Check[]): void {
+  const selfPeers = new Map(ownFingerprint ? findSelfPeers(config, ownFingerprint).map((s) => [s.index, s]) : []);
+  config.peers.forEach((peer, index) => {
+    const check = `peer ${peer.name}`;
+    const address = formatOptionalEndpoint(peer.address) || 'inbound only';
+    const self = selfPeers.get(index);
+    if (self) {
+      checks.push(failed(check, self.message, `remove that [[peers]] entry from ${config.path}; this node never needs to peer with itself`));
+    } else if (peer.fingerprint) {
+      checks.push(passed(check, `${address}, pinned, networks ${peer.networks.join(', ')}`));
+    } else {
+      const learned = 'entries' in known ? known.entries[peer.name] : undefined;
+      const learnedText = typeof learned === 'string' ? `learned ${learned} so far` : 'nothing learned yet';
+      checks.push(
+        warned(
+          check,
+          `${address}, networks ${peer.networks.join(', ')}: not pinned, so trusted on first use — whatever key answers ` +
+            `the first connection to ${address} is believed (${learnedText})`,
+          `${pinCommand(peer, configPath)} with <fp> ${PIN_SOURCE} (or pin fingerprint = "<fp>" in its [[peers]] entry)`,
+        ),
+      );
+    }
+  });
+}
+
+/** The add-peer command that replaces `peer` by the same entry with a pin. */
+function pinCommand(peer: PeerConfig, configPath: string): string {
+  const words = ['vpnctl', 'add-peer'];
+  if (configPath !== DEFAULTS.configPath) words.push('--config', shellWord(configPath));
+  words.push('--name', shellWord(peer.name), '--address', shellWord(formatOptionalEndpoint(peer.address)));
+  words.push('--fingerprint', '<fp>', '--networks', shellWord(peer.networks.join(',')));
+  if (peer.allowedRoutes.length > 0) words.push('--allowed-routes', shellWord(peer.allowedRoutes.map(formatPrefix).join(',')));
+  words.push('--force');
+  return words.join(' ');
 }
 
 /** Returns the certificate's fingerprint when the identity is usable, for the address lines. */
@@ -87,15 +128,11 @@ function checkIdentity(config: Config, checks: Check[]): string | undefined {
   const keyPem = readFileCheck(key, 'identity key', checks);
   if (keyPem !== undefined) {
     const mode = statSync(key).mode & 0o777;
+    const modeText = mode.toString(8).padStart(4, '0');
     checks.push(
       (mode & 0o077) === 0
-        ? { check: 'key permissions', ok: true, detail: `${key} is mode ${mode.toString(8).padStart(4, '0')}` }
-        : {
-            check: 'key permissions',
-            ok: false,
-            detail: `${key} is mode ${mode.toString(8).padStart(4, '0')}: readable by group or others`,
-            fix: `chmod 600 ${key}`,
-          },
+        ? passed('key permissions', `${key} is mode ${modeText}`)
+        : failed('key permissions', `${key} is mode ${modeText}: readable by group or others`, `chmod 600 ${key}`),
     );
   }
   if (certPem === undefined || keyPem === undefined) return undefined;
@@ -104,37 +141,35 @@ function checkIdentity(config: Config, checks: Check[]): string | undefined {
   try {
     x509 = new X509Certificate(certPem);
   } catch (error) {
-    checks.push({ check: 'certificate', ok: false, detail: `${cert} is not a PEM certificate (${(error as Error).message})`, fix: 'vpnctl init --force to create a new identity' });
+    checks.push(failed('certificate', `${cert} is not a PEM certificate (${(error as Error).message})`, 'vpnctl init --force to create a new identity'));
     return undefined;
   }
   try {
     const privateKey = createPrivateKey(keyPem);
-    const matches = x509.checkPrivateKey(privateKey);
     checks.push(
-      matches
-        ? { check: 'key matches certificate', ok: true, detail: 'the private key belongs to the certificate' }
-        : { check: 'key matches certificate', ok: false, detail: `${key} is not the key of ${cert}`, fix: 'restore the matching key, or vpnctl init --force for a new identity' },
+      x509.checkPrivateKey(privateKey)
+        ? passed('key matches certificate', 'the private key belongs to the certificate')
+        : failed('key matches certificate', `${key} is not the key of ${cert}`, 'restore the matching key, or vpnctl init --force for a new identity'),
     );
   } catch (error) {
-    checks.push({ check: 'key matches certificate', ok: false, detail: `${key} is not a PEM private key (${(error as Error).message})`, fix: 'restore the key file' });
+    checks.push(failed('key matches certificate', `${key} is not a PEM private key (${(error as Error).message})`, 'restore the key file'));
   }
   const fingerprint = fingerprintOfPem(certPem);
   const pinned = config.identity.fingerprint;
   checks.push(
     !pinned || pinned === fingerprint
-      ? { check: 'fingerprint', ok: true, detail: `${fingerprint}${pinned ? ' (matches identity.fingerprint)' : ''}` }
-      : {
-          check: 'fingerprint',
-          ok: false,
-          detail: `identity.fingerprint is ${pinned} but ${cert} hashes to ${fingerprint}`,
-          fix: `set identity.fingerprint = "${fingerprint}" or restore the original certificate`,
-        },
+      ? passed('fingerprint', `${fingerprint}${pinned ? ' (matches identity.fingerprint)' : ''}`)
+      : failed(
+          'fingerprint',
+          `identity.fingerprint is ${pinned} but ${cert} hashes to ${fingerprint}`,
+          `set identity.fingerprint = "${fingerprint}" or restore the original certificate`,
+        ),
   );
   const invalid = checkValidity(new Date(x509.validFrom), new Date(x509.validTo));
   checks.push(
     invalid === null
-      ? { check: 'certificate validity', ok: true, detail: `valid until ${new Date(x509.validTo).toISOString()}` }
-      : { check: 'certificate validity', ok: false, detail: invalid, fix: 'vpnctl init --force for a new identity, then update peers\' pinned fingerprints' },
+      ? passed('certificate validity', `valid until ${new Date(x509.validTo).toISOString()}`)
+      : failed('certificate validity', invalid, "vpnctl init --force for a new identity, then update peers' pinned fingerprints"),
   );
   return fingerprint;
 }
@@ -142,61 +177,81 @@ function checkIdentity(config: Config, checks: Check[]): string | undefined {
 function readFileCheck(path: string, what: string, checks: Check[]): string | undefined {
   try {
     const text = readFileSync(path, 'utf8');
-    checks.push({ check: what, ok: true, detail: `${path} exists and is readable` });
+    checks.push(passed(what, `${path} exists and is readable`));
     return text;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    checks.push({
-      check: what,
-      ok: false,
-      detail: `${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message}`,
-      fix: code === 'EACCES' ? 'run as root (sudo)' : 'vpnctl init to create an identity, or fix identity.cert/identity.key in the config',
-    });
+    checks.push(
+      failed(
+        what,
+        `${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message}`,
+        code === 'EACCES' ? 'run as root (sudo)' : 'vpnctl init to create an identity, or fix identity.cert/identity.key in the config',
+      ),
+    );
     return undefined;
   }
 }
 
-function checkKnownPeers(config: Config, checks: Check[]): void {
-  const path = config.identity.knownPeers;
+/** The known-peers file as read once for every check that needs it, or the check saying why it could not be. */
+type KnownPeers = { entries: Record<string, unknown> } | { missing: true } | { problem: Check };
+
+function readKnownPeers(path: string): KnownPeers {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      checks.push({ check: 'known peers', ok: true, detail: `${path} does not exist yet (created on first connection)` });
-    } else {
-      checks.push({ check: 'known peers', ok: false, detail: `${path}: ${(error as Error).message}`, fix: 'run as root (sudo)' });
-    }
-    return;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true };
+    return { problem: failed('known peers', `${path}: ${(error as Error).message}`, 'run as root (sudo)') };
   }
-  let known: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    known = parsed as Record<string, unknown>;
+    return { entries: parsed as Record<string, unknown> };
   } catch (error) {
-    checks.push({ check: 'known peers', ok: false, detail: `${path} is not a JSON object of name → fingerprint (${(error as Error).message})`, fix: `repair or remove ${path} (removing it re-trusts peers on first use)` });
+    return {
+      problem: failed(
+        'known peers',
+        `${path} is not a JSON object of name → fingerprint (${(error as Error).message})`,
+        `repair or remove ${path} (removing it re-trusts peers on first use)`,
+      ),
+    };
+  }
+}
+
+function checkKnownPeers(config: Config, known: KnownPeers, checks: Check[]): void {
+  const path = config.identity.knownPeers;
+  if ('missing' in known) {
+    checks.push(passed('known peers', `${path} does not exist yet (created on first connection)`));
+    return;
+  }
+  if ('problem' in known) {
+    checks.push(known.problem);
     return;
   }
   const fileMode = statSync(path).mode & 0o777;
   const dirMode = statSync(dirname(path)).mode & 0o777;
   checks.push(
     (fileMode & 0o077) === 0 && (dirMode & 0o077) === 0
-      ? { check: 'known peers permissions', ok: true, detail: `${path} 0${fileMode.toString(8)}, directory 0${dirMode.toString(8)}` }
-      : { check: 'known peers permissions', ok: false, detail: `${path} is 0${fileMode.toString(8)} in a 0${dirMode.toString(8)} directory; others could read or replace trust decisions`, fix: `chmod 600 ${path} && chmod 700 ${dirname(path)}` },
+      ? passed('known peers permissions', `${path} 0${fileMode.toString(8)}, directory 0${dirMode.toString(8)}`)
+      : failed(
+          'known peers permissions',
+          `${path} is 0${fileMode.toString(8)} in a 0${dirMode.toString(8)} directory; others could read or replace trust decisions`,
+          `chmod 600 ${path} && chmod 700 ${dirname(path)}`,
+        ),
   );
   let consistent = true;
   for (const peer of config.peers) {
-    const stored = known[peer.name];
+    const stored = known.entries[peer.name];
     if (peer.fingerprint && typeof stored === 'string' && stored !== peer.fingerprint) {
       consistent = false;
-      checks.push({
-        check: `known peer ${peer.name}`,
-        ok: false,
-        detail: `pinned fingerprint ${peer.fingerprint} differs from the one learned earlier, ${stored}`,
-        fix: `confirm the peer's new certificate, then remove "${peer.name}" from ${path}`,
-      });
+      checks.push(
+        failed(
+          `known peer ${peer.name}`,
+          `pinned fingerprint ${peer.fingerprint} differs from the one learned earlier, ${stored}`,
+          `confirm the peer's new certificate, then remove "${peer.name}" from ${path}`,
+        ),
+      );
     }
   }
-  if (consistent) checks.push({ check: 'known peers', ok: true, detail: `${Object.keys(known).length} entries, consistent with pinned fingerprints` });
+  if (consistent) checks.push(passed('known peers', `${Object.keys(known.entries).length} entries, consistent with pinned fingerprints`));
 }

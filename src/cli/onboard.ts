@@ -1,28 +1,39 @@
-// vpnctl init / invite / join / add-peer: offline onboarding on config and identity files.
-// None of these talk to a daemon; they write files a daemon reads on (re)load.
+// vpnctl init / invite / join: offline onboarding on config and identity files (add-peer is in
+// add-peer.ts). None of these talk to a daemon; they write files a daemon reads on (re)load.
 
 import { existsSync, readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DEFAULTS, type Config, type NetworkConfig, type PeerConfig } from '../config/types.js';
-import { loadConfig, parseConfig } from '../config/load.js';
-import { renderConfig, writeConfigFile } from '../config/write.js';
-import { resolveNetworkAddress } from '../config/address.js';
-import { generateIdentity, loadIdentity, writeIdentityFiles, isFingerprint, type GeneratedIdentity } from '../crypto/identity.js';
+import { loadConfig } from '../config/load.js';
+import { checkConfig, newConfig, newPeer, writeConfigFile } from '../config/write.js';
+import { describeNetworkAddress } from '../config/address.js';
+import {
+  formatEndpoint,
+  parseDialAddress,
+  parseListen,
+  parseMetricsListen,
+  parseNetworkAddress,
+  staticAddressProblem,
+} from '../config/values.js';
+import { generateIdentity, loadIdentity, writeIdentityFiles, type GeneratedIdentity } from '../crypto/identity.js';
 import { createInvite, parseInvite } from '../crypto/invite.js';
-import { formatIp, parseCidr, parseIp } from '../netgraph/addr.js';
+import { formatPrefix, parseCidr, type Prefix } from '../netgraph/addr.js';
 import {
   CommandError,
+  HELP_FLAG,
   UsageError,
+  flagValue,
   optionalString,
   parseBoolFlag,
   parseDuration,
   parseOptions,
   requireString,
+  wantsHelp,
   type OptionSpec,
   type Parsed,
 } from './args.js';
-import type { Output } from './output.js';
+import { shellWord, type Output } from './output.js';
 
 export const INIT_HELP = `usage: vpnctl init [--config P] [--cert P] [--key P] [--name N] [--network N] [--prefix CIDR]
                   [--address auto|IP] [--export=true|false] [--listen HOST:PORT] [--socket P]
@@ -56,21 +67,12 @@ export const JOIN_HELP = `usage: vpnctl join [--config P] [--cert P] [--key P] [
 Creates this node's identity and a config that joins the invite's network with the inviter as a
 pinned peer. Prints the command to run on the inviter so it accepts this node.`;
 
-export const ADD_PEER_HELP = `usage: vpnctl add-peer [--config P] --name N --address HOST:PORT [--fingerprint FP] --networks a,b
-                      [--allowed-routes CIDR,...] [--force]
-
-Adds a [[peers]] entry to the config. --address "" means never dial (accept inbound only).
-Without --fingerprint the peer is trusted on first use. --force replaces a peer of the same name.
-Run 'vpnctl reload' afterwards if the daemon is running.`;
-
 const DAEMON_FLAGS: OptionSpec = {
   listen: { type: 'string' },
   socket: { type: 'string' },
   'metrics-listen': { type: 'string' },
   'known-peers': { type: 'string' },
 };
-
-const HELP_FLAG: OptionSpec = { help: { type: 'boolean', short: 'h' } };
 
 /** Flags init and join share: where the new node's files go and how it takes part in its network. */
 const NEW_NODE_FLAGS: OptionSpec = {
@@ -85,11 +87,6 @@ const NEW_NODE_FLAGS: OptionSpec = {
   force: { type: 'boolean' },
 };
 
-function wantsHelp(values: Record<string, unknown>, help: string, out: Output): boolean {
-  if (values.help) out.stdout(help);
-  return Boolean(values.help);
-}
-
 function refuseExisting(paths: string[], force: boolean): void {
   if (force) return;
   const existing = paths.filter((p) => existsSync(p));
@@ -98,11 +95,16 @@ function refuseExisting(paths: string[], force: boolean): void {
   }
 }
 
-function checkAddressFlag(address: string, help: string): string {
-  if (address === 'auto') return address;
-  const ip = parseIp(address);
-  if (!ip) throw new UsageError(`--address must be 'auto' or an IP address, got '${address}'`, help);
-  return formatIp(ip);
+/**
+ * --address checked against the prefix here, not only by checkConfig: a mistake is then a usage
+ * error naming the flag rather than a config error at a line of a file not yet written.
+ */
+function addressFlag(values: Parsed['values'], prefix: Prefix, help: string): NetworkConfig['address'] {
+  const text = optionalString(values, 'address') ?? 'auto';
+  const address = flagValue('address', parseNetworkAddress(text), help);
+  const problem = address === 'auto' ? null : staticAddressProblem(text, address, prefix);
+  if (problem) throw new UsageError(`--address ${problem}`, help);
+  return address;
 }
 
 /**
@@ -118,30 +120,28 @@ function buildConfig(args: {
   path: string;
   cert: string;
   key: string;
-  values: Record<string, string | boolean | undefined>;
+  values: Parsed['values'];
   network: NetworkConfig;
   peers: PeerConfig[];
+  help: string;
 }): Config {
-  const { values } = args;
-  const text = renderConfig({
-    path: args.path,
-    identity: {
-      cert: args.cert,
-      key: args.key,
-      knownPeers: pathFlag(values, 'known-peers', join(dirname(args.path), 'known_peers.json')),
-    },
-    daemon: {
-      listen: optionalString(values, 'listen') ?? DEFAULTS.listen,
-      controlSocket: pathFlag(values, 'socket', DEFAULTS.controlSocket),
-      metricsListen: optionalString(values, 'metrics-listen') ?? DEFAULTS.metricsListen,
-      logLevel: DEFAULTS.logLevel,
-      acceptUnknownPeers: false,
-    },
+  const { values, help } = args;
+  const config = newConfig(args.path, {
+    cert: args.cert,
+    key: args.key,
+    knownPeers: pathFlag(values, 'known-peers', join(dirname(args.path), 'known_peers.json')),
+    daemon: { controlSocket: pathFlag(values, 'socket', DEFAULTS.controlSocket) },
     peers: args.peers,
-    networks: new Map([[args.network.name, args.network]]),
+    networks: [args.network],
   });
+  config.daemon.listen = flagValue('listen', parseListen(optionalString(values, 'listen') ?? DEFAULTS.listen), help);
+  config.daemon.metricsListen = flagValue(
+    'metrics-listen',
+    parseMetricsListen(optionalString(values, 'metrics-listen') ?? DEFAULTS.metricsListen),
+    help,
+  );
   // Validate through the real loader, so init/join can never write a config the daemon refuses.
-  return parseConfig(text, args.path);
+  return checkConfig(config);
 }
 
 interface NewNode {
@@ -159,7 +159,7 @@ interface NewNode {
  */
 async function createNewNode(
   values: Parsed['values'],
-  network: { name: string; prefix: string },
+  network: { name: string; prefix: Prefix },
   peers: PeerConfig[],
   help: string,
   checkName: (name: string) => void = () => {},
@@ -169,12 +169,12 @@ async function createNewNode(
   const keyPath = pathFlag(values, 'key', DEFAULTS.key);
   const name = optionalString(values, 'name') ?? hostname();
   checkName(name);
-  const address = checkAddressFlag(optionalString(values, 'address') ?? 'auto', help);
+  const address = addressFlag(values, network.prefix, help);
   const exported = parseBoolFlag(values, 'export', true, help);
   const force = values.force === true;
   refuseExisting([configPath, certPath, keyPath], force);
   const net: NetworkConfig = { ...network, address, export: exported, mtu: DEFAULTS.mtu, routes: [] };
-  const config = buildConfig({ path: configPath, cert: certPath, key: keyPath, values, network: net, peers });
+  const config = buildConfig({ path: configPath, cert: certPath, key: keyPath, values, network: net, peers, help });
   const identity = await generateIdentity(name);
   writeIdentityFiles(certPath, keyPath, identity, { force });
   writeConfigFile(configPath, config, { force });
@@ -182,30 +182,26 @@ async function createNewNode(
 }
 
 function describeAddress(node: NewNode, network: string): string {
-  const net = node.config.networks.get(network)!;
-  return `${resolveNetworkAddress(net, node.identity.fingerprint)}${net.address === 'auto' ? ' (auto)' : ''}`;
+  return describeNetworkAddress(node.config.networks.get(network)!, node.identity.fingerprint);
 }
 
 export async function runInit(argv: string[], out: Output): Promise<void> {
   const { values } = parseOptions(argv, { ...NEW_NODE_FLAGS, network: { type: 'string' }, prefix: { type: 'string' } }, INIT_HELP);
   if (wantsHelp(values, INIT_HELP, out)) return;
   const networkName = optionalString(values, 'network') ?? DEFAULTS.network;
-  const prefixText = optionalString(values, 'prefix') ?? DEFAULTS.prefix;
-  const prefix = parseCidr(prefixText);
+  const prefix = parseCidr(optionalString(values, 'prefix') ?? DEFAULTS.prefix);
   if (!prefix.ok) throw new UsageError(`--prefix ${prefix.error}`, INIT_HELP);
-  const node = await createNewNode(values, { name: networkName, prefix: prefixText }, [], INIT_HELP);
+  const node = await createNewNode(values, { name: networkName, prefix: prefix.prefix }, [], INIT_HELP);
 
   out.stdout(`created identity ${node.name}`);
   out.stdout(`  fingerprint ${node.identity.fingerprint}`);
   out.stdout(`  cert        ${node.certPath}`);
   out.stdout(`  key         ${node.keyPath} (mode 0600)`);
   out.stdout(`wrote ${node.configPath}`);
-  out.stdout(`  network ${networkName} ${node.config.networks.get(networkName)!.prefix}, address ${describeAddress(node, networkName)}`);
-  out.stdout(`next: vpnctl invite --config ${node.configPath} --network ${networkName} --address <this-host>:${portOf(node.config.daemon.listen)}`);
-}
-
-function portOf(hostPort: string): string {
-  return hostPort.slice(hostPort.lastIndexOf(':') + 1);
+  out.stdout(`  network ${networkName} ${formatPrefix(prefix.prefix)}, address ${describeAddress(node, networkName)}`);
+  out.stdout(
+    `next: vpnctl invite --config ${shellWord(node.configPath)} --network ${shellWord(networkName)} --address <this-host>:${node.config.daemon.listen.port}`,
+  );
 }
 
 export async function runInvite(argv: string[], out: Output): Promise<void> {
@@ -225,10 +221,7 @@ export async function runInvite(argv: string[], out: Output): Promise<void> {
   );
   if (wantsHelp(values, INVITE_HELP, out)) return;
   const networkName = requireString(values, 'network', INVITE_HELP);
-  const address = requireString(values, 'address', INVITE_HELP);
-  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) {
-    throw new UsageError(`--address must be HOST:PORT (e.g. 203.0.113.7:51820), got '${address}'`, INVITE_HELP);
-  }
+  const address = flagValue('address', parseDialAddress(requireString(values, 'address', INVITE_HELP)), INVITE_HELP);
   const ttlText = optionalString(values, 'ttl') ?? '24h';
   const ttlSeconds = parseDuration(ttlText);
   if (ttlSeconds === null || ttlSeconds <= 0) throw new UsageError(`--ttl must be a duration like 30m, 24h or 7d, got '${ttlText}'`, INVITE_HELP);
@@ -241,7 +234,7 @@ export async function runInvite(argv: string[], out: Output): Promise<void> {
   const identity = loadIdentity(config.identity.cert, config.identity.key, config.identity.fingerprint);
   const invite = createInvite(
     identity,
-    { network: networkName, prefix: network.prefix, address, name: optionalString(values, 'name') },
+    { network: networkName, prefix: formatPrefix(network.prefix), address: formatEndpoint(address), name: optionalString(values, 'name') },
     { ttlSeconds },
   );
   const target = optionalString(values, 'out') ?? '-';
@@ -279,14 +272,11 @@ export async function runJoin(argv: string[], out: Output): Promise<void> {
     raw = inviteText!;
   }
   const { invite, signed } = parseInvite(raw.trim());
-  const inviter: PeerConfig = {
-    name: invite.inviter.name,
-    address: invite.inviter.address,
-    fingerprint: invite.inviter.fingerprint,
-    networks: [invite.network],
-    allowedRoutes: [],
-  };
-  const node = await createNewNode(values, { name: invite.network, prefix: invite.prefix }, [inviter], JOIN_HELP, (name) => {
+  // parseInvite checked these fields with the config's rules, so neither parse can fail.
+  const inviter = newPeer(invite.inviter.name, [invite.network], { address: invite.inviter.address, fingerprint: invite.inviter.fingerprint });
+  const prefix = parseCidr(invite.prefix);
+  if (!prefix.ok) throw new CommandError(`invite network prefix ${prefix.error}`);
+  const node = await createNewNode(values, { name: invite.network, prefix: prefix.prefix }, [inviter], JOIN_HELP, (name) => {
     if (name === invite.inviter.name) {
       throw new UsageError(`--name ${name} is the inviter's own name; choose a different name for this node`, JOIN_HELP);
     }
@@ -303,55 +293,6 @@ export async function runJoin(argv: string[], out: Output): Promise<void> {
   out.stdout(`wrote ${node.configPath}, ${node.certPath}, ${node.keyPath}`);
   out.stdout(`on ${invite.inviter.name}, run:`);
   out.stdout(
-    `  vpnctl add-peer --name ${node.name} --address <this-host>:${portOf(node.config.daemon.listen)} --fingerprint ${node.identity.fingerprint} --networks ${invite.network}`,
+    `  vpnctl add-peer --name ${shellWord(node.name)} --address <this-host>:${node.config.daemon.listen.port} --fingerprint ${node.identity.fingerprint} --networks ${shellWord(invite.network)}`,
   );
-}
-
-export async function runAddPeer(argv: string[], out: Output): Promise<void> {
-  const { values } = parseOptions(
-    argv,
-    {
-      ...HELP_FLAG,
-      config: { type: 'string' },
-      name: { type: 'string' },
-      address: { type: 'string' },
-      fingerprint: { type: 'string' },
-      networks: { type: 'string' },
-      'allowed-routes': { type: 'string' },
-      force: { type: 'boolean' },
-    },
-    ADD_PEER_HELP,
-  );
-  if (wantsHelp(values, ADD_PEER_HELP, out)) return;
-  const name = requireString(values, 'name', ADD_PEER_HELP);
-  const address = optionalString(values, 'address');
-  if (address === undefined) throw new UsageError('missing required flag --address (use --address "" to accept inbound only)', ADD_PEER_HELP);
-  const networks = splitList(requireString(values, 'networks', ADD_PEER_HELP));
-  if (networks.length === 0) throw new UsageError('--networks needs at least one network name', ADD_PEER_HELP);
-  const fingerprint = optionalString(values, 'fingerprint')?.toLowerCase();
-  if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
-    throw new UsageError(`--fingerprint must be 64 hex characters (sha256 of the peer's certificate), got '${fingerprint}'`, ADD_PEER_HELP);
-  }
-  const allowedRoutes = splitList(optionalString(values, 'allowed-routes') ?? '');
-  const configPath = optionalString(values, 'config') ?? DEFAULTS.configPath;
-  const config = loadConfig(configPath);
-  const existing = config.peers.findIndex((p) => p.name === name);
-  if (existing >= 0 && values.force !== true) {
-    throw new CommandError(`peer '${name}' is already in ${configPath}; use --force to replace it`);
-  }
-  const peer: PeerConfig = { name, address, fingerprint, networks, allowedRoutes };
-  const peers = existing >= 0 ? config.peers.map((p, i) => (i === existing ? peer : p)) : [...config.peers, peer];
-  // Re-validate the whole file: catches unknown networks and duplicate fingerprints with the
-  // loader's own messages.
-  const updated = parseConfig(renderConfig({ ...config, peers }), configPath);
-  writeConfigFile(configPath, updated, { force: true });
-  out.stdout(`${existing >= 0 ? 'replaced' : 'added'} peer ${name} (${address || 'inbound only'}${fingerprint ? `, pinned ${fingerprint.slice(0, 16)}…` : ', trust on first use'}) for ${networks.join(', ')} in ${configPath}`);
-  out.stdout(`if the daemon is running: vpnctl reload`);
-}
-
-function splitList(text: string): string[] {
-  return text
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
 }

@@ -26,9 +26,17 @@ interface StatusOutput {
   networks: Array<{ name: string; interface: string; address: string; prefix: string }>;
 }
 
+/**
+ * How the daemon trusts a peer: pinned in the config, learned on first use, not learned yet, or
+ * admitted without any [[peers]] entry (accept_unknown_peers).
+ */
+export type PeerTrust = 'pinned' | 'learned' | 'unlearned' | 'unknown';
+
 export interface PeerRow {
   name: string;
   fingerprint: string;
+  /** Absent from daemons that predate it. */
+  trust?: PeerTrust;
   address: string;
   connected: boolean;
   last_seen: string | null;
@@ -98,12 +106,13 @@ function printPeers(peers: PeerRow[], out: Output): void {
 export function formatPeers(peers: PeerRow[]): string {
   if (peers.length === 0) return 'no peers';
   const withErrors = peers.some((p) => !p.connected && p.last_error);
-  const headers = ['NAME', 'FINGERPRINT', 'ADDRESS', 'STATE', 'LAST SEEN', ...(withErrors ? ['LAST ERROR'] : [])];
+  const headers = ['NAME', 'FINGERPRINT', 'TRUST', 'ADDRESS', 'STATE', 'LAST SEEN', ...(withErrors ? ['LAST ERROR'] : [])];
   return table(
     headers,
     peers.map((p) => [
       p.name,
       short(p.fingerprint),
+      p.trust ?? '-',
       p.address || '-',
       p.connected ? `connected${p.direction ? ` (${p.direction})` : ''}` : 'down',
       p.last_seen ?? 'never',

@@ -20,3 +20,11 @@ export function table(headers: string[], rows: string[][]): string {
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
+
+/**
+ * `value` as one shell word, for commands printed for the user to paste: as is when plainly
+ * safe, else single-quoted (peer names and paths may hold spaces or quotes, IPv6 brackets glob).
+ */
+export function shellWord(value: string): string {
+  return /^[A-Za-z0-9_./:@%+,=-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
+}

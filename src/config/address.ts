@@ -3,11 +3,11 @@
 // node without coordination, and a node keeps its address across restarts.
 
 import { createHash } from 'node:crypto';
-import { formatIp, maxPrefixLength, parseCidr } from '../netgraph/addr.js';
+import { formatIp, maxPrefixLength, type Prefix } from '../netgraph/addr.js';
 import type { NetworkConfig } from './types.js';
 
 /**
- * Maps SHA-256("<network>:<fingerprint>") into the host range of `prefix`.
+ * Maps SHA-256("<network>:<fingerprint>") into the host range of `prefix` (4 or 16 bytes out).
  *
  * The usable range excludes the network address (all host bits zero) and the all-ones address
  * (IPv4 broadcast; for IPv6 excluded too so both families behave alike). The original mapped
@@ -15,10 +15,8 @@ import type { NetworkConfig } from './types.js';
  * such reserved addresses: /31 and IPv6 /127 use both (RFC 3021, RFC 6164), /32 and /128 the
  * only one.
  */
-export function deriveAutoAddress(networkName: string, prefix: string, fingerprint: string): string {
-  const parsed = parseCidr(prefix);
-  if (!parsed.ok) throw new Error(`cannot derive an address in network '${networkName}': ${parsed.error}`);
-  const { bytes, length, family } = parsed.prefix;
+export function deriveAutoAddress(networkName: string, prefix: Prefix, fingerprint: string): Uint8Array {
+  const { bytes, length, family } = prefix;
   const hostBits = BigInt(maxPrefixLength(family) - length);
   const hostCount = 1n << hostBits;
 
@@ -30,12 +28,21 @@ export function deriveAutoAddress(networkName: string, prefix: string, fingerpri
   if (hostBits <= 1n) offset = hash % hostCount;
   else offset = 1n + (hash % (hostCount - 2n));
 
-  return formatBigIp(bytesToBigInt(bytes) + offset, bytes.length);
+  return bigIntToBytes(bytesToBigInt(bytes) + offset, bytes.length);
 }
 
-/** The configured static address, or the derived one for "auto". */
-export function resolveNetworkAddress(net: NetworkConfig, fingerprint: string): string {
-  return net.address === 'auto' ? deriveAutoAddress(net.name, net.prefix, fingerprint) : net.address;
+/** The configured static address, or the derived one for "auto". A copy: callers may keep or change it. */
+export function resolveNetworkAddress(net: NetworkConfig, fingerprint: string): Uint8Array {
+  return net.address === 'auto' ? deriveAutoAddress(net.name, net.prefix, fingerprint) : new Uint8Array(net.address);
+}
+
+/**
+ * This node's address in `net` for people: "10.42.0.7 (auto)" or "10.42.0.9"; just "auto" when
+ * the fingerprint is not known (an unreadable certificate), since nothing can be derived then.
+ */
+export function describeNetworkAddress(net: NetworkConfig, fingerprint: string | undefined): string {
+  if (net.address !== 'auto') return formatIp(net.address);
+  return fingerprint === undefined ? 'auto' : `${formatIp(deriveAutoAddress(net.name, net.prefix, fingerprint))} (auto)`;
 }
 
 function bytesToBigInt(bytes: Uint8Array): bigint {
@@ -44,12 +51,11 @@ function bytesToBigInt(bytes: Uint8Array): bigint {
   return n;
 }
 
-function formatBigIp(value: bigint, byteLength: number): string {
+function bigIntToBytes(value: bigint, byteLength: number): Uint8Array {
   const out = new Uint8Array(byteLength);
   for (let i = byteLength - 1; i >= 0; i--) {
     out[i] = Number(value & 0xffn);
     value >>= 8n;
   }
-  return formatIp(out);
+  return out;
 }
-

@@ -1,7 +1,11 @@
 // The validated, defaulted shape of a config file (CONFIG.md). Everything downstream of the
-// loader works on these types and never on raw TOML.
+// loader works on these types and never on raw TOML or text: prefixes, addresses and endpoints
+// are parsed once, by the loader, and formatted only for display (netgraph/addr.ts formatPrefix,
+// formatIp; netgraph/hostport.ts formatHostPort).
 
 import type { LogLevel } from '../log/logger.js';
+import type { Prefix } from '../netgraph/addr.js';
+import type { HostPort } from '../netgraph/hostport.js';
 
 export interface IdentityConfig {
   cert: string;
@@ -13,20 +17,23 @@ export interface IdentityConfig {
 }
 
 export interface DaemonConfig {
-  /** UDP host:port for QUIC, default "0.0.0.0:51820". */
-  listen: string;
+  /** UDP address for QUIC, default 0.0.0.0:51820; the host is an IP literal. */
+  listen: HostPort;
   controlSocket: string;
-  /** "" disables the metrics listener. Default ":9000". */
-  metricsListen: string;
+  /** null disables the metrics listener (`metrics_listen = ""`); host "" means every interface. Default ":9000". */
+  metricsListen: HostPort | null;
   logLevel: LogLevel;
   acceptUnknownPeers: boolean;
 }
 
 export interface PeerConfig {
   name: string;
-  /** host:port; "" means never dial, accept inbound only. */
-  address: string;
-  /** Lowercase 64 hex, or undefined for TOFU by name. */
+  /** Where to dial it (IP literal or hostname); null (`address = ""`) means never dial, accept inbound only. */
+  address: HostPort | null;
+  /**
+   * Lowercase 64 hex. Undefined = trust on first use, learned from a connection to `address`;
+   * so required when address is null (the loader refuses an inbound-only peer without one).
+   */
   fingerprint?: string;
   networks: string[];
   /**
@@ -34,22 +41,22 @@ export interface PeerConfig {
    * AllowedIPs. An addition to CONFIG.md: the route policy in PROTOCOL.md refers to "a prefix the
    * local config allows that peer to route" without naming the key.
    */
-  allowedRoutes: string[];
+  allowedRoutes: Prefix[];
 }
 
 export interface NetworkConfig {
   name: string;
-  /** Canonical CIDR text, host bits zero. */
-  prefix: string;
-  /** "auto" or a static address inside prefix (canonical text). */
-  address: string;
+  /** Host bits zero. */
+  prefix: Prefix;
+  /** "auto" (derived from the fingerprint) or a static address inside prefix (4 or 16 bytes). */
+  address: 'auto' | Uint8Array;
   export: boolean;
   /** TUN name (<= 15 bytes); undefined = derived, unique per network. */
   interface?: string;
   /** Default 1280. */
   mtu: number;
   /** Extra prefixes this node exports (subnet router). */
-  routes: string[];
+  routes: Prefix[];
 }
 
 export interface Config {

@@ -7,8 +7,21 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigError, normalizeFingerprint, parseConfig } from './load.js';
+import type { LogLevel } from '../log/logger.js';
+import { formatPrefix, parseCidr, type Prefix } from '../netgraph/addr.js';
+import { ConfigError, parseConfig } from './load.js';
 import { DEFAULTS, type Config, type DaemonConfig, type NetworkConfig, type PeerConfig } from './types.js';
+import {
+  formatEndpoint,
+  formatNetworkAddress,
+  formatOptionalEndpoint,
+  parseFingerprint,
+  parseListen,
+  parseMetricsListen,
+  parseNetworkAddress,
+  parsePeerAddress,
+  type ValueResult,
+} from './values.js';
 
 export function renderConfig(config: Config): string {
   const out: string[] = ['# vibepn configuration (see CONFIG.md). Rewritten by vpnctl: comments here are not kept.', ''];
@@ -26,20 +39,20 @@ export function renderConfig(config: Config): string {
   for (const peer of config.peers) {
     out.push('', '[[peers]]');
     out.push(`name = ${tomlString(peer.name)}`);
-    out.push(`address = ${tomlString(peer.address)}`);
+    out.push(`address = ${tomlString(formatOptionalEndpoint(peer.address))}`);
     if (peer.fingerprint) out.push(`fingerprint = ${tomlString(peer.fingerprint)}`);
     out.push(`networks = ${tomlStringArray(peer.networks)}`);
-    if (peer.allowedRoutes.length > 0) out.push(`allowed_routes = ${tomlStringArray(peer.allowedRoutes)}`);
+    if (peer.allowedRoutes.length > 0) out.push(`allowed_routes = ${tomlStringArray(peer.allowedRoutes.map(formatPrefix))}`);
   }
 
   for (const net of config.networks.values()) {
     out.push('', `[networks.${tomlKey(net.name)}]`);
-    out.push(`prefix = ${tomlString(net.prefix)}`);
-    out.push(`address = ${tomlString(net.address)}`);
+    out.push(`prefix = ${tomlString(formatPrefix(net.prefix))}`);
+    out.push(`address = ${tomlString(formatNetworkAddress(net.address))}`);
     out.push(`export = ${net.export}`);
     if (net.interface !== undefined) out.push(`interface = ${tomlString(net.interface)}`);
     if (net.mtu !== DEFAULTS.mtu) out.push(`mtu = ${net.mtu}`);
-    if (net.routes.length > 0) out.push(`routes = ${tomlStringArray(net.routes)}`);
+    if (net.routes.length > 0) out.push(`routes = ${tomlStringArray(net.routes.map(formatPrefix))}`);
   }
   return out.join('\n') + '\n';
 }
@@ -47,9 +60,11 @@ export function renderConfig(config: Config): string {
 /** Only keys that differ from the defaults, so a later change of a default reaches old configs. */
 function renderDaemon(daemon: DaemonConfig): string[] {
   const lines: string[] = [];
-  if (daemon.listen !== DEFAULTS.listen) lines.push(`listen = ${tomlString(daemon.listen)}`);
+  const listen = formatEndpoint(daemon.listen);
+  const metricsListen = formatOptionalEndpoint(daemon.metricsListen);
+  if (listen !== DEFAULTS.listen) lines.push(`listen = ${tomlString(listen)}`);
   if (daemon.controlSocket !== DEFAULTS.controlSocket) lines.push(`control_socket = ${tomlString(daemon.controlSocket)}`);
-  if (daemon.metricsListen !== DEFAULTS.metricsListen) lines.push(`metrics_listen = ${tomlString(daemon.metricsListen)}`);
+  if (metricsListen !== DEFAULTS.metricsListen) lines.push(`metrics_listen = ${tomlString(metricsListen)}`);
   if (daemon.logLevel !== DEFAULTS.logLevel) lines.push(`log_level = ${tomlString(daemon.logLevel)}`);
   if (daemon.acceptUnknownPeers) lines.push('accept_unknown_peers = true');
   return lines;
@@ -117,24 +132,48 @@ export function writeConfigFile(path: string, config: Config, opts: { force?: bo
   }
 }
 
-// ---- building configs in code (vpnctl init / join / add-peer) ----
+// ---- building configs in code (vpnctl, tests) ----
+// The builders take text, as a config file would, and parse it with the loader's rules; a value
+// that does not parse throws at once, naming it. Rules that relate values to each other (an
+// address inside its prefix, peers naming known networks) are checkConfig's.
 
 export interface NewConfigOptions {
   cert?: string;
   key?: string;
   fingerprint?: string;
   knownPeers?: string;
-  daemon?: Partial<DaemonConfig>;
+  daemon?: {
+    listen?: string;
+    controlSocket?: string;
+    /** "" disables metrics. */
+    metricsListen?: string;
+    logLevel?: LogLevel;
+    acceptUnknownPeers?: boolean;
+  };
   peers?: PeerConfig[];
   networks?: NetworkConfig[];
   /** Base for the default known_peers path; default os.homedir(). */
   homeDir?: string;
 }
 
+/** The parsed value, or an Error naming what was being built and the bad value. */
+function parsed<T>(what: string, result: ValueResult<T>): T {
+  if (!result.ok) throw new Error(`${what} ${result.error}`);
+  return result.value;
+}
+
+function prefixesOf(what: string, texts: readonly string[]): Prefix[] {
+  return texts.map((text, index) => {
+    const cidr = parseCidr(text);
+    if (!cidr.ok) throw new Error(`${what}[${index}] ${cidr.error}`);
+    return cidr.prefix;
+  });
+}
+
 /**
  * A Config with every default filled in. Relative paths are resolved against the config file's
  * directory, as the loader does, so the result round-trips through writeConfigFile/loadConfig.
- * Not validated: pass it through checkConfig (writeConfigFile does) to catch mistakes.
+ * Not cross-checked: pass it through checkConfig (writeConfigFile does) to catch mistakes.
  */
 export function newConfig(path: string, options: NewConfigOptions = {}): Config {
   const configPath = resolve(path);
@@ -144,31 +183,60 @@ export function newConfig(path: string, options: NewConfigOptions = {}): Config 
     key: resolve(base, options.key ?? DEFAULTS.key),
     knownPeers: resolve(base, options.knownPeers ?? join(options.homeDir ?? homedir(), DEFAULTS.knownPeersInHome)),
   };
-  if (options.fingerprint) identity.fingerprint = normalizeFingerprint(options.fingerprint) ?? options.fingerprint;
-  const daemon: DaemonConfig = {
-    listen: DEFAULTS.listen,
-    controlSocket: DEFAULTS.controlSocket,
-    metricsListen: DEFAULTS.metricsListen,
-    logLevel: DEFAULTS.logLevel,
-    acceptUnknownPeers: false,
-    ...options.daemon,
-  };
-  daemon.controlSocket = resolve(base, daemon.controlSocket);
+  if (options.fingerprint) identity.fingerprint = parsed('identity.fingerprint', parseFingerprint(options.fingerprint));
+  const daemon = options.daemon ?? {};
   return {
     path: configPath,
     identity,
-    daemon,
+    daemon: {
+      listen: parsed('daemon.listen', parseListen(daemon.listen ?? DEFAULTS.listen)),
+      controlSocket: resolve(base, daemon.controlSocket ?? DEFAULTS.controlSocket),
+      metricsListen: parsed('daemon.metrics_listen', parseMetricsListen(daemon.metricsListen ?? DEFAULTS.metricsListen)),
+      logLevel: daemon.logLevel ?? DEFAULTS.logLevel,
+      acceptUnknownPeers: daemon.acceptUnknownPeers ?? false,
+    },
     peers: [...(options.peers ?? [])],
     networks: new Map((options.networks ?? []).map((net) => [net.name, net])),
   };
 }
 
 /** A network section with defaults: address "auto", export true, MTU 1280, no extra routes. */
-export function newNetwork(name: string, prefix: string, options: Partial<Omit<NetworkConfig, 'name' | 'prefix'>> = {}): NetworkConfig {
-  return { name, prefix, address: 'auto', export: true, mtu: DEFAULTS.mtu, routes: [], ...options };
+export function newNetwork(
+  name: string,
+  prefix: string,
+  options: { address?: string; export?: boolean; interface?: string; mtu?: number; routes?: string[] } = {},
+): NetworkConfig {
+  const what = `network '${name}'`;
+  const cidr = parseCidr(prefix);
+  if (!cidr.ok) throw new Error(`${what}: prefix ${cidr.error}`);
+  const network: NetworkConfig = {
+    name,
+    prefix: cidr.prefix,
+    address: parsed(`${what}: address`, parseNetworkAddress(options.address ?? 'auto')),
+    export: options.export ?? true,
+    mtu: options.mtu ?? DEFAULTS.mtu,
+    routes: prefixesOf(`${what}: routes`, options.routes ?? []),
+  };
+  if (options.interface !== undefined && options.interface !== '') network.interface = options.interface;
+  return network;
 }
 
-/** A peer entry with defaults: no address (inbound only), TOFU (no fingerprint), no extra routes. */
-export function newPeer(name: string, networks: string[], options: Partial<Omit<PeerConfig, 'name' | 'networks'>> = {}): PeerConfig {
-  return { name, address: '', networks, allowedRoutes: [], ...options };
+/**
+ * A peer entry with defaults: no address (inbound only), no pin, no extra routes. An inbound-only
+ * peer needs a fingerprint to pass checkConfig; tests of admission alone may leave it out.
+ */
+export function newPeer(
+  name: string,
+  networks: string[],
+  options: { address?: string; fingerprint?: string; allowedRoutes?: string[] } = {},
+): PeerConfig {
+  const what = `peer '${name}'`;
+  const peer: PeerConfig = {
+    name,
+    address: parsed(`${what}: address`, parsePeerAddress(options.address ?? '')),
+    networks: [...networks],
+    allowedRoutes: prefixesOf(`${what}: allowed_routes`, options.allowedRoutes ?? []),
+  };
+  if (options.fingerprint) peer.fingerprint = parsed(`${what}: fingerprint`, parseFingerprint(options.fingerprint));
+  return peer;
 }

@@ -4,6 +4,7 @@
 // known-peers file would silently turn every pinned-by-TOFU peer back into a "first use".
 
 import * as nodeFs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
@@ -86,4 +87,52 @@ export function errnoCode(err: unknown): string | undefined {
 
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The promise-based fs calls writeFileAtomicAsync makes; injectable like AtomicFs. */
+export interface AtomicFsAsync {
+  open(path: string, flags: string, mode: number): Promise<Pick<FileHandle, 'chmod' | 'write' | 'sync' | 'close'>>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  mkdir(path: string, options: { recursive: true; mode: number }): Promise<unknown>;
+}
+
+export const defaultFsAsync: AtomicFsAsync = nodeFs.promises;
+
+/**
+ * writeFileAtomic without blocking the event loop: the daemon learns a peer on first use while
+ * other peers' traffic flows, and an fsync can take tens of milliseconds.
+ */
+export async function writeFileAtomicAsync(path: string, data: string, mode: number, fs: AtomicFsAsync = defaultFsAsync): Promise<void> {
+  const dir = dirname(path);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: Awaited<ReturnType<AtomicFsAsync['open']>> | undefined;
+  try {
+    handle = await fs.open(temp, 'wx', mode);
+    await handle.chmod(mode);
+    await handle.write(data, null, 'utf8');
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fs.rename(temp, path);
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    await fs.unlink(temp).catch(() => undefined);
+    throw err;
+  }
+  await syncDirAsync(dir, fs);
+}
+
+async function syncDirAsync(dir: string, fs: AtomicFsAsync): Promise<void> {
+  try {
+    const handle = await fs.open(dir, 'r', 0);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // As in syncDir: best effort.
+  }
 }

@@ -10,7 +10,8 @@
 // holder of the pinned key wrote it. (Whether that is the right person is still up to the user.)
 
 import { X509Certificate, sign, verify, type KeyObject } from 'node:crypto';
-import { parseHostPort } from '../netgraph/hostport.js';
+import { networkNameProblem } from '../config/names.js';
+import { parseDialAddress } from '../config/values.js';
 import { parseCidr } from '../netgraph/addr.js';
 import {
   certificateInfo,
@@ -49,8 +50,6 @@ const ALLOWED_CLOCK_SKEW_MS = 5 * 60 * 1000;
 // A real invite is ~1.5 KB (most of it the certificate). The cap bounds the work a pasted blob
 // can cause before anything is checked.
 const MAX_INVITE_CHARS = 16 * 1024;
-// Same rule as config network names (src/config/load.ts): the name becomes a TOML table key.
-const NETWORK_NAME_RE = /^[A-Za-z0-9_.-]{1,255}$/;
 const ISO_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 const BASE64URL_RE = /^[A-Za-z0-9_-]+={0,2}$/;
 const BASE64_ANY_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
@@ -335,16 +334,18 @@ function unsignedInvite(f: { network: string; prefix: string; name: string; addr
 
 // ---- helpers ----
 
-/** Checks what every invite must satisfy, signed or not, so join never writes a bad config. */
+/**
+ * Checks what every invite must satisfy, signed or not, with the config loader's own rules, so
+ * join never writes a config the daemon refuses.
+ */
 function checkCommonFields(invite: Invite, context: string): void {
-  if (!NETWORK_NAME_RE.test(invite.network)) {
-    throw new InviteError(`${context}: network name '${invite.network}' must be 1..255 of A-Z a-z 0-9 _ . -`);
-  }
+  const nameProblem = networkNameProblem(invite.network);
+  if (nameProblem) throw new InviteError(`${context}: ${nameProblem}`);
   const cidr = parseCidr(invite.prefix);
   if (!cidr.ok) throw new InviteError(`${context}: network prefix ${cidr.error}`);
-  const nameProblem = nodeNameProblem(invite.inviter.name);
-  if (nameProblem) throw new InviteError(`${context}: inviter ${nameProblem}`);
-  const address = parseHostPort(invite.inviter.address);
+  const inviterProblem = nodeNameProblem(invite.inviter.name);
+  if (inviterProblem) throw new InviteError(`${context}: inviter ${inviterProblem}`);
+  const address = parseDialAddress(invite.inviter.address);
   if (!address.ok) throw new InviteError(`${context}: inviter address ${address.error}`);
 }
 

@@ -1,9 +1,13 @@
 // Trust on first use (PROTOCOL.md section 2): the known-peers file remembers the first
 // fingerprint each peer *name* presented, and a later different one is refused. A pin in the
 // config always wins over the file.
+//
+// The file is read once (first use of the store) and again on reload(): a handshake never
+// touches the disk. A first use is written atomically and asynchronously, so learning one peer
+// never stalls the traffic of the others; the caller admits the peer only once it is on disk.
 
-import { dirname } from 'node:path';
-import { defaultFs, ensureDir, errnoCode, errorText, writeFileAtomic, type AtomicFs } from './atomic-file.js';
+import { readFileSync } from 'node:fs';
+import { defaultFsAsync, errnoCode, errorText, writeFileAtomicAsync, type AtomicFsAsync } from './atomic-file.js';
 import { isFingerprint } from './identity.js';
 
 export class TrustStoreError extends Error {
@@ -14,30 +18,127 @@ export type TrustDecision =
   | { ok: true; how: 'pinned' | 'known' | 'first-use' }
   | { ok: false; reason: 'pin-mismatch' | 'tofu-mismatch'; message: string };
 
-export interface TrustStoreOptions {
-  /** Replaces node:fs, so tests can make a write fail half-way. */
-  fs?: AtomicFs;
+/** What admission reads; a TrustStore, or a fixed map in tests. */
+export interface TrustView {
+  readonly path: string;
+  get(name: string): string | undefined;
+  findName(fingerprint: string): string | undefined;
+  check(name: string, fingerprint: string, pinned?: string): TrustDecision;
 }
 
-export class TrustStore {
-  private readonly fs: AtomicFs;
+export interface TrustStoreOptions {
+  /** Replaces node:fs/promises for writes, so tests can make one fail half-way. */
+  fs?: AtomicFsAsync;
+  /** Replaces readFileSync, for the same reason. */
+  readFile?: (path: string) => string;
+}
+
+export class TrustStore implements TrustView {
+  private readonly fs: AtomicFsAsync;
+  private readonly readFile: (path: string) => string;
+  private entries_: Map<string, string> | null = null;
+  /** Writes go one after another, each with the whole map as it was when it was queued. */
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly path: string,
     opts: TrustStoreOptions = {},
   ) {
-    this.fs = opts.fs ?? defaultFs;
+    this.fs = opts.fs ?? defaultFsAsync;
+    this.readFile = opts.readFile ?? ((p) => readFileSync(p, 'utf8'));
   }
 
   /**
-   * Reads the file; a missing file is an empty store. Every operation reads afresh instead of
-   * caching: the fix for a key change is to edit this file by hand, and that edit must take
-   * effect without restarting the daemon. The file is a few hundred bytes, read once per handshake.
+   * Reads the file again, e.g. after the user edited it by hand to forget a changed key (`vpnctl
+   * reload`). A missing file is an empty store; a corrupt one throws and the old entries stay.
    */
-  load(): Map<string, string> {
+  reload(): void {
+    this.entries_ = this.read();
+  }
+
+  get(name: string): string | undefined {
+    return this.map().get(name);
+  }
+
+  entries(): Record<string, string> {
+    return Object.fromEntries(this.map());
+  }
+
+  /** The name a fingerprint was learned under, for accepting inbound connections. */
+  findName(fingerprint: string): string | undefined {
+    const wanted = fingerprint.toLowerCase();
+    for (const [name, fp] of this.map()) if (fp === wanted) return name;
+    return undefined;
+  }
+
+  /**
+   * Whether `name` presenting `fingerprint` is trusted. 'first-use' means nothing is known for
+   * the name yet: the caller decides whether this connection may teach it, then calls learn().
+   */
+  check(name: string, fingerprint: string, pinned?: string): TrustDecision {
+    const presented = fingerprint.toLowerCase();
+    if (pinned !== undefined && pinned !== '') {
+      if (presented === pinned.toLowerCase()) return { ok: true, how: 'pinned' };
+      return {
+        ok: false,
+        reason: 'pin-mismatch',
+        message:
+          `peer ${name} presented certificate fingerprint ${presented}, but the config pins ${pinned.toLowerCase()}; ` +
+          `if ${name} really has a new key, update its fingerprint in the [[peers]] entry`,
+      };
+    }
+    const known = this.map().get(name);
+    if (known === undefined) return { ok: true, how: 'first-use' };
+    if (known === presented) return { ok: true, how: 'known' };
+    return {
+      ok: false,
+      reason: 'tofu-mismatch',
+      message:
+        `peer ${name} presented certificate fingerprint ${presented}, but ${this.path} remembers ${known} from first use; ` +
+        `if ${name} really changed its key, remove its entry from ${this.path} and run vpnctl reload (or pin the new fingerprint in the config)`,
+    };
+  }
+
+  /**
+   * Records a first use. The entry counts at once (a second connection racing this one is judged
+   * against it) and the returned promise settles when the file is written. If the write fails
+   * the entry is taken back and the promise rejects: an unrecorded first use must not be
+   * trusted, or a different key could be "first" after a restart.
+   */
+  learn(name: string, fingerprint: string): Promise<void> {
+    if (name === '') return Promise.reject(new TrustStoreError('peer name must not be empty'));
+    if (!isFingerprint(fingerprint)) {
+      return Promise.reject(new TrustStoreError(`'${fingerprint}' is not a fingerprint (expected 64 hex characters)`));
+    }
+    const value = fingerprint.toLowerCase();
+    const entries = this.map();
+    const previous = entries.get(name);
+    entries.set(name, value);
+    return this.persist().catch((error: unknown) => {
+      if (entries.get(name) === value) {
+        if (previous === undefined) entries.delete(name);
+        else entries.set(name, previous);
+      }
+      throw error;
+    });
+  }
+
+  /** Forgets a peer so its next fingerprint is learned on first use. Resolves to whether it was known. */
+  async remove(name: string): Promise<boolean> {
+    if (!this.map().delete(name)) return false;
+    await this.persist();
+    return true;
+  }
+
+  private map(): Map<string, string> {
+    if (this.entries_ === null) this.entries_ = this.read();
+    return this.entries_;
+  }
+
+  private read(): Map<string, string> {
     let text: string;
     try {
-      text = this.fs.readFileSync(this.path, 'utf8');
+      text = this.readFile(this.path);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return new Map();
       throw new TrustStoreError(`cannot read known-peers file ${this.path}: ${errorText(err)}`);
@@ -66,80 +167,16 @@ export class TrustStore {
     return entries;
   }
 
-  get(name: string): string | undefined {
-    return this.load().get(name);
-  }
-
-  entries(): Record<string, string> {
-    return Object.fromEntries(this.load());
-  }
-
-  /** The name a fingerprint was learned under, for accepting inbound connections. */
-  findName(fingerprint: string): string | undefined {
-    const wanted = fingerprint.toLowerCase();
-    for (const [name, fp] of this.load()) if (fp === wanted) return name;
-    return undefined;
-  }
-
-  set(name: string, fingerprint: string): void {
-    if (name === '') throw new TrustStoreError('peer name must not be empty');
-    if (!isFingerprint(fingerprint)) {
-      throw new TrustStoreError(`'${fingerprint}' is not a fingerprint (expected 64 hex characters)`);
-    }
-    const entries = this.load();
-    entries.set(name, fingerprint.toLowerCase());
-    this.save(entries);
-  }
-
-  /** Forgets a peer so its next fingerprint is learned on first use. Returns whether it was known. */
-  remove(name: string): boolean {
-    const entries = this.load();
-    if (!entries.delete(name)) return false;
-    this.save(entries);
-    return true;
-  }
-
-  /**
-   * Decides whether `name` presenting `fingerprint` is trusted. On first use the fingerprint is
-   * persisted before the decision is returned; if that write fails this throws rather than
-   * accepting, because an unrecorded first use would let a different key be "first" next time.
-   */
-  verify(name: string, fingerprint: string, pinned?: string): TrustDecision {
-    const presented = fingerprint.toLowerCase();
-    if (pinned !== undefined && pinned !== '') {
-      if (presented === pinned.toLowerCase()) return { ok: true, how: 'pinned' };
-      return {
-        ok: false,
-        reason: 'pin-mismatch',
-        message:
-          `peer ${name} presented certificate fingerprint ${presented}, but the config pins ${pinned.toLowerCase()}; ` +
-          `if ${name} really has a new key, update its fingerprint in the [[peers]] entry`,
-      };
-    }
-    const entries = this.load();
-    const known = entries.get(name);
-    if (known !== undefined) {
-      if (known === presented) return { ok: true, how: 'known' };
-      return {
-        ok: false,
-        reason: 'tofu-mismatch',
-        message:
-          `peer ${name} presented certificate fingerprint ${presented}, but ${this.path} remembers ${known} from first use; ` +
-          `if ${name} really changed its key, remove its entry from ${this.path} (or pin the new fingerprint in the config)`,
-      };
-    }
-    entries.set(name, presented);
-    this.save(entries);
-    return { ok: true, how: 'first-use' };
-  }
-
-  private save(entries: Map<string, string>): void {
-    const sorted = Object.fromEntries([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    try {
-      ensureDir(dirname(this.path), 0o700, this.fs);
-      writeFileAtomic(this.path, JSON.stringify(sorted, null, 2) + '\n', 0o600, this.fs);
-    } catch (err) {
-      throw new TrustStoreError(`cannot write known-peers file ${this.path}: ${errorText(err)}`);
-    }
+  private persist(): Promise<void> {
+    const sorted = Object.fromEntries([...this.map()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const text = JSON.stringify(sorted, null, 2) + '\n';
+    const write = this.writing.then(() =>
+      writeFileAtomicAsync(this.path, text, 0o600, this.fs).catch((err: unknown) => {
+        throw new TrustStoreError(`cannot write known-peers file ${this.path}: ${errorText(err)}`);
+      }),
+    );
+    // The chain continues after a failed write; each caller sees only its own outcome.
+    this.writing = write.catch(() => undefined);
+    return write;
   }
 }

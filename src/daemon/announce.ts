@@ -5,13 +5,11 @@
 import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
 import { resolveNetworkAddress } from '../config/address.js';
 import { DEFAULT_METRIC, type RouteAnnouncement } from '../control/messages.js';
-import { formatPrefix, hostPrefix, parseIp } from '../netgraph/addr.js';
+import { formatPrefix, hostPrefix } from '../netgraph/addr.js';
 
-/** Our host route in `net`: /32 or /128 of our (possibly derived) overlay address. */
+/** Our host route in `net`: /32 or /128 of our (possibly derived) overlay address, as wire text. */
 export function ownHostRoute(net: NetworkConfig, fingerprint: string): string {
-  const address = parseIp(resolveNetworkAddress(net, fingerprint));
-  if (!address) throw new Error(`network ${net.name}: address is not an IP`);
-  return formatPrefix(hostPrefix(address));
+  return formatPrefix(hostPrefix(resolveNetworkAddress(net, fingerprint)));
 }
 
 /** Whether `peer` takes part in `network`; unknown peers admitted by accept_unknown_peers take part in all. */
@@ -23,7 +21,7 @@ export function announcementsFor(config: Config, peer: PeerConfig | null, finger
   const out = new Map<string, RouteAnnouncement[]>();
   for (const net of config.networks.values()) {
     if (!net.export || !peerInNetwork(peer, net.name)) continue;
-    const prefixes = [ownHostRoute(net, fingerprint), ...net.routes];
+    const prefixes = [ownHostRoute(net, fingerprint), ...net.routes.map(formatPrefix)];
     out.set(
       net.name,
       prefixes.map((prefix) => ({ prefix, metric: DEFAULT_METRIC })),

@@ -2,6 +2,8 @@
 // daemon applies the result so unaffected sessions stay up.
 
 import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
+import { bytesEqual, type Prefix } from '../netgraph/addr.js';
+import type { HostPort } from '../netgraph/hostport.js';
 
 export interface ReloadPlan {
   peersAdded: PeerConfig[];
@@ -18,8 +20,25 @@ export interface ReloadPlan {
   needsRestart: string[];
 }
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+function sameHostPort(a: HostPort | null, b: HostPort | null): boolean {
+  return a === b || (a !== null && b !== null && a.host === b.host && a.port === b.port);
+}
+
+function samePrefix(a: Prefix, b: Prefix): boolean {
+  return a.family === b.family && a.length === b.length && bytesEqual(a.bytes, b.bytes);
+}
+
+function samePrefixes(a: readonly Prefix[], b: readonly Prefix[]): boolean {
+  return a.length === b.length && a.every((p, i) => samePrefix(p, b[i]!));
+}
+
+function sameAddress(a: 'auto' | Uint8Array, b: 'auto' | Uint8Array): boolean {
+  return a === 'auto' || b === 'auto' ? a === b : bytesEqual(a, b);
+}
+
+/** Same networks and allowed routes: nothing a session needs to hear about. */
+function samePeer(a: PeerConfig, b: PeerConfig): boolean {
+  return a.networks.join('\n') === b.networks.join('\n') && samePrefixes(a.allowedRoutes, b.allowedRoutes);
 }
 
 export function planReload(before: Config, after: Config): ReloadPlan {
@@ -38,29 +57,29 @@ export function planReload(before: Config, after: Config): ReloadPlan {
   for (const [name, peer] of newPeers) {
     const old = oldPeers.get(name);
     if (!old) plan.peersAdded.push(peer);
-    else if (old.address !== peer.address || (old.fingerprint ?? '') !== (peer.fingerprint ?? '')) plan.peersReplaced.push(peer);
-    else if (!sameJson(old, peer)) plan.peersUpdated.push(peer);
+    else if (!sameHostPort(old.address, peer.address) || (old.fingerprint ?? '') !== (peer.fingerprint ?? '')) plan.peersReplaced.push(peer);
+    else if (!samePeer(old, peer)) plan.peersUpdated.push(peer);
   }
   for (const [name, peer] of oldPeers) if (!newPeers.has(name)) plan.peersRemoved.push(peer);
 
   for (const [name, net] of after.networks) {
     const old = before.networks.get(name);
     if (!old) plan.networksAdded.push(net);
-    else if (old.prefix !== net.prefix || old.address !== net.address || old.interface !== net.interface || old.mtu !== net.mtu) {
+    else if (!samePrefix(old.prefix, net.prefix) || !sameAddress(old.address, net.address) || old.interface !== net.interface || old.mtu !== net.mtu) {
       plan.networksRebuilt.push(net);
     }
   }
   for (const [name, net] of before.networks) if (!after.networks.has(name)) plan.networksRemoved.push(net);
 
-  const restartKeys: Array<[string, unknown, unknown]> = [
-    ['identity.cert', before.identity.cert, after.identity.cert],
-    ['identity.key', before.identity.key, after.identity.key],
-    ['identity.fingerprint', before.identity.fingerprint ?? '', after.identity.fingerprint ?? ''],
-    ['daemon.listen', before.daemon.listen, after.daemon.listen],
-    ['daemon.control_socket', before.daemon.controlSocket, after.daemon.controlSocket],
-    ['daemon.metrics_listen', before.daemon.metricsListen, after.daemon.metricsListen],
+  const changed: Array<[string, boolean]> = [
+    ['identity.cert', before.identity.cert !== after.identity.cert],
+    ['identity.key', before.identity.key !== after.identity.key],
+    ['identity.fingerprint', (before.identity.fingerprint ?? '') !== (after.identity.fingerprint ?? '')],
+    ['daemon.listen', !sameHostPort(before.daemon.listen, after.daemon.listen)],
+    ['daemon.control_socket', before.daemon.controlSocket !== after.daemon.controlSocket],
+    ['daemon.metrics_listen', !sameHostPort(before.daemon.metricsListen, after.daemon.metricsListen)],
   ];
-  for (const [key, a, b] of restartKeys) if (a !== b) plan.needsRestart.push(key);
+  for (const [key, differs] of changed) if (differs) plan.needsRestart.push(key);
   return plan;
 }
 

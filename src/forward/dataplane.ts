@@ -1,76 +1,79 @@
 // The data plane of one daemon: a TUN device per network, the TUN → route → peer send path, the
-// raw-stream → TUN receive path, and the kernel routes for prefixes that lie outside a network's
-// own prefix (subnet routes other nodes export). The daemon tells it about networks, peers and
-// routes; it never decides those itself.
+// raw-stream → TUN receive path, and the kernel routes derived from each network's route table.
+// Route tables store the peer itself, so a destination lookup yields the peer's sender in one
+// step; the data plane never calls back up to find a connection.
 
 import type { NetworkConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { newForwardCounters, type ForwardCounters } from '../metrics/forward-counters.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { formatPrefix, parseCidr, prefixCovers, type Prefix } from '../netgraph/addr.js';
-import type { NetGraph } from '../netgraph/graph.js';
+import { formatIp } from '../netgraph/addr.js';
 import type { RouteTable } from '../netgraph/table.js';
-import type { QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
 import { deriveInterfaceName } from '../tun/name.js';
 import type { TunFactory, TunLike } from '../tun/types.js';
 import { FrameEncoder } from './frame.js';
+import { KernelRoutes } from './kernel-routes.js';
 import { readDestination } from './packet.js';
 import { StreamReceiver } from './receive.js';
+import type { PeerSender } from './send.js';
 import { TunWriter } from './tun-writer.js';
-import { PeerSender } from './send.js';
 
-interface NetworkPlane {
+/** A route's destination as the forwarder sees it: the peer's sender while it is connected. */
+export interface ForwardTarget {
+  readonly sender: PeerSender | null;
+  /** "name (fingerprint…)" for log lines. */
+  readonly label: string;
+}
+
+interface NetworkPlane<P> {
   config: NetworkConfig;
-  prefix: Prefix;
   tun: TunLike | null;
   writer: TunWriter | null;
-  table: RouteTable;
+  table: RouteTable<P>;
   counters: ForwardCounters;
   encoder: FrameEncoder;
-  /** Out-of-prefix routes routed into the TUN, with the peers that announced each. */
-  kernelRoutes: Map<string, Set<string>>;
+  kernelRoutes: KernelRoutes | null;
 }
 
 export interface DataPlaneDeps {
-  graph: NetGraph;
   metrics: Metrics;
   logger: Logger;
+  /** Absent: a control-plane-only daemon (no interfaces, no forwarding). */
   tunFactory: TunFactory | undefined;
-  /** The connection currently carrying the peer's session, if any. */
-  peerStream(fingerprint: string): QuicConnection | null;
 }
 
-export class DataPlane {
-  private readonly planes = new Map<string, NetworkPlane>();
-  private readonly senders = new Map<string, PeerSender>();
+export class DataPlane<P extends ForwardTarget> {
+  private readonly planes = new Map<string, NetworkPlane<P>>();
   /** Senders with frames waiting for the end of the current TUN batch; reused across batches. */
   private readonly touched: PeerSender[] = [];
   private readonly dst4 = new Uint8Array(4);
   private readonly dst16 = new Uint8Array(16);
+  /** Networks whose kernel routes are re-derived at the end of this event-loop turn. */
+  private readonly routeSyncs = new Set<string>();
+  private routeSyncImmediate: NodeJS.Immediate | null = null;
 
   constructor(private readonly deps: DataPlaneDeps) {}
 
-  addNetwork(config: NetworkConfig, address: string): void {
-    const parsed = parseCidr(config.prefix);
-    if (!parsed.ok) throw new Error(`network ${config.name}: ${parsed.error}`);
-    const plane: NetworkPlane = {
+  addNetwork(config: NetworkConfig, address: Uint8Array, table: RouteTable<P>): void {
+    const plane: NetworkPlane<P> = {
       config,
-      prefix: parsed.prefix,
       tun: null,
       writer: null,
-      table: this.deps.graph.ensure(config.name),
+      table,
       counters: newForwardCounters(),
       encoder: new FrameEncoder(config.name),
-      kernelRoutes: new Map(),
+      kernelRoutes: null,
     };
     if (this.deps.tunFactory) {
       const taken = new Set([...this.planes.values()].map((p) => p.tun?.name ?? '').filter(Boolean));
       const name = config.interface ?? deriveInterfaceName(config.name, taken);
-      plane.tun = this.deps.tunFactory({ name, address, prefixLength: parsed.prefix.length, mtu: config.mtu });
+      const shown = formatIp(address);
+      plane.tun = this.deps.tunFactory({ name, address: shown, prefixLength: config.prefix.length, mtu: config.mtu });
       plane.tun.onPackets = (packets, count) => this.send(plane, packets, count);
       plane.writer = new TunWriter(plane.tun, plane.counters);
-      this.deps.logger.info(`network ${config.name}: interface ${plane.tun.name} up, ${address}/${parsed.prefix.length}, mtu ${config.mtu}`);
+      plane.kernelRoutes = new KernelRoutes(plane.tun, config.prefix, this.deps.logger);
+      this.deps.logger.info(`network ${config.name}: interface ${plane.tun.name} up, ${shown}/${config.prefix.length}, mtu ${config.mtu}`);
     }
     this.planes.set(config.name, plane);
     this.deps.metrics.registerForwardSource(config.name, plane.counters);
@@ -80,6 +83,7 @@ export class DataPlane {
     const plane = this.planes.get(name);
     if (!plane) return;
     this.planes.delete(name);
+    this.routeSyncs.delete(name);
     this.deps.metrics.unregisterForwardSource(name);
     if (plane.tun) {
       plane.tun.onPackets = null;
@@ -96,54 +100,44 @@ export class DataPlane {
     return this.planes.get(network)?.counters;
   }
 
-  peerUp(fingerprint: string): void {
-    this.senders.get(fingerprint)?.close();
-    this.senders.set(fingerprint, new PeerSender(() => this.deps.peerStream(fingerprint)));
-  }
-
-  peerDown(fingerprint: string): void {
-    this.senders.get(fingerprint)?.close();
-    this.senders.delete(fingerprint);
-  }
-
-  acceptStream(peerFingerprint: string, stream: QuicStream): void {
-    new StreamReceiver(peerFingerprint, stream, {
+  /** A raw stream the peer opened: its frames go to the TUN of the network they name. */
+  acceptStream(peer: P, stream: QuicStream): void {
+    new StreamReceiver(peer, stream, {
       plane: (network) => this.planes.get(network),
       unattributed: this.deps.metrics.unattributedForward,
-      onMalformed: (reason) => this.deps.logger.debug(`reset a raw stream from ${peerFingerprint.slice(0, 8)}…: ${reason}`),
+      onMalformed: (reason) => this.deps.logger.debug(`reset a raw stream from ${peer.label}: ${reason}`),
     });
   }
 
-  /** A route entered a table: prefixes outside the network's own need a kernel route into the TUN. */
-  routeAdded(network: string, prefix: Prefix, peer: string): void {
-    const plane = this.planes.get(network);
-    if (!plane || prefixCovers(plane.prefix, prefix)) return;
-    const text = formatPrefix(prefix);
-    let peers = plane.kernelRoutes.get(text);
-    if (!peers) {
-      plane.kernelRoutes.set(text, (peers = new Set()));
-      try {
-        plane.tun?.addRoute(text);
-      } catch (error) {
-        this.deps.logger.warn(`network ${network}: cannot route ${text} into ${plane.tun?.name}: ${(error as Error).message}`);
-      }
-    }
-    peers.add(peer);
+  /**
+   * The network's route table changed: its kernel routes are re-derived once, at the end of this
+   * event-loop turn, however many routes one announcement added.
+   */
+  routesChanged(network: string): void {
+    if (!this.planes.get(network)?.kernelRoutes) return;
+    this.routeSyncs.add(network);
+    this.routeSyncImmediate ??= setImmediate(() => this.syncRoutes());
   }
 
-  routeRemoved(network: string, prefix: Prefix, peer: string): void {
-    const plane = this.planes.get(network);
-    if (!plane) return;
-    const text = formatPrefix(prefix);
-    const peers = plane.kernelRoutes.get(text);
-    if (!peers || !peers.delete(peer) || peers.size > 0) return;
-    plane.kernelRoutes.delete(text);
-    plane.tun?.removeRoute(text);
+  /** Applies pending kernel-route changes now (also what the end of the turn does). */
+  syncRoutes(): void {
+    if (this.routeSyncImmediate) clearImmediate(this.routeSyncImmediate);
+    this.routeSyncImmediate = null;
+    for (const network of this.routeSyncs) {
+      const plane = this.planes.get(network);
+      plane?.kernelRoutes?.sync(plane.table.prefixes());
+    }
+    this.routeSyncs.clear();
+  }
+
+  /** Routes currently installed into a network's TUN, by CIDR text. */
+  kernelRoutes(network: string): string[] {
+    return this.planes.get(network)?.kernelRoutes?.routes ?? [];
   }
 
   close(): void {
-    for (const sender of this.senders.values()) sender.close();
-    this.senders.clear();
+    if (this.routeSyncImmediate) clearImmediate(this.routeSyncImmediate);
+    this.routeSyncImmediate = null;
     for (const name of [...this.planes.keys()]) this.removeNetwork(name);
   }
 
@@ -151,7 +145,7 @@ export class DataPlane {
    * HOT PATH, once per TUN batch: destination → longest-prefix route → peer's sender. Nothing is
    * awaited and nothing queues without bound; every packet that cannot go is counted by reason.
    */
-  private send(plane: NetworkPlane, packets: Uint8Array[], count: number): void {
+  private send(plane: NetworkPlane<P>, packets: Uint8Array[], count: number): void {
     const { counters, table, encoder } = plane;
     const touched = this.touched;
     for (let i = 0; i < count; i++) {
@@ -166,8 +160,8 @@ export class DataPlane {
         counters.drops.no_route++;
         continue;
       }
-      const sender = this.senders.get(peer);
-      if (!sender) {
+      const sender = peer.sender;
+      if (sender === null) {
         counters.drops.peer_down++;
         continue;
       }

@@ -11,21 +11,21 @@ import { FrameDecoder } from './frame.js';
 import { readSource } from './packet.js';
 import type { TunWriter } from './tun-writer.js';
 
-export interface ReceivePlane {
+export interface ReceivePlane<P> {
   /** null: a network without an interface (control-plane-only daemon). */
   writer: TunWriter | null;
-  table: RouteTable;
+  table: RouteTable<P>;
   counters: ForwardCounters;
 }
 
-export interface ReceiveDeps {
-  plane(network: string): ReceivePlane | undefined;
+export interface ReceiveDeps<P> {
+  plane(network: string): ReceivePlane<P> | undefined;
   /** Counters for frames that name no local network. */
   unattributed: ForwardCounters;
   onMalformed(reason: string): void;
 }
 
-export class StreamReceiver {
+export class StreamReceiver<P> {
   private readonly decoder = new FrameDecoder();
   private readonly src4 = new Uint8Array(4);
   private readonly src16 = new Uint8Array(16);
@@ -36,9 +36,9 @@ export class StreamReceiver {
   private readonly touched: TunWriter[] = [];
 
   constructor(
-    private readonly peerFingerprint: string,
+    private readonly peer: P,
     private readonly stream: QuicStream,
-    private readonly deps: ReceiveDeps,
+    private readonly deps: ReceiveDeps<P>,
   ) {
     stream.onData = (chunk) => {
       if (this.failed) return;
@@ -67,7 +67,7 @@ export class StreamReceiver {
       return;
     }
     // Like WireGuard's allowed IPs on receive: a peer may only send from addresses it routes.
-    if (plane.table.lookup(source) !== this.peerFingerprint) {
+    if (plane.table.lookup(source) !== this.peer) {
       counters.drops.spoofed++;
       return;
     }

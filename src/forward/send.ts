@@ -1,6 +1,7 @@
 // TUN → peer. Each peer has one long-lived raw stream (PROTOCOL.md section 6, fix: never a
-// stream per packet). Frames of one TUN batch are packed back to back into a buffer and handed to
-// the stream in one write, so a batch of packets costs one copy and, past 16 KiB, one native call.
+// stream per packet) on the connection that carries its active session. Frames of one TUN batch
+// are packed back to back into a buffer and handed to the stream in one write, so a batch of
+// packets costs one copy and, past 16 KiB, one native call.
 
 import type { QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
@@ -23,9 +24,18 @@ export class PeerSender {
   /** Set while this sender is listed for a flush at the end of the current TUN batch. */
   pendingFlush = false;
 
-  constructor(private readonly connection: () => QuicConnection | null) {}
+  constructor(private connection: QuicConnection) {}
 
-  /** Appends one frame; false when the peer's queue is full or it has no connection (caller counts the drop). */
+  /** Another connection now carries the peer's session: later packets go there. */
+  retarget(connection: QuicConnection): void {
+    if (connection === this.connection) return;
+    this.flush();
+    this.stream?.end();
+    this.stream = null;
+    this.connection = connection;
+  }
+
+  /** Appends one frame; false when the peer's queue is full or its connection is closing (caller counts the drop). */
   add(encoder: FrameEncoder, packet: Uint8Array): boolean {
     const stream = this.ensureStream();
     if (!stream || stream.bufferedBytes >= SEND_QUEUE_LIMIT) return false;
@@ -51,13 +61,19 @@ export class PeerSender {
 
   private ensureStream(): QuicStream | null {
     if (this.stream?.writable) return this.stream;
-    const conn = this.connection();
-    if (!conn) return null;
-    this.stream = conn.openStream();
-    // Nothing comes back on our data stream; closing our read side keeps it from lingering.
-    this.stream.onReset = () => {
-      this.stream = null;
+    if (this.connection.isClosed) return null;
+    let stream: QuicStream;
+    try {
+      stream = this.connection.openStream();
+    } catch {
+      // The peer's stream limit is used up: drop until the session's connection changes.
+      return null;
+    }
+    this.stream = stream;
+    // Nothing comes back on our data stream; a reset by the peer means open a fresh one.
+    stream.onReset = () => {
+      if (this.stream === stream) this.stream = null;
     };
-    return this.stream;
+    return stream;
   }
 }

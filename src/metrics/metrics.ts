@@ -39,6 +39,13 @@ export interface MetricsOptions {
   processMetrics?: boolean;
 }
 
+/** State read at scrape time, so its owners never copy it into the metrics by hand. */
+export interface ObservedState {
+  peers(): { connected: number; configured: number };
+  /** Learned routes per local network. */
+  routeCounts(): ReadonlyMap<string, number>;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   /**
@@ -48,30 +55,35 @@ export class Metrics {
   readonly unattributedForward: ForwardCounters = newForwardCounters();
 
   private readonly forwardTotals = new ForwardTotals();
+  private observed: ObservedState | null = null;
 
-  private readonly peersConnected: Gauge;
-  private readonly peersConfigured: Gauge;
   private readonly connectionAttempts: Counter;
   private readonly connectionFailures: Counter<'reason'>;
   private readonly handshakesRejected: Counter<'reason'>;
   private readonly protocolViolations: Counter;
   private readonly controlMessages: Counter<'type' | 'direction'>;
-  private readonly routes: Gauge<'network'>;
   private readonly routesRejected: Counter<'network' | 'reason'>;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
-    this.peersConnected = new Gauge({
+    const observed = (): ObservedState | null => this.observed;
+    new Gauge({
       name: 'vibepn_peer_connected',
       help: 'Peers with a live, trusted QUIC connection.',
       registers,
+      collect() {
+        this.set(observed()?.peers().connected ?? 0);
+      },
     });
-    this.peersConfigured = new Gauge({
+    new Gauge({
       name: 'vibepn_peer_configured',
       help: 'Peers listed in the config file.',
       registers,
+      collect() {
+        this.set(observed()?.peers().configured ?? 0);
+      },
     });
     this.connectionAttempts = new Counter({
       name: 'vibepn_peer_connection_attempts_total',
@@ -101,11 +113,15 @@ export class Metrics {
       labelNames: ['type', 'direction'],
       registers,
     });
-    this.routes = new Gauge({
+    new Gauge<'network'>({
       name: 'vibepn_routes',
       help: 'Routes learned from peers, per network.',
       labelNames: ['network'],
       registers,
+      collect() {
+        this.reset();
+        for (const [network, count] of observed()?.routeCounts() ?? []) this.set({ network }, count);
+      },
     });
     this.routesRejected = new Counter({
       name: 'vibepn_routes_rejected_total',
@@ -134,9 +150,9 @@ export class Metrics {
     return this.registry.metrics();
   }
 
-  setPeers(connected: number, configured: number): void {
-    this.peersConnected.set(connected);
-    this.peersConfigured.set(configured);
+  /** Where the peer and route gauges read their values at scrape time. */
+  observe(state: ObservedState): void {
+    this.observed = state;
   }
 
   connectionAttempt(): void {
@@ -159,16 +175,11 @@ export class Metrics {
     this.controlMessages.inc({ type, direction });
   }
 
-  /** Makes a local network's route series visible (at 0) before its first route or rejection. */
+  /** Makes a local network's rejection series visible (at 0) before its first rejection. */
   declareNetwork(network: string): void {
-    this.routes.inc({ network }, 0);
     for (const reason of ROUTE_REJECT_REASONS) {
       if (reason !== 'unknown_network') this.routesRejected.inc({ network, reason }, 0);
     }
-  }
-
-  setRoutes(network: string, count: number): void {
-    this.routes.set({ network }, count);
   }
 
   /** For `unknown_network` the name came from the peer, so it is recorded as network="". */

@@ -7,40 +7,24 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from './metrics.js';
-import { parseHostPort } from '../netgraph/hostport.js';
+import { formatHostPort, type HostPort } from '../netgraph/hostport.js';
 
 /** true = ready; false or a reason text = not ready. */
 export type ReadinessCheck = () => boolean | string;
 
-export interface ListenAddress {
-  /** undefined = every interface (IPv6 and IPv4 where the system allows dual stack). */
-  host: string | undefined;
-  port: number;
-}
-
-/** Parses daemon.metrics_listen: ":9000", "127.0.0.1:9100", "[::1]:9100", "localhost:9100". */
-export function parseMetricsListen(listen: string): ListenAddress {
-  // The same parser the config loader validates metrics_listen with, so both agree.
-  const parsed = parseHostPort(listen, { allowEmptyHost: true, allowPortZero: true });
-  if (!parsed.ok) {
-    throw new Error(
-      `metrics_listen ${JSON.stringify(listen)} is not HOST:PORT (examples: ":9000", "127.0.0.1:9100", "[::1]:9100"; "" disables)`,
-    );
-  }
-  return { host: parsed.host === '' ? undefined : parsed.host, port: parsed.port };
-}
-
 export class MetricsServer {
   private readonly server: http.Server;
-  private readonly address: ListenAddress;
+  /** As written in the config, for log lines and errors. */
+  private readonly listenText: string;
 
+  /** `listen` is daemon.metrics_listen, already validated by the config loader; host "" = every interface. */
   constructor(
-    private readonly listen: string,
+    private readonly listen: HostPort,
     private readonly metrics: Metrics,
     private readonly isReady: ReadinessCheck,
     private readonly logger: Logger,
   ) {
-    this.address = parseMetricsListen(listen);
+    this.listenText = formatHostPort(listen.host, listen.port);
     this.server = http.createServer((request, response) => {
       void this.handle(request, response);
     });
@@ -57,11 +41,12 @@ export class MetricsServer {
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException): void => reject(this.describeListenError(error));
       this.server.once('error', onError);
-      this.server.listen({ host: this.address.host, port: this.address.port }, () => {
+      // No host means every interface (IPv6 and IPv4 where the system allows dual stack).
+      this.server.listen({ host: this.listen.host === '' ? undefined : this.listen.host, port: this.listen.port }, () => {
         this.server.off('error', onError);
         // Errors after start (e.g. a socket fault) must not crash the daemon.
         this.server.on('error', (error) => this.logger.warn(`metrics server: ${error.message}`));
-        this.logger.info(`serving /metrics, /healthz, /readyz on ${this.listen} (port ${this.port})`);
+        this.logger.info(`serving /metrics, /healthz, /readyz on ${this.listenText} (port ${this.port})`);
         resolve();
       });
     });
@@ -80,13 +65,13 @@ export class MetricsServer {
     const fix = '(set daemon.metrics_listen to another port or "" to disable)';
     switch (error.code) {
       case 'EADDRINUSE':
-        return new Error(`metrics_listen ${this.listen}: address already in use ${fix}`);
+        return new Error(`metrics_listen ${this.listenText}: address already in use ${fix}`);
       case 'EACCES':
-        return new Error(`metrics_listen ${this.listen}: permission denied ${fix}`);
+        return new Error(`metrics_listen ${this.listenText}: permission denied ${fix}`);
       case 'EADDRNOTAVAIL':
-        return new Error(`metrics_listen ${this.listen}: no local interface has this address ${fix}`);
+        return new Error(`metrics_listen ${this.listenText}: no local interface has this address ${fix}`);
       default:
-        return new Error(`metrics_listen ${this.listen}: ${error.message} ${fix}`);
+        return new Error(`metrics_listen ${this.listenText}: ${error.message} ${fix}`);
     }
   }
 

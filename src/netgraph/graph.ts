@@ -1,14 +1,13 @@
 // All route tables of this node, one per network. Networks never share routes: the same
 // prefix may mean different hosts in two networks, so every lookup names its network.
 
-import { type Prefix, formatPrefix } from './addr.js';
+import type { Prefix } from './addr.js';
 import { RouteTable } from './table.js';
 
-export interface NetworkRoute {
+export interface NetworkRoute<P = string> {
   network: string;
-  /** Canonical CIDR text. */
-  prefix: string;
-  peer: string;
+  prefix: Prefix;
+  peer: P;
   metric: number;
 }
 
@@ -17,16 +16,19 @@ export interface RemovedRoute {
   prefix: Prefix;
 }
 
-export class NetGraph {
-  private readonly tables = new Map<string, RouteTable>();
+export class NetGraph<P = string> {
+  private readonly tables = new Map<string, RouteTable<P>>();
 
-  table(network: string): RouteTable | undefined {
+  /** `key` as in RouteTable: a peer's stable name (its fingerprint). */
+  constructor(private readonly key: (peer: P) => string = String) {}
+
+  table(network: string): RouteTable<P> | undefined {
     return this.tables.get(network);
   }
 
-  ensure(network: string): RouteTable {
+  ensure(network: string): RouteTable<P> {
     let table = this.tables.get(network);
-    if (!table) this.tables.set(network, (table = new RouteTable()));
+    if (!table) this.tables.set(network, (table = new RouteTable<P>(this.key)));
     return table;
   }
 
@@ -40,7 +42,7 @@ export class NetGraph {
   }
 
   /** Removes every route of `peer` in every network (disconnect, Goodbye, liveness timeout). */
-  removePeer(peer: string): RemovedRoute[] {
+  removePeer(peer: P): RemovedRoute[] {
     const removed: RemovedRoute[] = [];
     for (const network of this.networks()) {
       const table = this.tables.get(network)!;
@@ -53,12 +55,10 @@ export class NetGraph {
   }
 
   /** Every route of every network, by network name then RouteTable.routes() order (`vpnctl routes`). */
-  routes(): NetworkRoute[] {
-    const out: NetworkRoute[] = [];
+  routes(): NetworkRoute<P>[] {
+    const out: NetworkRoute<P>[] = [];
     for (const network of this.networks()) {
-      for (const r of this.tables.get(network)!.routes()) {
-        out.push({ network, prefix: formatPrefix(r.prefix), peer: r.peer, metric: r.metric });
-      }
+      for (const r of this.tables.get(network)!.routes()) out.push({ network, prefix: r.prefix, peer: r.peer, metric: r.metric });
     }
     return out;
   }

@@ -1,34 +1,60 @@
 // Route policy (PROTOCOL.md section 4): which announced prefixes we let into a route table.
 // Pure, so the session code only has to log and count the refusals it returns.
+//
+// Inside a network prefix, a host route names one node, so it is accepted only from the node it
+// names (vibepn fix: any member could otherwise take over another member's overlay address,
+// which Nebula prevents with certificates and WireGuard with AllowedIPs). A node's own address
+// is the `auto` address derived from its fingerprint, a host route the local config lists in its
+// allowed_routes, or, for a static address, the first free one it announces in that network.
 
-import { type Prefix, formatPrefix, parseCidr, prefixCovers } from './addr.js';
+import { type Prefix, bytesEqual, formatIp, formatPrefix, maxPrefixLength, parseCidr, prefixCovers } from './addr.js';
 
-export type PolicyRefusal = 'unknown-network' | 'peer-not-in-network' | 'bad-prefix' | 'outside-policy';
+export type PolicyRefusal = 'unknown-network' | 'peer-not-in-network' | 'bad-prefix' | 'outside-policy' | 'conflict';
 
-export type PolicyResult = { ok: true; prefix: Prefix } | { ok: false; reason: PolicyRefusal; message: string };
+export type PolicyResult =
+  | {
+      ok: true;
+      prefix: Prefix;
+      /** A static host address the peer now holds in this network; the caller records the claim. */
+      claim: boolean;
+    }
+  | { ok: false; reason: PolicyRefusal; message: string };
+
+/** Who holds which host address in one network, as the route owner knows it. */
+export interface HostOwnership {
+  /** This node's own address in the network. */
+  local: Uint8Array;
+  /** The announcing peer's auto address (derived from its fingerprint). */
+  peerAuto: Uint8Array;
+  /** The static address the announcing peer already holds in this network, if any. */
+  peerClaim: Uint8Array | undefined;
+  /** The name of another node that holds `address` (its auto address or its claim). */
+  holderOf(address: Uint8Array): string | undefined;
+}
 
 export interface AnnouncementCheck {
+  /** The network's name, for messages that name its config keys. */
+  network: string;
   networkExists: boolean;
   peerAllowedOnNetwork: boolean;
   /** The local network's prefix (meaningless when networkExists is false). */
   networkPrefix: Prefix;
   /** Extra prefixes the local config lets this peer route. */
-  allowedRoutes: Prefix[];
+  allowedRoutes: readonly Prefix[];
   /** CIDR text as received on the wire. */
   announced: string;
+  ownership: HostOwnership;
 }
+
+const ALLOWED_HINT = "add it to that peer's allowed_routes to accept it";
 
 /**
  * Decides one announced prefix. The error messages assume the caller prefixes them with the
  * peer and network names.
  *
  * Host bits: the wire should carry canonical prefixes, but the original Go node may build the
- * text from its interface address and mask (`10.42.0.7/24`). Refusing that would make every
- * original node unreachable, so such text is masked (`10.42.0.0/24`, what the original means:
- * it announces its whole network) and then goes through the same policy check as any other
- * prefix. A masked prefix outside policy is refused as 'outside-policy', with both forms named.
- * Callers can tell a masked result by formatPrefix(result.prefix) !== announced (modulo IPv6
- * spelling).
+ * text from its interface address and mask (`10.42.0.7/24`). Such text is masked (`10.42.0.0/24`)
+ * and then goes through the same checks as any other prefix, with both forms named in a refusal.
  */
 export function checkAnnouncedPrefix(args: AnnouncementCheck): PolicyResult {
   if (!args.networkExists) {
@@ -50,21 +76,54 @@ export function checkAnnouncedPrefix(args: AnnouncementCheck): PolicyResult {
     return { ok: false, reason: 'bad-prefix', message };
   }
   const prefix = parsed.prefix;
-  if (prefixCovers(args.networkPrefix, prefix) || args.allowedRoutes.some((allowed) => prefixCovers(allowed, prefix))) {
-    return { ok: true, prefix };
+  const shown = describe(args.announced, prefix);
+  const isHost = prefix.length === maxPrefixLength(prefix.family);
+  const { ownership } = args;
+
+  if (isHost && bytesEqual(prefix.bytes, ownership.local)) {
+    // Two nodes with one overlay address (most likely "auto" hashes that collided in a small
+    // prefix): routing to it cannot work for both.
+    return {
+      ok: false,
+      reason: 'conflict',
+      message: `announced prefix ${shown}, which is this node's own address; set a static networks.${args.network}.address on one of the two nodes`,
+    };
   }
-  const canonical = formatPrefix(prefix);
-  const shown = parseCidr(args.announced).ok ? canonical : `${args.announced} (masked to ${canonical})`;
-  const allowed = [args.networkPrefix, ...args.allowedRoutes].map(formatPrefix).join(', ');
-  return {
-    ok: false,
-    reason: 'outside-policy',
-    message: `announced prefix ${shown} is outside ${allowed}; add it to that peer's allowed routes to accept it`,
-  };
+  if (args.allowedRoutes.some((allowed) => prefixCovers(allowed, prefix))) return { ok: true, prefix, claim: false };
+  if (!prefixCovers(args.networkPrefix, prefix)) {
+    const allowed = [args.networkPrefix, ...args.allowedRoutes].map(formatPrefix).join(', ');
+    return { ok: false, reason: 'outside-policy', message: `announced prefix ${shown} is outside ${allowed}; ${ALLOWED_HINT}` };
+  }
+  if (!isHost) {
+    return {
+      ok: false,
+      reason: 'outside-policy',
+      message: `announced prefix ${shown} covers more than the peer's own address in ${formatPrefix(args.networkPrefix)}; ${ALLOWED_HINT}`,
+    };
+  }
+  if (bytesEqual(prefix.bytes, ownership.peerAuto)) return { ok: true, prefix, claim: false };
+  if (ownership.peerClaim && bytesEqual(prefix.bytes, ownership.peerClaim)) return { ok: true, prefix, claim: true };
+  const holder = ownership.holderOf(prefix.bytes);
+  if (holder !== undefined) {
+    return { ok: false, reason: 'conflict', message: `announced prefix ${shown} is the address of ${holder}; ${ALLOWED_HINT}` };
+  }
+  if (ownership.peerClaim) {
+    return {
+      ok: false,
+      reason: 'outside-policy',
+      message: `announced prefix ${shown} would be a second address for the peer in this network (it already holds ${formatIp(ownership.peerClaim)}); ${ALLOWED_HINT}`,
+    };
+  }
+  return { ok: true, prefix, claim: true };
 }
 
-/** Wire text is untrusted: keep log lines single-line and bounded. */
-function printable(text: string): string {
+function describe(announced: string, prefix: Prefix): string {
+  const canonical = formatPrefix(prefix);
+  return parseCidr(announced).ok ? canonical : `${announced} (masked to ${canonical})`;
+}
+
+/** Wire text is untrusted: keep log lines single-line and bounded (quoted). */
+export function printable(text: string): string {
   const cleaned = text.replace(/[^\x20-\x7e]/g, '?');
   return JSON.stringify(cleaned.length > 64 ? `${cleaned.slice(0, 64)}...` : cleaned);
 }

@@ -3,37 +3,39 @@
 // so a lookup walks at most 33 (IPv4) or 129 (IPv6) nodes however many routes there are, and
 // allocates nothing. Unlike WireGuard, several peers may announce the same prefix; each trie node
 // keeps all of them, best first, so a withdraw promotes the next best without a rescan.
+//
+// The table stores the peer itself (any value P, e.g. the daemon's Peer object), so a lookup
+// hands the forwarder its destination in one step; `key` gives each peer the stable text
+// (its fingerprint) that orders equal-metric routes the same way on every node.
 
+import { MAX_METRIC } from '../control/messages.js';
 import { type Family, type Prefix, bytesEqual, formatPrefix, maskBytes, maxPrefixLength } from './addr.js';
 
-export interface Route {
+export interface Route<P = string> {
   readonly prefix: Prefix;
-  /** Peer fingerprint (lowercase hex). */
-  readonly peer: string;
+  readonly peer: P;
   readonly metric: number;
 }
 
-/** The wire carries metrics as u16. */
-const MAX_METRIC = 0xffff;
-
-interface Announcement {
-  readonly peer: string;
+interface Announcement<P> {
+  readonly peer: P;
+  readonly key: string;
   metric: number;
 }
 
-class TrieNode {
+class TrieNode<P> {
   /** Masked network address; all bits past `length` are zero. */
   readonly prefix: Prefix;
   /** prefix.bytes and prefix.length, one pointer hop closer for the lookup loop. */
   readonly bits: Uint8Array;
   readonly length: number;
-  parent: TrieNode | null = null;
-  zero: TrieNode | null = null;
-  one: TrieNode | null = null;
+  parent: TrieNode<P> | null = null;
+  zero: TrieNode<P> | null = null;
+  one: TrieNode<P> | null = null;
   /** Routes for exactly this prefix, best first. Empty for pure branching nodes. */
-  readonly announcements: Announcement[] = [];
+  readonly announcements: Announcement<P>[] = [];
   /** announcements[0].peer, cached so the hot path reads one field. */
-  winner: string | undefined = undefined;
+  winner: P | undefined = undefined;
 
   constructor(prefix: Prefix) {
     this.prefix = prefix;
@@ -41,11 +43,11 @@ class TrieNode {
     this.length = prefix.length;
   }
 
-  childFor(addr: Uint8Array): TrieNode | null {
+  childFor(addr: Uint8Array): TrieNode<P> | null {
     return bitAt(addr, this.prefix.length) === 0 ? this.zero : this.one;
   }
 
-  setChildFor(addr: Uint8Array, child: TrieNode | null): void {
+  setChildFor(addr: Uint8Array, child: TrieNode<P> | null): void {
     if (bitAt(addr, this.prefix.length) === 0) this.zero = child;
     else this.one = child;
     if (child) child.parent = this;
@@ -84,14 +86,14 @@ function matchesFrom(bytes: Uint8Array, length: number, buf: Uint8Array, offset:
   return ((buf[offset + full]! ^ bytes[full]!) & (0xff << (8 - rest)) & 0xff) === 0;
 }
 
-function isBetter(a: Announcement, b: Announcement): boolean {
+function isBetter<P>(a: Announcement<P>, b: Announcement<P>): boolean {
   if (a.metric !== b.metric) return a.metric < b.metric;
-  return a.peer < b.peer;
+  return a.key < b.key;
 }
 
 /** One family's trie. Invariant: a node without announcements has exactly two children. */
-class PrefixTrie {
-  private root: TrieNode | null = null;
+class PrefixTrie<P> {
+  private root: TrieNode<P> | null = null;
 
   constructor(private readonly maxBits: number) {}
 
@@ -100,10 +102,10 @@ class PrefixTrie {
   }
 
   /** The node for exactly `prefix`, creating it (and a branching node if needed). */
-  insertNode(prefix: Prefix): TrieNode {
+  insertNode(prefix: Prefix): TrieNode<P> {
     const addr = prefix.bytes;
     const length = prefix.length;
-    let parent: TrieNode | null = null;
+    let parent: TrieNode<P> | null = null;
     let node = this.root;
     // Descend while the node's prefix covers the new one.
     while (node && node.prefix.length <= length && commonBits(node.prefix.bytes, addr, node.prefix.length) >= node.prefix.length) {
@@ -111,7 +113,7 @@ class PrefixTrie {
       parent = node;
       node = node.childFor(addr);
     }
-    const created = new TrieNode(prefix);
+    const created = new TrieNode<P>(prefix);
     if (!node) {
       this.attach(parent, addr, created);
       return created;
@@ -124,14 +126,14 @@ class PrefixTrie {
       this.attach(parent, addr, created);
       return created;
     }
-    const branch = new TrieNode({ family: prefix.family, bytes: maskBytes(addr, shared), length: shared });
+    const branch = new TrieNode<P>({ family: prefix.family, bytes: maskBytes(addr, shared), length: shared });
     branch.setChildFor(node.prefix.bytes, node);
     branch.setChildFor(addr, created);
     this.attach(parent, addr, branch);
     return created;
   }
 
-  private attach(parent: TrieNode | null, addr: Uint8Array, node: TrieNode): void {
+  private attach(parent: TrieNode<P> | null, addr: Uint8Array, node: TrieNode<P>): void {
     if (parent) parent.setChildFor(addr, node);
     else {
       this.root = node;
@@ -139,7 +141,7 @@ class PrefixTrie {
     }
   }
 
-  findNode(prefix: Prefix): TrieNode | null {
+  findNode(prefix: Prefix): TrieNode<P> | null {
     let node = this.root;
     while (node && node.prefix.length <= prefix.length) {
       if (!matchesFrom(node.bits, node.length, prefix.bytes, 0, 0)) return null;
@@ -150,19 +152,19 @@ class PrefixTrie {
   }
 
   /** Removes `node` if it no longer carries routes, collapsing branching nodes left with one child. */
-  prune(start: TrieNode): void {
-    let node: TrieNode | null = start;
+  prune(start: TrieNode<P>): void {
+    let node: TrieNode<P> | null = start;
     while (node && node.announcements.length === 0) {
       if (node.zero && node.one) return;
-      const only: TrieNode | null = node.zero ?? node.one;
-      const parent: TrieNode | null = node.parent;
+      const only: TrieNode<P> | null = node.zero ?? node.one;
+      const parent: TrieNode<P> | null = node.parent;
       this.replace(node, only);
       if (only) return; // parent keeps the same number of children
       node = parent;
     }
   }
 
-  private replace(node: TrieNode, by: TrieNode | null): void {
+  private replace(node: TrieNode<P>, by: TrieNode<P> | null): void {
     const parent = node.parent;
     if (!parent) {
       this.root = by;
@@ -181,8 +183,8 @@ class PrefixTrie {
    * The most specific node with routes that contains the address at buf[offset..]. Hot path: no
    * allocation. Taking an offset lets the forwarder look up straight from the packet header.
    */
-  lookupNode(buf: Uint8Array, offset: number): TrieNode | null {
-    let best: TrieNode | null = null;
+  lookupNode(buf: Uint8Array, offset: number): TrieNode<P> | null {
+    let best: TrieNode<P> | null = null;
     let node = this.root;
     let checkedBits = 0;
     while (node) {
@@ -197,21 +199,25 @@ class PrefixTrie {
   }
 }
 
-export class RouteTable {
-  private readonly v4 = new PrefixTrie(32);
-  private readonly v6 = new PrefixTrie(128);
+export class RouteTable<P = string> {
+  private readonly v4 = new PrefixTrie<P>(32);
+  private readonly v6 = new PrefixTrie<P>(128);
   /** Nodes each peer has a route on, so removePeer touches only that peer's routes. */
-  private readonly byPeer = new Map<string, Set<TrieNode>>();
+  private readonly byPeer = new Map<P, Set<TrieNode<P>>>();
   private count = 0;
+
+  /** `key` names a peer in a stable way (its fingerprint); it breaks ties between equal metrics. */
+  constructor(private readonly key: (peer: P) => string = String) {}
 
   get size(): number {
     return this.count;
   }
 
   /** Adds or updates the (prefix, peer) route. Returns whether anything changed. */
-  add(prefix: Prefix, peer: string, metric: number): boolean {
+  add(prefix: Prefix, peer: P, metric: number): boolean {
     checkPrefix(prefix);
-    if (typeof peer !== 'string' || peer === '') throw new TypeError('RouteTable.add: peer must be a non-empty fingerprint string');
+    const key = peer === undefined || peer === null ? '' : this.key(peer);
+    if (typeof key !== 'string' || key === '') throw new TypeError('RouteTable.add: peer must be a non-empty fingerprint (its key was empty)');
     if (!Number.isInteger(metric) || metric < 0 || metric > MAX_METRIC) {
       throw new RangeError(`RouteTable.add: metric ${metric} for ${formatPrefix(prefix)} must be an integer 0..${MAX_METRIC}`);
     }
@@ -227,7 +233,7 @@ export class RouteTable {
       if (!nodes) this.byPeer.set(peer, (nodes = new Set()));
       nodes.add(node);
     }
-    const entry: Announcement = { peer, metric };
+    const entry: Announcement<P> = { peer, key, metric };
     let at = 0;
     while (at < list.length && isBetter(list[at]!, entry)) at++;
     list.splice(at, 0, entry);
@@ -236,7 +242,7 @@ export class RouteTable {
   }
 
   /** Removes the (prefix, peer) route. Returns whether it existed. */
-  withdraw(prefix: Prefix, peer: string): boolean {
+  withdraw(prefix: Prefix, peer: P): boolean {
     checkPrefix(prefix);
     const trie = this.trie(prefix.family);
     const node = trie.findNode(prefix);
@@ -248,8 +254,8 @@ export class RouteTable {
     return true;
   }
 
-  /** Removes every route of `peer`; returns how many. */
-  removePeer(peer: string): number {
+  /** Removes every route of `peer`; returns how many (wireguard-go's RemoveByPeer). */
+  removePeer(peer: P): number {
     const nodes = this.byPeer.get(peer);
     if (!nodes) return 0;
     this.byPeer.delete(peer);
@@ -263,14 +269,21 @@ export class RouteTable {
   }
 
   /** The prefixes `peer` currently has routes for, in routes() order. */
-  peerPrefixes(peer: string): Prefix[] {
+  peerPrefixes(peer: P): Prefix[] {
     const nodes = this.byPeer.get(peer);
     if (!nodes) return [];
     return [...nodes].map((n) => copyPrefix(n.prefix)).sort(comparePrefixes);
   }
 
-  /** Peer fingerprint for a destination address (4 or 16 bytes), or undefined. Per-packet hot path. */
-  lookup(addr: Uint8Array): string | undefined {
+  /** Every prefix that has at least one route, in routes() order. */
+  prefixes(): Prefix[] {
+    const seen = new Set<TrieNode<P>>();
+    for (const nodes of this.byPeer.values()) for (const node of nodes) seen.add(node);
+    return [...seen].map((n) => copyPrefix(n.prefix)).sort(comparePrefixes);
+  }
+
+  /** The peer for a destination address (4 or 16 bytes), or undefined. Per-packet hot path. */
+  lookup(addr: Uint8Array): P | undefined {
     if (addr.length === 4) return this.lookupAt(addr, 0, 4);
     if (addr.length === 16) return this.lookupAt(addr, 0, 6);
     return undefined;
@@ -280,14 +293,14 @@ export class RouteTable {
    * lookup() for the address at buf[offset..offset+4 or 16), e.g. the destination field of an
    * IP header (offset 16 for IPv4, 24 for IPv6), without a subarray per packet.
    */
-  lookupAt(buf: Uint8Array, offset: number, family: Family): string | undefined {
+  lookupAt(buf: Uint8Array, offset: number, family: Family): P | undefined {
     if (offset < 0 || offset + (family === 4 ? 4 : 16) > buf.length) return undefined;
     const node = (family === 4 ? this.v4 : this.v6).lookupNode(buf, offset);
     return node === null ? undefined : node.winner;
   }
 
   /** The winning route for `addr`, for diagnostics and tests. */
-  lookupRoute(addr: Uint8Array): Route | undefined {
+  lookupRoute(addr: Uint8Array): Route<P> | undefined {
     const trie = addr.length === 4 ? this.v4 : addr.length === 16 ? this.v6 : null;
     const node = trie?.lookupNode(addr, 0);
     const best = node?.announcements[0];
@@ -295,18 +308,19 @@ export class RouteTable {
     return { prefix: copyPrefix(node.prefix), peer: best.peer, metric: best.metric };
   }
 
-  /** Every route, sorted by family, prefix address, prefix length, metric, peer. */
-  routes(): Route[] {
-    const out: Route[] = [];
-    const seen = new Set<TrieNode>();
+  /** Every route, sorted by family, prefix address, prefix length, metric, peer key. */
+  routes(): Route<P>[] {
+    const out: Array<Route<P> & { key: string }> = [];
+    const seen = new Set<TrieNode<P>>();
     for (const nodes of this.byPeer.values()) {
       for (const node of nodes) {
         if (seen.has(node)) continue;
         seen.add(node);
-        for (const a of node.announcements) out.push({ prefix: copyPrefix(node.prefix), peer: a.peer, metric: a.metric });
+        for (const a of node.announcements) out.push({ prefix: copyPrefix(node.prefix), peer: a.peer, key: a.key, metric: a.metric });
       }
     }
-    return out.sort(compareRoutes);
+    out.sort((a, b) => comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || compareText(a.key, b.key));
+    return out.map(({ prefix, peer, metric }) => ({ prefix, peer, metric }));
   }
 
   clear(): void {
@@ -316,11 +330,11 @@ export class RouteTable {
     this.count = 0;
   }
 
-  private trie(family: Family): PrefixTrie {
+  private trie(family: Family): PrefixTrie<P> {
     return family === 4 ? this.v4 : this.v6;
   }
 
-  private removeAnnouncement(node: TrieNode, peer: string): boolean {
+  private removeAnnouncement(node: TrieNode<P>, peer: P): boolean {
     const list = node.announcements;
     const index = list.findIndex((a) => a.peer === peer);
     if (index < 0) return false;
@@ -365,5 +379,9 @@ export function comparePrefixes(a: Prefix, b: Prefix): number {
 }
 
 export function compareRoutes(a: Route, b: Route): number {
-  return comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
+  return comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || compareText(a.peer, b.peer);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

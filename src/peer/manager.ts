@@ -1,15 +1,16 @@
 // Keeps one configured peer connected: dial, and after a failure or a lost session redial forever
-// on the backoff schedule. The manager only decides *when*; the daemon dials, verifies and owns
-// the session, and tells the manager what happened.
+// on the backoff schedule. The manager only decides *when*; the connection code dials, verifies
+// and owns the session, and tells the manager what happened.
 
+import type { Cancel, Clock } from '../clock/clock.js';
 import type { Logger } from '../log/logger.js';
-import type { PeerConfig } from '../config/types.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 
 export interface PeerManagerDeps {
-  dial(peer: PeerConfig): void;
+  dial(): void;
   /** Whether the peer currently has a live session in either direction. */
-  isConnected(peer: PeerConfig): boolean;
+  isConnected(): boolean;
+  clock: Clock;
   logger: Logger;
   backoff?: BackoffOptions;
   /** A session that lasted this long resets the backoff. */
@@ -20,14 +21,14 @@ export type ManagerState = 'dialing' | 'connected' | 'waiting' | 'stopped';
 
 export class PeerManager {
   state: ManagerState = 'waiting';
-  private timer: NodeJS.Timeout | null = null;
+  private cancelTimer: Cancel | null = null;
   private readonly backoff: Backoff;
   private connectedAt = 0;
   /** Last reason the peer was not connected, for `vpnctl peers`. */
   lastError: string | null = null;
 
   constructor(
-    readonly peer: PeerConfig,
+    readonly name: string,
     private readonly deps: PeerManagerDeps,
   ) {
     this.backoff = new Backoff(deps.backoff);
@@ -47,7 +48,7 @@ export class PeerManager {
     if (this.state === 'stopped') return;
     this.clearTimer();
     this.state = 'connected';
-    this.connectedAt = Date.now();
+    this.connectedAt = this.deps.clock.now();
     this.lastError = null;
   }
 
@@ -55,7 +56,7 @@ export class PeerManager {
   dialFailed(reason: string): void {
     if (this.state === 'stopped') return;
     this.lastError = reason;
-    if (this.deps.isConnected(this.peer)) {
+    if (this.deps.isConnected()) {
       // Lost a duplicate-connection tie-break to the peer's own dial: nothing to repair.
       this.state = 'connected';
       return;
@@ -67,8 +68,8 @@ export class PeerManager {
   disconnected(reason: string): void {
     if (this.state === 'stopped') return;
     this.lastError = reason;
-    if (this.deps.isConnected(this.peer)) return;
-    if (this.state === 'connected' && Date.now() - this.connectedAt >= (this.deps.healthyAfterMs ?? 10_000)) {
+    if (this.deps.isConnected()) return;
+    if (this.state === 'connected' && this.deps.clock.now() - this.connectedAt >= (this.deps.healthyAfterMs ?? 10_000)) {
       this.backoff.reset();
     }
     this.schedule(reason);
@@ -78,25 +79,23 @@ export class PeerManager {
     this.clearTimer();
     const delay = this.backoff.next();
     this.state = 'waiting';
-    this.deps.logger.debug(`${this.peer.name}: ${reason}; redialing in ${(delay / 1000).toFixed(1)}s`);
-    this.timer = setTimeout(() => this.dialNow(), delay);
-    // A pending redial must not keep a process alive that is otherwise shutting down.
-    this.timer.unref();
+    this.deps.logger.debug(`${this.name}: ${reason}; redialing in ${(delay / 1000).toFixed(1)}s`);
+    this.cancelTimer = this.deps.clock.after(delay, () => this.dialNow());
   }
 
   private dialNow(): void {
-    this.timer = null;
+    this.cancelTimer = null;
     if (this.state === 'stopped') return;
-    if (this.deps.isConnected(this.peer)) {
+    if (this.deps.isConnected()) {
       this.state = 'connected';
       return;
     }
     this.state = 'dialing';
-    this.deps.dial(this.peer);
+    this.deps.dial();
   }
 
   private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
   }
 }

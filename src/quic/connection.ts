@@ -11,56 +11,13 @@
 // Pacing is ignored: every datagram quiche produces is sent at once (quiche's pacer is off).
 
 import type { Connection } from '@matrixai/quic/native/index.js';
-import type { Logger } from '../log/logger.js';
+import type { ConnectionHost, QuicCloseInfo, QuicConnectionStats, QuicDirection } from './connection-types.js';
 import { describeAppError, describeTransportError } from './errors.js';
 import { QuicStream, type StreamOwner } from './stream.js';
 import { fingerprintOfDer } from '../crypto/identity.js';
 
-export type QuicDirection = 'inbound' | 'outbound';
-
-export interface QuicCloseInfo {
-  /** True when this side closed (close(), a local protocol/TLS error, idle timeout, shutdown). */
-  local: boolean;
-  errorCode: number;
-  reason: string;
-  /** Application close (our APP_* codes) rather than a transport/TLS error. */
-  isApp: boolean;
-  /** Closed by the idle timeout: the peer went silent. */
-  timedOut: boolean;
-}
-
-export interface QuicConnectionStats {
-  direction: QuicDirection;
-  remoteAddress: string;
-  established: boolean;
-  streams: number;
-  streamsWithOutput: number;
-  rttMs: number | null;
-  cwndBytes: number | null;
-  packetsSent: number;
-  packetsReceived: number;
-  packetsLost: number;
-  bytesSent: number;
-  bytesReceived: number;
-}
-
-/** The endpoint side of a connection: socket, buffers and the shared flush scheduler. */
-export interface ConnectionHost {
-  readonly logger: Logger;
-  readonly maxStreamBuffer: number;
-  /** Scratch buffer for streamRecv; views into it are handed to onData. */
-  readonly receiveBuffer: Uint8Array;
-  /** A buffer quiche may write one datagram into; sendDatagram() then consumes `length` of it. */
-  datagramBuffer(): Uint8Array;
-  sendDatagram(buffer: Uint8Array, length: number, port: number, host: string): void;
-  /** Hands datagrams that sendDatagram() may have held back to the kernel. */
-  flushDatagrams(): void;
-  scheduleService(connection: QuicConnection): void;
-  /** Handshake finished (for inbound connections the endpoint announces it). */
-  connectionEstablished(connection: QuicConnection): void;
-  /** quiche is done with the connection: drop routing entries. */
-  connectionReleased(connection: QuicConnection): void;
-}
+// The public shapes live in connection-types.ts; importers keep using this module.
+export type { ConnectionHost, QuicCloseInfo, QuicConnectionStats, QuicDirection } from './connection-types.js';
 
 const MAX_DATAGRAMS_PER_SERVICE = 128;
 const ascending = (a: number, b: number): number => a - b;
@@ -325,6 +282,7 @@ export class QuicConnection implements StreamOwner {
 
   private sendDatagrams(native: Connection): void {
     const host = this.host;
+    const socket = host.socket;
     for (let sent = 0; ; sent++) {
       if (sent === MAX_DATAGRAMS_PER_SERVICE) {
         // Yield to the event loop: received ACKs (and other connections, the TUN device) get a
@@ -332,19 +290,18 @@ export class QuicConnection implements StreamOwner {
         host.scheduleService(this);
         break;
       }
-      const buffer = host.datagramBuffer();
       let result;
       try {
-        result = native.send(buffer);
+        result = native.send(socket.buffer());
       } catch (error) {
         host.logger.warn(`send to ${this.remoteAddress} failed inside quiche: ${(error as Error).message}`);
         break;
       }
       if (result === null) break;
       const to = result[1].to;
-      host.sendDatagram(buffer, result[0], to.port, to.host);
+      socket.queue(result[0], to.host, to.port);
     }
-    host.flushDatagrams();
+    socket.flush();
   }
 
   private checkClosed(native: Connection): void {

@@ -1,10 +1,10 @@
 // A real Linux TUN device: the native addon (src/tun/native/tun.c) owns the fd and batches
-// packets; this file configures the interface with iproute2 and turns batches into TunLike calls.
+// packets; its rtnetlink calls (src/tun/native/netlink.c) configure the interface, and this file
+// turns batches into TunLike calls.
 
-import { execFileSync } from 'node:child_process';
 import type { Logger } from '../log/logger.js';
 import { loadAddon } from '../native/load.js';
-import { familyOf, parseCidr, parseIp } from '../netgraph/addr.js';
+import { familyOf, parseCidr, parseIp, type Prefix } from '../netgraph/addr.js';
 import { interfaceNameProblem } from './name.js';
 import type { TunFactory, TunLike, TunOptions } from './types.js';
 
@@ -20,21 +20,27 @@ interface NativeTun {
   close(): void;
 }
 
-interface NativeAddon {
-  Tun: new (name: string, onBatch: (count: number, error?: string) => void) => NativeTun;
+/**
+ * Interface configuration over rtnetlink, one synchronous request + ACK per call (the addon's
+ * functions by default). Addresses are 4 or 16 bytes. A failure throws an Error whose `code` is
+ * the errno name (EEXIST, ESRCH, ENODEV, ...) and whose message names the operation, the device
+ * and the kernel's reason, e.g. "add address 10.9.0.1/24 to vt4: File exists".
+ */
+export interface Netlink {
+  setMtu(ifname: string, mtu: number): void;
+  /** No IPv6 link-local address; fails where IPv6 is disabled. */
+  setAddrGenModeNone(ifname: string): void;
+  /** IPv6 addresses are added with nodad, so they are usable at once. */
+  addAddress(ifname: string, address: Uint8Array, prefixLength: number): void;
+  setUp(ifname: string): void;
+  /** Creates or replaces the on-link route (main table) into ifname. */
+  replaceRoute(ifname: string, destination: Uint8Array, prefixLength: number): void;
+  /** Throws with code ESRCH when there is no such route. */
+  deleteRoute(ifname: string, destination: Uint8Array, prefixLength: number): void;
 }
 
-/** Runs one `ip` (iproute2) command; throws an Error carrying ip's own complaint. */
-export type IpRunner = (args: string[]) => void;
-
-export function runIpCommand(args: string[]): void {
-  try {
-    execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  } catch (err) {
-    const e = err as { code?: string; stderr?: string; message: string };
-    if (e.code === 'ENOENT') throw new Error("the 'ip' command was not found (install iproute2)");
-    throw new Error(`ip ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
-  }
+interface NativeAddon extends Netlink {
+  Tun: new (name: string, onBatch: (count: number, error?: string) => void) => NativeTun;
 }
 
 export function loadTunAddon(fromUrl: string = import.meta.url): NativeAddon {
@@ -55,14 +61,16 @@ function explainOpenFailure(name: string, err: unknown): Error {
 }
 
 export interface TunDeviceDeps {
-  runIp?: IpRunner;
-  addon?: NativeAddon;
+  /** Creates the device; the native addon unless given. */
+  addon?: Pick<NativeAddon, 'Tun'>;
+  /** Configures it; the native addon's functions unless given. */
+  netlink?: Netlink;
 }
 
 export class TunDevice implements TunLike {
   onPackets: ((packets: Uint8Array[], count: number) => void) | null = null;
   private readonly native: NativeTun;
-  private readonly runIp: IpRunner;
+  private netlinkImpl: Netlink | undefined;
   /** Reused across batches: one view per packet, valid only during onPackets. */
   private readonly views: Uint8Array[] = [];
   private readonly reportedWriteErrors = new Set<string>();
@@ -77,7 +85,7 @@ export class TunDevice implements TunLike {
     const problem = interfaceNameProblem(requestedName);
     if (problem !== null) throw new Error(`cannot create TUN device '${requestedName}': the name ${problem}`);
     const addon = deps.addon ?? loadTunAddon();
-    this.runIp = deps.runIp ?? runIpCommand;
+    this.netlinkImpl = deps.netlink;
     try {
       this.native = new addon.Tun(requestedName, (count, error) => this.deliver(count, error));
     } catch (err) {
@@ -102,16 +110,18 @@ export class TunDevice implements TunLike {
   }
 
   addRoute(cidr: string): void {
-    this.runIp(['route', 'replace', checkedCidr(cidr, this.name), 'dev', this.name]);
+    const prefix = checkedPrefix(cidr, this.name);
+    this.netlink.replaceRoute(this.name, prefix.bytes, prefix.length);
   }
 
   removeRoute(cidr: string): void {
     if (this.closed) return;
+    const prefix = checkedPrefix(cidr, this.name);
     try {
-      this.runIp(['route', 'del', checkedCidr(cidr, this.name), 'dev', this.name]);
+      this.netlink.deleteRoute(this.name, prefix.bytes, prefix.length);
     } catch (err) {
-      // "No such process" is how the kernel says the route is already gone.
-      if (!/No such process/.test((err as Error).message)) throw err;
+      // ESRCH ("No such process") is how the kernel says the route is already gone.
+      if ((err as { code?: unknown }).code !== 'ESRCH') throw err;
     }
   }
 
@@ -120,6 +130,11 @@ export class TunDevice implements TunLike {
     this.closed = true;
     this.native.close();
     this.logger.info(`removed ${this.name}`);
+  }
+
+  /** Loaded on first use, so a test that fakes only `addon` needs no native build. */
+  private get netlink(): Netlink {
+    return (this.netlinkImpl ??= loadTunAddon());
   }
 
   private deliver(count: number, error?: string): void {
@@ -149,10 +164,10 @@ export class TunDevice implements TunLike {
   }
 }
 
-function checkedCidr(cidr: string, device: string): string {
+function checkedPrefix(cidr: string, device: string): Prefix {
   const parsed = parseCidr(cidr);
   if (!parsed.ok) throw new Error(`cannot route ${cidr} into ${device}: ${parsed.error}`);
-  return cidr;
+  return parsed.prefix;
 }
 
 /**
@@ -174,19 +189,19 @@ export function openTun(opts: TunOptions, logger: Logger, deps: TunDeviceDeps = 
   }
 
   const device = new TunDevice(opts.name, logger, deps);
-  const runIp = deps.runIp ?? runIpCommand;
   const name = device.name;
   try {
-    runIp(['link', 'set', 'dev', name, 'mtu', String(opts.mtu)]);
+    const netlink = deps.netlink ?? loadTunAddon();
+    netlink.setMtu(name, opts.mtu);
     try {
       // Without a link-local address the kernel sends no router solicitations or MLD reports
       // into the tunnel; best effort because it fails where IPv6 is disabled.
-      runIp(['link', 'set', 'dev', name, 'addrgenmode', 'none']);
+      netlink.setAddrGenModeNone(name);
     } catch (err) {
       logger.debug(`${name}: ${(err as Error).message}`);
     }
-    runIp(['addr', 'add', `${opts.address}/${opts.prefixLength}`, 'dev', name, ...(v6 ? ['nodad'] : [])]);
-    runIp(['link', 'set', 'dev', name, 'up']);
+    netlink.addAddress(name, address, opts.prefixLength);
+    netlink.setUp(name);
     for (const route of opts.extraRoutes ?? []) device.addRoute(route);
   } catch (err) {
     device.close();

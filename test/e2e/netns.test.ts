@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { generateIdentity, writeIdentityFiles } from '../../src/crypto/identity.js';
 import { newConfig, newNetwork, newPeer, writeConfigFile } from '../../src/config/write.js';
 import { resolveNetworkAddress } from '../../src/config/address.js';
+import { formatIp } from '../../src/netgraph/addr.js';
 import type { NetworkConfig, PeerConfig } from '../../src/config/types.js';
 import { Lab, VPNCTL, daemonLogs, inNs, netnsUnavailable, type Host } from '../helpers/netns.js';
 import { ping, sample, scrape, tcpTransfer } from '../helpers/traffic.js';
@@ -60,7 +61,7 @@ function configure(node: Node, peers: PeerConfig[], networks: NetworkConfig[]): 
   writeConfigFile(config.path, config, { force: true });
 }
 
-function peer(node: Node, networks: string[], options: Partial<PeerConfig> = {}): PeerConfig {
+function peer(node: Node, networks: string[], options: NonNullable<Parameters<typeof newPeer>[2]> = {}): PeerConfig {
   return newPeer(node.name, networks, { address: `${node.host.underlay}:51820`, fingerprint: node.fingerprint, ...options });
 }
 
@@ -94,7 +95,7 @@ async function waitRoutes(node: Node, count: number): Promise<void> {
 }
 
 const CORP = newNetwork('corp', '10.42.0.0/24');
-const overlay = (node: Node, net: NetworkConfig = CORP) => resolveNetworkAddress(net, node.fingerprint);
+const overlay = (node: Node, net: NetworkConfig = CORP) => formatIp(resolveNetworkAddress(net, node.fingerprint));
 
 describe.skipIf(skip !== null)(`end to end in network namespaces${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it('two nodes: ping both ways, a 20 MB TCP transfer, vpnctl views and packet counters', async () => {

@@ -3,7 +3,7 @@ import { createSocket } from 'node:dgram';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, writeIdentityFiles } from '../../src/crypto/identity.js';
-import { newConfig, newNetwork, newPeer, writeConfigFile } from '../../src/config/write.js';
+import { newConfig, newNetwork, newPeer, writeConfigFile, type NewConfigOptions } from '../../src/config/write.js';
 import type { Config, NetworkConfig, PeerConfig } from '../../src/config/types.js';
 import { Daemon, type DaemonOptions, type DaemonTiming } from '../../src/daemon/daemon.js';
 import { Logger } from '../../src/log/logger.js';
@@ -37,11 +37,16 @@ export async function createNode(root: string, name: string): Promise<TestNode> 
   return { name, dir, configPath: join(dir, 'config.toml'), fingerprint: identity.fingerprint, port, address: `127.0.0.1:${port}`, lines: [] };
 }
 
-export function peerOf(node: TestNode, networks: string[], options: Partial<PeerConfig> = {}): PeerConfig {
+export function peerOf(node: TestNode, networks: string[], options: NonNullable<Parameters<typeof newPeer>[2]> = {}): PeerConfig {
   return newPeer(node.name, networks, { address: node.address, fingerprint: node.fingerprint, ...options });
 }
 
-export function writeNodeConfig(node: TestNode, peers: PeerConfig[], networks: NetworkConfig[] = [newNetwork('corp', '10.42.0.0/24')], daemon: Partial<Config['daemon']> = {}): Config {
+export function writeNodeConfig(
+  node: TestNode,
+  peers: PeerConfig[],
+  networks: NetworkConfig[] = [newNetwork('corp', '10.42.0.0/24')],
+  daemon: NonNullable<NewConfigOptions['daemon']> = {},
+): Config {
   const config = newConfig(node.configPath, {
     cert: 'node.crt',
     key: 'node.key',
@@ -86,10 +91,23 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
   }
 }
 
+export async function metricsText(node: TestNode): Promise<string> {
+  const response = await fetch(`http://127.0.0.1:${node.daemon!.metricsPort}/metrics`);
+  return response.text();
+}
+
+/** One sample's value from Prometheus text; `labels` is "a=\"x\",b=\"y\"" or '' for an unlabelled metric. */
+export function metricValue(text: string, name: string, labels: string): number {
+  const line = text
+    .split('\n')
+    .find((l) => (labels === '' ? l.startsWith(`${name} `) : l.startsWith(`${name}{`) && labels.split(',').every((label) => l.includes(label))));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
+}
+
 /** The learned routes of a daemon as "network prefix → peer fingerprint" strings. */
 export function routeSet(daemon: Daemon): string[] {
-  return daemon.graph
-    .routes()
+  return daemon
+    .routeList()
     .map((r) => `${r.network} ${r.prefix} ${r.peer}`)
     .sort();
 }

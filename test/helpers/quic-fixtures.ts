@@ -1,5 +1,5 @@
-// Shared helpers for the QUIC tests: throwaway self-signed certificates and two endpoints on
-// loopback. Not a test file itself (vitest only collects *.test.ts).
+// Shared helpers for the QUIC tests: throwaway self-signed certificates and pairs of endpoints,
+// on loopback UDP or on an in-memory network. Not a test file itself (vitest only collects *.test.ts).
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +9,8 @@ import { X509Certificate } from 'node:crypto';
 import { memoryLogger } from '../../src/log/logger.js';
 import { QuicEndpoint, type QuicEndpointOptions } from '../../src/quic/endpoint.js';
 import type { QuicConnection, QuicCloseInfo } from '../../src/quic/connection.js';
+import type { MemoryNetwork } from '../../src/quic/memory-network.js';
+import type { HostPort } from '../../src/netgraph/hostport.js';
 
 export interface TestIdentity {
   certPem: string;
@@ -56,6 +58,16 @@ export class EndpointPool {
     return endpoint;
   }
 
+  /** An endpoint on `network`, listening on host:51820 unless `options` says otherwise. */
+  createOnNetwork(
+    network: MemoryNetwork,
+    host: string,
+    identity: TestIdentity,
+    options: Partial<QuicEndpointOptions> = {},
+  ): Promise<QuicEndpoint> {
+    return this.create(identity, { listen: { host, port: 51820 }, socket: network.socket(host), ...options });
+  }
+
   async closeAll(): Promise<void> {
     await Promise.all(this.endpoints.splice(0).map((endpoint) => endpoint.close()));
   }
@@ -96,14 +108,18 @@ export function nextConnection(endpoint: QuicEndpoint): Promise<QuicConnection> 
   });
 }
 
-/** Dials b from a and waits until both ends have completed the handshake. */
+/**
+ * Dials b from a (at `target`, by default b's port on loopback) and waits until both ends have
+ * completed the handshake.
+ */
 export async function connectPair(
   a: QuicEndpoint,
   b: QuicEndpoint,
+  target?: HostPort | string,
 ): Promise<{ client: QuicConnection; server: QuicConnection }> {
   const accepted = nextConnection(b);
   const host = b.localAddress.startsWith('[') ? '[::1]' : '127.0.0.1';
-  const client = a.connect(`${host}:${b.port}`);
+  const client = a.connect(target ?? `${host}:${b.port}`);
   const [server] = await withTimeout(Promise.all([accepted, established(client)]), 5000, 'handshake');
   return { client, server };
 }

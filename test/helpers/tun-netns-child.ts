@@ -1,11 +1,11 @@
-// Runs inside a network namespace for test/unit/tun/device.test.ts (started with `ip netns exec`,
+// Runs inside a network namespace for test/unit/tun/device-netns.test.ts (started with `ip netns exec`,
 // TypeScript loaded through a transpile-only loader hook). A TUN device belongs to the namespace
 // of the process that opens it, so the device, its addressing and the sockets that exercise it
 // all live here; the test drives this process over the IPC channel and asserts on the answers.
 
 import { createSocket, type Socket } from 'node:dgram';
 import { Logger } from '../../src/log/logger.js';
-import { openTun, type TunDevice } from '../../src/tun/device.js';
+import { loadTunAddon, openTun, type Netlink, type TunDevice } from '../../src/tun/device.js';
 import type { TunOptions } from '../../src/tun/types.js';
 
 export type ChildRequest =
@@ -15,7 +15,13 @@ export type ChildRequest =
   | { op: 'listen'; address: string; port: number }
   | { op: 'takeReceived' }
   | { op: 'send'; address: string; port: number; count: number; payload: string }
-  | { op: 'close'; name: string };
+  | { op: 'close'; name: string }
+  | { op: 'addRoute' | 'removeRoute'; name: string; cidr: string }
+  // The addon's function called directly; number[] arguments become Uint8Array (IPC sends JSON).
+  | { op: 'netlink'; fn: keyof Netlink; args: Array<string | number | number[]> };
+
+/** What a direct netlink call threw, or null if it returned. */
+export type NetlinkOutcome = { code: unknown; message: string } | null;
 
 export interface Batch {
   device: string;
@@ -81,6 +87,23 @@ async function handle(req: ChildRequest): Promise<unknown> {
       });
       await Promise.all(sent);
       return req.count;
+    }
+    case 'addRoute':
+    case 'removeRoute': {
+      const tun = devices.get(req.name);
+      if (tun === undefined) throw new Error(`no open device ${req.name}`);
+      tun[req.op](req.cidr);
+      return null;
+    }
+    case 'netlink': {
+      const fn = loadTunAddon()[req.fn] as (...args: unknown[]) => void;
+      try {
+        fn(...req.args.map((a) => (Array.isArray(a) ? Uint8Array.from(a) : a)));
+        return null;
+      } catch (err) {
+        const e = err as Error & { code?: unknown };
+        return { code: e.code, message: e.message } satisfies NetlinkOutcome;
+      }
     }
     case 'close': {
       const tun = devices.get(req.name);

@@ -12,7 +12,7 @@ import { Logger } from '../../src/log/logger.js';
 import { QuicEndpoint } from '../../src/quic/endpoint.js';
 import type { QuicCloseInfo } from '../../src/quic/connection.js';
 import { APP_PROTOCOL_VIOLATION } from '../../src/quic/errors.js';
-import { createNode, FAST_TIMING, peerOf, routeSet, startNode, UdpRelay, waitFor, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
+import { createNode, FAST_TIMING, metricsText, metricValue, peerOf, routeSet, startNode, UdpRelay, waitFor, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
 
 let root: string;
 let nodes: TestNode[] = [];
@@ -37,17 +37,6 @@ function hostRoute(node: TestNode, network = 'corp', prefix = '10.42.0.0/24'): s
   return ownHostRoute(newNetwork(network, prefix), node.fingerprint);
 }
 
-async function metricsText(node: TestNode): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${node.daemon!.metricsPort}/metrics`);
-  return response.text();
-}
-
-function metricValue(text: string, name: string, labels: string): number {
-  const line = text
-    .split('\n')
-    .find((l) => (labels === '' ? l.startsWith(`${name} `) : l.startsWith(`${name}{`) && labels.split(',').every((label) => l.includes(label))));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
-}
 
 async function fullMesh(names: string[]): Promise<TestNode[]> {
   const made = await makeNodes(...names);
@@ -74,7 +63,7 @@ function expectMeshRoutes(mesh: TestNode[]): void {
 describe('daemon cluster', () => {
   it('connects every pair and learns every other node’s host route, with one connection per pair', async () => {
     const mesh = await fullMesh(['a', 'b', 'c', 'd']);
-    await waitFor(() => mesh.every((n) => n.daemon!.graph.routes().length === 3), 'every node to learn 3 host routes');
+    await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 3), 'every node to learn 3 host routes');
     expectMeshRoutes(mesh);
     // Every node dialed every other at start-up: simultaneous mutual dials. After the tie-break
     // exactly one connection per pair remains, and both ends agree which one.
@@ -121,7 +110,7 @@ describe('daemon cluster', () => {
         }),
       ]);
       await waitFor(() => a.daemon!.connectionCount() === 1 && b.daemon!.connectionCount() === 1 && b.daemon!.sessionWith(a.fingerprint)?.direction === 'outbound', 'the duplicate to resolve to b’s dial', 10_000);
-      await waitFor(() => b.daemon!.graph.routes().length === 1, 'b to hold a’s route');
+      await waitFor(() => b.daemon!.routeList().length === 1, 'b to hold a’s route');
       expect(b.lines.filter((l) => l.includes('disconnected from'))).toEqual([]);
       expect(b.lines.some((l) => l.includes('continuing on the'))).toBe(true);
       expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`]);
@@ -142,11 +131,11 @@ describe('daemon cluster', () => {
       const cConfig = writeNodeConfig(c, [peerOf(a, ['corp'], { address: '' }), peerOf(b, ['corp'], { address: '' })]);
       await startNode(c, cConfig);
       const mesh = [a, b, c];
-      await waitFor(() => mesh.every((n) => n.daemon!.graph.routes().length === 2), 'mesh routes');
+      await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 2), 'mesh routes');
       const abSession = a.daemon!.sessionWith(b.fingerprint);
       relay.drop = true;
       const silentAt = Date.now();
-      await waitFor(() => a.daemon!.graph.routes().length === 1 && b.daemon!.graph.routes().length === 1, 'c’s routes to disappear', 10_000);
+      await waitFor(() => a.daemon!.routeList().length === 1 && b.daemon!.routeList().length === 1, 'c’s routes to disappear', 10_000);
       expect(Date.now() - silentAt).toBeGreaterThanOrEqual(1000); // not before the liveness timeout (1.5 s in tests)
       expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
       expect(a.lines.some((l) => l.includes('silent for over'))).toBe(true);
@@ -154,7 +143,7 @@ describe('daemon cluster', () => {
       await c.daemon!.stop('test');
       relay.drop = false;
       await startNode(c, cConfig);
-      await waitFor(() => mesh.every((n) => n.daemon!.graph.routes().length === 2), 'c’s routes to come back', 10_000);
+      await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 2), 'c’s routes to come back', 10_000);
       expectMeshRoutes(mesh);
       expect(a.daemon!.sessionWith(b.fingerprint)).toBe(abSession);
     } finally {
@@ -165,10 +154,10 @@ describe('daemon cluster', () => {
   it('removes routes at once when a peer says Goodbye', async () => {
     const mesh = await fullMesh(['a', 'b', 'c']);
     const [a, b, c] = mesh as [TestNode, TestNode, TestNode];
-    await waitFor(() => mesh.every((n) => n.daemon!.graph.routes().length === 2), 'mesh routes');
+    await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 2), 'mesh routes');
     const stoppedAt = Date.now();
     await b.daemon!.stop('test');
-    await waitFor(() => a.daemon!.graph.routes().length === 1 && c.daemon!.graph.routes().length === 1, 'b’s routes to go', 1000);
+    await waitFor(() => a.daemon!.routeList().length === 1 && c.daemon!.routeList().length === 1, 'b’s routes to go', 1000);
     expect(Date.now() - stoppedAt).toBeLessThan(1000);
     expect(a.lines.some((l) => l.includes('b (') && l.includes('said goodbye'))).toBe(true);
     b.daemon = undefined;
@@ -182,7 +171,7 @@ describe('daemon cluster', () => {
     await startNode(a, aConfig);
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp', 'lab'])], [corp, lab]));
     await startNode(c, writeNodeConfig(c, [peerOf(a, ['corp'])], [corp]));
-    await waitFor(() => a.daemon!.graph.routes().length === 1, 'a to learn b');
+    await waitFor(() => a.daemon!.routeList().length === 1, 'a to learn b');
     // c dials a, but a does not know c yet.
     expect(a.daemon!.sessionWith(c.fingerprint)).toBeUndefined();
 
@@ -193,7 +182,7 @@ describe('daemon cluster', () => {
     expect(summary).toContain('peers updated: b');
     expect(summary).toContain('networks added: lab');
     await waitFor(() => routeSet(b.daemon!).includes(`lab ${hostRoute(a, 'lab', '10.77.0.0/24')} ${a.fingerprint}`), 'b to learn a’s lab route');
-    await waitFor(() => a.daemon!.sessionWith(c.fingerprint) !== undefined && c.daemon!.graph.routes().length === 1, 'a and c to connect');
+    await waitFor(() => a.daemon!.sessionWith(c.fingerprint) !== undefined && c.daemon!.routeList().length === 1, 'a and c to connect');
     const abSession = a.daemon!.sessionWith(b.fingerprint);
 
     // Reload a: remove peer c and network lab.
@@ -201,7 +190,7 @@ describe('daemon cluster', () => {
     const second = await a.daemon!.reload();
     expect(second).toContain('peers removed: c');
     expect(second).toContain('networks removed: lab');
-    await waitFor(() => c.daemon!.graph.routes().length === 0, 'c to drop a’s route after Goodbye', 1000);
+    await waitFor(() => c.daemon!.routeList().length === 0, 'c to drop a’s route after Goodbye', 1000);
     await waitFor(() => !routeSet(b.daemon!).some((r) => r.startsWith('lab ')), 'b to drop a’s lab route');
     expect(a.daemon!.sessionWith(b.fingerprint)).toBe(abSession);
 
@@ -249,9 +238,10 @@ describe('daemon cluster', () => {
 
   it('refuses an unknown fingerprint and a TOFU mismatch, and counts both in /metrics', async () => {
     const [a, stranger, eve, impostor] = await makeNodes('a', 'stranger', 'eve', 'impostor');
-    // a knows "eve" by name only (TOFU), and has already learned a different key for her.
+    // a knows "eve" by name only (TOFU), and has already learned a different key for her. Her
+    // configured address answers nothing for now (the discard port).
     writeFileSync(join(a.dir, 'known_peers.json'), JSON.stringify({ eve: eve.fingerprint }), { mode: 0o600 });
-    await startNode(a, writeNodeConfig(a, [peerOf(eve, ['corp'], { fingerprint: undefined, address: '' })]));
+    await startNode(a, writeNodeConfig(a, [peerOf(eve, ['corp'], { fingerprint: undefined, address: '127.0.0.1:9' })]));
     // The stranger is configured nowhere on a.
     await startNode(stranger, writeNodeConfig(stranger, [peerOf(a, ['corp'])]));
     // The impostor claims to be eve (certificate CN "eve" is irrelevant: the name comes from a's
@@ -267,15 +257,15 @@ describe('daemon cluster', () => {
     const text = await metricsText(a);
     expect(metricValue(text, 'vibepn_peer_handshakes_rejected_total', 'reason="unknown_fingerprint"')).toBeGreaterThanOrEqual(1);
     expect(metricValue(text, 'vibepn_peer_handshakes_rejected_total', 'reason="tofu_mismatch"')).toBeGreaterThanOrEqual(1);
-    expect(a.daemon!.graph.routes()).toEqual([]);
-    expect(stranger.daemon!.graph.routes()).toEqual([]);
+    expect(a.daemon!.routeList()).toEqual([]);
+    expect(stranger.daemon!.routeList()).toEqual([]);
   });
 
   it('trusts a TOFU peer on first use and records it', async () => {
     const [a, b] = await makeNodes('a', 'b');
     await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'], { fingerprint: undefined })]));
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'], { fingerprint: undefined })]));
-    await waitFor(() => a.daemon!.graph.routes().length === 1 && b.daemon!.graph.routes().length === 1, 'a and b to connect by TOFU');
+    await waitFor(() => a.daemon!.routeList().length === 1 && b.daemon!.routeList().length === 1, 'a and b to connect by TOFU');
     expect(loadKnown(a)).toEqual({ b: b.fingerprint });
     expect(loadKnown(b)).toEqual({ a: a.fingerprint });
   });
@@ -286,7 +276,7 @@ describe('daemon cluster', () => {
     await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp']), peerOf(c, ['corp'], { allowedRoutes: [subnet] })]));
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { routes: [subnet] })]));
     await startNode(c, writeNodeConfig(c, [peerOf(a, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { routes: [subnet] })]));
-    await waitFor(() => a.daemon!.graph.routes().length === 3, 'a to learn b, c and c’s subnet');
+    await waitFor(() => a.daemon!.routeList().length === 3, 'a to learn b, c and c’s subnet');
     expect(routeSet(a.daemon!)).toEqual(
       [`corp ${hostRoute(b)} ${b.fingerprint}`, `corp ${hostRoute(c)} ${c.fingerprint}`, `corp ${subnet} ${c.fingerprint}`].sort(),
     );
@@ -311,7 +301,7 @@ describe('daemon cluster', () => {
     const [a, b, evil] = await makeNodes('a', 'b', 'evil');
     await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp']), peerOf(evil, ['corp'], { address: '' })]));
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])]));
-    await waitFor(() => a.daemon!.graph.routes().length === 1, 'a and b to connect');
+    await waitFor(() => a.daemon!.routeList().length === 1, 'a and b to connect');
     const abSession = a.daemon!.sessionWith(b.fingerprint);
     // evil is a configured peer but speaks bad protocol: a Hello, then a length field of 0.
     const endpoint = await QuicEndpoint.listen({

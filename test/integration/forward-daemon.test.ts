@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newNetwork } from '../../src/config/write.js';
 import { resolveNetworkAddress } from '../../src/config/address.js';
-import { parseIp } from '../../src/netgraph/addr.js';
+import { parseIp, formatIp } from '../../src/netgraph/addr.js';
 import { memoryTunFactory, type MemoryTun } from '../../src/tun/memory.js';
 import { createNode, peerOf, startNode, waitFor, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
 
@@ -50,7 +50,7 @@ async function pair(): Promise<{ a: TestNode; b: TestNode; tunA: MemoryTun; tunB
   const tunsB = memoryTunFactory();
   await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]), { tunFactory: tunsA.factory });
   await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])]), { tunFactory: tunsB.factory });
-  await waitFor(() => a.daemon!.graph.routes().length === 1 && b.daemon!.graph.routes().length === 1, 'a and b to exchange routes');
+  await waitFor(() => a.daemon!.routeList().length === 1 && b.daemon!.routeList().length === 1, 'a and b to exchange routes');
   return { a, b, tunA: tunsA.created[0]!, tunB: tunsB.created[0]! };
 }
 
@@ -63,8 +63,8 @@ describe('forwarding between two daemons', () => {
       writeCalls++;
       return writePackets(packets, count);
     };
-    const src = resolveNetworkAddress(CORP, a.fingerprint);
-    const dst = resolveNetworkAddress(CORP, b.fingerprint);
+    const src = formatIp(resolveNetworkAddress(CORP, a.fingerprint));
+    const dst = formatIp(resolveNetworkAddress(CORP, b.fingerprint));
     const sent: Uint8Array[] = [];
     let seq = 0;
     for (let batch = 0; batch < 40; batch++) {
@@ -90,8 +90,8 @@ describe('forwarding between two daemons', () => {
 
   it('counts and drops packets with no route, a spoofed source, or an unknown network', async () => {
     const { a, b, tunA, tunB } = await pair();
-    const src = resolveNetworkAddress(CORP, a.fingerprint);
-    const dst = resolveNetworkAddress(CORP, b.fingerprint);
+    const src = formatIp(resolveNetworkAddress(CORP, a.fingerprint));
+    const dst = formatIp(resolveNetworkAddress(CORP, b.fingerprint));
     const nowhere = ['10.42.0.1', '10.42.0.2', '10.42.0.3'].find((ip) => ip !== src && ip !== dst)!;
     tunA.inject(ipv4(src, nowhere, 100, 1), ipv4(src, dst, 100, 2), new Uint8Array([0x45, 0, 0]));
     // b's own address as source: a packet a may not send.

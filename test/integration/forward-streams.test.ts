@@ -10,7 +10,7 @@ import { resolveNetworkAddress } from '../../src/config/address.js';
 import { encodeControlMessage } from '../../src/control/messages.js';
 import { encodeFrame } from '../../src/forward/frame.js';
 import { Logger } from '../../src/log/logger.js';
-import { parseIp } from '../../src/netgraph/addr.js';
+import { parseIp, formatIp } from '../../src/netgraph/addr.js';
 import type { QuicConnection } from '../../src/quic/connection.js';
 import { QuicEndpoint } from '../../src/quic/endpoint.js';
 import { memoryTunFactory } from '../../src/tun/memory.js';
@@ -52,7 +52,7 @@ describe('raw streams from a peer', () => {
     const tuns = memoryTunFactory();
     await startNode(a, writeNodeConfig(a, [peerOf(old, ['corp'], { address: '' })]), { tunFactory: tuns.factory });
     const tun = tuns.created[0]!;
-    const aAddress = resolveNetworkAddress(CORP, a.fingerprint);
+    const aAddress = formatIp(resolveNetworkAddress(CORP, a.fingerprint));
     const oldAddress = '10.42.0.99';
 
     // The "original" node: dials, sends Hello and its host route, then data the original way.
@@ -73,7 +73,7 @@ describe('raw streams from a peer', () => {
         resolve();
       };
     });
-    await waitFor(() => a.daemon!.graph.routes().length === 1, 'a to learn the old node’s route');
+    await waitFor(() => a.daemon!.routeList().length === 1, 'a to learn the old node’s route');
 
     const sendStream = (bytes: Uint8Array) => {
       const stream = conn.openStream();

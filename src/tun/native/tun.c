@@ -10,6 +10,7 @@
 //   tun.name / tun.buffer (Uint8Array, reused) / tun.lengths (Uint32Array, reused)
 //   tun.write(packet) -> bool      tun.writeBatch(packets, count) -> written
 //   tun.takeWriteError() -> string | undefined     tun.close()
+// plus the rtnetlink calls that configure the interface (netlink_js.c).
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -25,6 +26,8 @@
 #include <sys/socket.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+
+#include "netlink_js.h"
 
 #define MAX_BATCH 256
 #define MAX_PACKET 65535
@@ -336,6 +339,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value cls;
   CHECK(napi_define_class(env, "Tun", NAPI_AUTO_LENGTH, tun_new, NULL, sizeof methods / sizeof methods[0], methods, &cls));
   CHECK(napi_set_named_property(env, exports, "Tun", cls));
+  CHECK(netlink_js_init(env, exports));
   return exports;
 }
 

@@ -1,13 +1,24 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { deriveAutoAddress, resolveNetworkAddress } from '../../../src/config/address.js';
+import { deriveAutoAddress as deriveBytes, describeNetworkAddress, resolveNetworkAddress } from '../../../src/config/address.js';
 import { newNetwork } from '../../../src/config/write.js';
-import { formatIp, parseCidr, parseIp, prefixContains } from '../../../src/netgraph/addr.js';
+import { formatIp, parseCidr, parseIp, prefixContains, type Prefix } from '../../../src/netgraph/addr.js';
 
 const FP = '1f3a'.repeat(16);
 
 function randomFingerprint(): string {
   return randomBytes(32).toString('hex');
+}
+
+function cidr(text: string): Prefix {
+  const parsed = parseCidr(text);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.prefix;
+}
+
+/** deriveAutoAddress on prefix text, formatted: the tests read better in text. */
+function deriveAutoAddress(network: string, prefix: string, fingerprint: string): string {
+  return formatIp(deriveBytes(network, cidr(prefix), fingerprint));
 }
 
 function toBigInt(bytes: Uint8Array): bigint {
@@ -77,16 +88,36 @@ describe('deriveAutoAddress', () => {
     expect(deriveAutoAddress('host', 'fd00::5/128', FP)).toBe('fd00::5');
   });
 
-  it('rejects an invalid prefix with a message naming the network', () => {
-    expect(() => deriveAutoAddress('corp', '10.42.0.1/24', FP)).toThrow(
-      "cannot derive an address in network 'corp': '10.42.0.1/24' has host bits set (did you mean 10.42.0.0/24?)",
+  it('returns 4 or 16 bytes for the family', () => {
+    expect(deriveBytes('corp', cidr('10.42.0.0/24'), FP)).toHaveLength(4);
+    expect(deriveBytes('corp', cidr('fd00::/64'), FP)).toHaveLength(16);
+  });
+
+  it('cannot be given an invalid prefix: the network builder refuses it, naming the network', () => {
+    expect(() => newNetwork('corp', '10.42.0.1/24')).toThrow(
+      "network 'corp': prefix '10.42.0.1/24' has host bits set (did you mean 10.42.0.0/24?)",
     );
   });
 });
 
 describe('resolveNetworkAddress', () => {
   it('returns the static address or the derived one', () => {
-    expect(resolveNetworkAddress(newNetwork('corp', '10.42.0.0/24', { address: '10.42.0.9' }), FP)).toBe('10.42.0.9');
-    expect(resolveNetworkAddress(newNetwork('corp', '10.42.0.0/24'), FP)).toBe(deriveAutoAddress('corp', '10.42.0.0/24', FP));
+    expect(formatIp(resolveNetworkAddress(newNetwork('corp', '10.42.0.0/24', { address: '10.42.0.9' }), FP))).toBe('10.42.0.9');
+    expect(formatIp(resolveNetworkAddress(newNetwork('corp', '10.42.0.0/24'), FP))).toBe(deriveAutoAddress('corp', '10.42.0.0/24', FP));
+  });
+
+  it('returns a copy, so a caller cannot change the config through it', () => {
+    const net = newNetwork('corp', '10.42.0.0/24', { address: '10.42.0.9' });
+    resolveNetworkAddress(net, FP)[3] = 99;
+    expect(formatIp(resolveNetworkAddress(net, FP))).toBe('10.42.0.9');
+  });
+});
+
+describe('describeNetworkAddress', () => {
+  it('marks derived addresses and says "auto" when nothing can be derived', () => {
+    const auto = newNetwork('corp', '10.42.0.0/24');
+    expect(describeNetworkAddress(auto, FP)).toBe(`${deriveAutoAddress('corp', '10.42.0.0/24', FP)} (auto)`);
+    expect(describeNetworkAddress(auto, undefined)).toBe('auto');
+    expect(describeNetworkAddress(newNetwork('v6', 'fd00::/64', { address: 'FD00::0009' }), FP)).toBe('fd00::9');
   });
 });

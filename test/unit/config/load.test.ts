@@ -2,35 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseConfig } from '../../../src/config/load.js';
-
-const FILE = '/etc/vibepn/config.toml';
-const HOME = '/home/tester';
-const FP1 = '1f3a'.repeat(16);
-const FP2 = 'b0b0'.repeat(16);
-const IDENTITY = '[identity]\ncert = "/etc/vibepn/certs/node.crt"\nkey = "/etc/vibepn/certs/node.key"\n';
-
-function parse(text: string) {
-  return parseConfig(text, FILE, { homeDir: HOME });
-}
-
-/** The ConfigError lines for `text`; fails the test if it parses. */
-function errorsOf(text: string): string[] {
-  try {
-    parse(text);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    const configError = err as ConfigError;
-    expect(configError.message).toBe(configError.errors.join('\n'));
-    return configError.errors;
-  }
-  throw new Error('expected a ConfigError, but the config was accepted');
-}
-
-/** `[identity]` (lines 1-3) followed by `body` starting on line 4. */
-function withIdentity(body: string): string {
-  return IDENTITY + body;
-}
+import { ConfigError, loadConfig, loadConfigAsync, parseConfig } from '../../../src/config/load.js';
+import { formatEndpoint, formatNetworkAddress } from '../../../src/config/values.js';
+import { formatIp, formatPrefix } from '../../../src/netgraph/addr.js';
+import { FILE, FP1, FP2, HOME, IDENTITY, INBOUND_ONLY_NEEDS_PIN, cidr, errorsOf, ip, parse, withIdentity } from './parse-helpers.js';
 
 describe('parseConfig: defaults', () => {
   it('fills every default for a minimal config', () => {
@@ -43,9 +18,9 @@ describe('parseConfig: defaults', () => {
         knownPeers: '/home/tester/.vibepn/known_peers.json',
       },
       daemon: {
-        listen: '0.0.0.0:51820',
+        listen: { host: '0.0.0.0', port: 51820 },
         controlSocket: '/var/run/vibepn.sock',
-        metricsListen: ':9000',
+        metricsListen: { host: '', port: 9000 },
         logLevel: 'info',
         acceptUnknownPeers: false,
       },
@@ -59,6 +34,7 @@ describe('parseConfig: defaults', () => {
       withIdentity(`
 [[peers]]
 name = "node2"
+fingerprint = "${FP2}"
 networks = ["corp"]
 allowed_routes = ["FD10:0::/48"]
 
@@ -68,15 +44,21 @@ address = "fd00:0000::0001"
 routes = ["2001:DB8::/32"]
 `),
     );
-    expect(config.peers).toStrictEqual([{ name: 'node2', address: '', networks: ['corp'], allowedRoutes: ['fd10::/48'] }]);
-    expect(config.networks.get('corp')).toStrictEqual({
+    expect(config.peers).toStrictEqual([{ name: 'node2', address: null, fingerprint: FP2, networks: ['corp'], allowedRoutes: [cidr('fd10::/48')] }]);
+    const corp = config.networks.get('corp')!;
+    expect(corp).toStrictEqual({
       name: 'corp',
-      prefix: 'fd00::/64',
-      address: 'fd00::1',
+      prefix: cidr('fd00::/64'),
+      address: ip('fd00::1'),
       export: true,
       mtu: 1280,
-      routes: ['2001:db8::/32'],
+      routes: [cidr('2001:db8::/32')],
     });
+    // Written back, every value reads in its canonical form.
+    expect(formatPrefix(corp.prefix)).toBe('fd00::/64');
+    expect(formatNetworkAddress(corp.address)).toBe('fd00::1');
+    expect(corp.routes.map(formatPrefix)).toEqual(['2001:db8::/32']);
+    expect(config.peers[0]!.allowedRoutes.map(formatPrefix)).toEqual(['fd10::/48']);
   });
 
   it('keeps networks in file order and reads every documented key', () => {
@@ -117,21 +99,22 @@ prefix = "10.2.0.0/24"
       knownPeers: '/var/lib/vibepn/known_peers.json',
     });
     expect(config.daemon).toStrictEqual({
-      listen: '[::]:0',
+      listen: { host: '::', port: 0 },
       controlSocket: '/run/v.sock',
-      metricsListen: '',
+      metricsListen: null,
       logLevel: 'debug',
       acceptUnknownPeers: true,
     });
     expect(config.peers[0]).toStrictEqual({
       name: 'node2',
-      address: 'node2.example.com:51820',
+      address: { host: 'node2.example.com', port: 51820 },
       fingerprint: FP2,
       networks: ['zeta', 'alpha'],
       allowedRoutes: [],
     });
     expect([...config.networks.keys()]).toEqual(['zeta', 'alpha']);
-    expect(config.networks.get('zeta')).toMatchObject({ address: '10.1.0.7', export: false, interface: 'vpn-zeta', mtu: 1420 });
+    expect(config.networks.get('zeta')).toMatchObject({ address: ip('10.1.0.7'), export: false, interface: 'vpn-zeta', mtu: 1420 });
+    expect(formatIp(config.networks.get('zeta')!.address as Uint8Array)).toBe('10.1.0.7');
   });
 
   it('accepts colon-separated fingerprints and treats "" as unset', () => {
@@ -145,6 +128,7 @@ networks = ["corp"]
 
 [[peers]]
 name = "b"
+address = "203.0.113.2:51820"
 fingerprint = ""
 networks = ["corp"]
 
@@ -171,10 +155,11 @@ prefix = "fd00::/64"
 address = "fd00::ffff:ffff:ffff:ffff"
 `),
     );
-    expect(config.networks.get('p2p')!.address).toBe('10.9.0.0');
-    expect(config.networks.get('host')!.address).toBe('10.8.0.1');
+    const address = (name: string) => formatNetworkAddress(config.networks.get(name)!.address);
+    expect(address('p2p')).toBe('10.9.0.0');
+    expect(address('host')).toBe('10.8.0.1');
     // IPv6 has no broadcast address: all-ones hosts are fine when configured statically.
-    expect(config.networks.get('v6')!.address).toBe('fd00::ffff:ffff:ffff:ffff');
+    expect(address('v6')).toBe('fd00::ffff:ffff:ffff:ffff');
   });
 });
 
@@ -212,6 +197,21 @@ control_socket = "run/vpn.sock"
     expect(() => loadConfig(join(dir, 'missing.toml'))).toThrow(
       `${join(dir, 'missing.toml')}: cannot read config file: no such file (create one with \`vpnctl init\`, or pass -config PATH)`,
     );
+  });
+
+  it('loadConfigAsync reads without blocking and fails exactly like loadConfig', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vibepn-config-'));
+    const path = join(dir, 'config.toml');
+    writeFileSync(path, '[identity]\ncert = "node.crt"\nkey = "node.key"\n[networks.corp]\nprefix = "10.42.0.0/24"\n');
+    expect(await loadConfigAsync(path, { homeDir: HOME })).toStrictEqual(loadConfig(path, { homeDir: HOME }));
+    const missing = join(dir, 'missing.toml');
+    await expect(loadConfigAsync(missing)).rejects.toThrow(
+      `${missing}: cannot read config file: no such file (create one with \`vpnctl init\`, or pass -config PATH)`,
+    );
+    writeFileSync(path, '[identity]\ncert = "node.crt"\n');
+    const error = await loadConfigAsync(path).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).errors).toEqual([`${path}:1: identity.key: required key is missing (e.g. key = "/etc/vibepn/certs/node.key")`]);
   });
 });
 
@@ -265,9 +265,13 @@ adress = "h:1"
 corp.prefix = "10.0.0.0/8"
 corp.colour = "red"
 `);
-    expect(errors).toContain(`${FILE}:18: unknown key 'peers[1].adress' (did you mean 'address'?)`);
-    expect(errors).toContain(`${FILE}:22: unknown key 'networks.corp.colour' (known keys: prefix, address, export, interface, mtu, routes)`);
-    expect(errors).toHaveLength(2);
+    // Neither peer has an address (b's is misspelt), so both are inbound-only and need a pin.
+    expect(errors).toEqual([
+      `${FILE}:9: peers[0].fingerprint: ${INBOUND_ONLY_NEEDS_PIN}`,
+      `${FILE}:15: peers[1].fingerprint: ${INBOUND_ONLY_NEEDS_PIN}`,
+      `${FILE}:18: unknown key 'peers[1].adress' (did you mean 'address'?)`,
+      `${FILE}:22: unknown key 'networks.corp.colour' (known keys: prefix, address, export, interface, mtu, routes)`,
+    ]);
   });
 
   it('reports unknown top-level tables', () => {
@@ -286,6 +290,7 @@ listen = 51820
 [[peers]]
 name = "a"
 networks = "corp"
+fingerprint = 1
 
 [networks.corp]
 prefix = "10.42.0.0/24"
@@ -298,9 +303,11 @@ routes = ["10.1.0.0/16", 7]
       `${FILE}:6: daemon.accept_unknown_peers: expected a boolean, got string`,
       `${FILE}:7: daemon.listen: expected a string, got integer`,
       `${FILE}:11: peers[0].networks: expected an array of strings, got string`,
-      `${FILE}:15: networks.corp.mtu: expected an integer, got float`,
-      `${FILE}:16: networks.corp.export: expected a boolean, got integer`,
-      `${FILE}:17: networks.corp.routes[1]: expected a string, got integer`,
+      // Only the type error: a fingerprint that is there but wrong is not also "missing".
+      `${FILE}:12: peers[0].fingerprint: expected a string, got integer`,
+      `${FILE}:16: networks.corp.mtu: expected an integer, got float`,
+      `${FILE}:17: networks.corp.export: expected a boolean, got integer`,
+      `${FILE}:18: networks.corp.routes[1]: expected a string, got integer`,
     ]);
   });
 
@@ -350,6 +357,14 @@ describe('parseConfig: daemon validation', () => {
       'metrics_listen = "9000"',
       `daemon.metrics_listen: '9000' is not a valid HOST:PORT (missing :PORT, e.g. 203.0.113.42:51820); use "" to disable metrics`,
     ],
+    [
+      'metrics_listen = "::1:9000"',
+      `daemon.metrics_listen: '::1:9000' is not a valid HOST:PORT (IPv6 addresses need brackets, e.g. [::1]:9000); use "" to disable metrics`,
+    ],
+    [
+      'metrics_listen = ":70000"',
+      `daemon.metrics_listen: ':70000' is not a valid HOST:PORT (port must be a number 0..65535); use "" to disable metrics`,
+    ],
     ['log_level = "verbose"', `daemon.log_level: 'verbose' is not a log level (use one of debug, info, warn, error)`],
     ['control_socket = ""', 'daemon.control_socket: must not be empty (remove the line to use the default)'],
   ])('%s', (line, message) => {
@@ -359,197 +374,22 @@ describe('parseConfig: daemon validation', () => {
   it.each(['0.0.0.0:51820', '127.0.0.1:0', '[::]:51820', '[fd00::1]:1', 'vpn.example.com:443', 'localhost:1'])(
     'accepts listen = %s',
     (listen) => {
-      expect(parse(withIdentity(`[daemon]\nlisten = "${listen}"\n`)).daemon.listen).toBe(listen);
+      expect(formatEndpoint(parse(withIdentity(`[daemon]\nlisten = "${listen}"\n`)).daemon.listen)).toBe(listen);
     },
   );
 
-  it('accepts ":port" and "" for metrics_listen', () => {
-    expect(parse(withIdentity('[daemon]\nmetrics_listen = ":9100"\n')).daemon.metricsListen).toBe(':9100');
-    expect(parse(withIdentity('[daemon]\nmetrics_listen = ""\n')).daemon.metricsListen).toBe('');
-  });
-});
-
-describe('parseConfig: peer validation', () => {
-  const NETWORKS = '\n[networks.corp]\nprefix = "10.42.0.0/24"\n';
-
-  it('rejects duplicate names and fingerprints', () => {
-    const errors = errorsOf(
-      withIdentity(`[[peers]]
-name = "node2"
-fingerprint = "${FP1}"
-networks = ["corp"]
-[[peers]]
-name = "node2"
-fingerprint = "${FP1.toUpperCase()}"
-networks = ["corp"]
-${NETWORKS}`),
-    );
-    expect(errors).toEqual([
-      `${FILE}:9: peers[1].name: duplicate peer name 'node2' (also used by peers[0])`,
-      `${FILE}:10: peers[1].fingerprint: ${FP1} is already the fingerprint of peer 'node2'`,
-    ]);
-  });
-
-  it('rejects malformed fingerprints', () => {
-    const errors = errorsOf(withIdentity(`[[peers]]\nname = "a"\nfingerprint = "${FP1.slice(1)}"\nnetworks = ["corp"]\n${NETWORKS}`));
-    expect(errors).toEqual([
-      `${FILE}:6: peers[0].fingerprint: '${FP1.slice(1)}' is not a valid fingerprint (expected 64 hex digits, the SHA-256 of the DER certificate)`,
-    ]);
-    expect(errorsOf(withIdentity(`[[peers]]\nname = "a"\nfingerprint = "${'g'.repeat(64)}"\nnetworks = ["corp"]\n${NETWORKS}`))[0]).toContain(
-      'is not a valid fingerprint',
-    );
-  });
-
-  it('rejects unknown, missing and empty network lists', () => {
-    const errors = errorsOf(
-      withIdentity(`[[peers]]
-name = "a"
-networks = ["corp", "lab"]
-[[peers]]
-name = "b"
-[[peers]]
-name = "c"
-networks = []
-${NETWORKS}`),
-    );
-    expect(errors).toEqual([
-      `${FILE}:6: peers[0].networks: unknown network 'lab' (configured networks: corp)`,
-      `${FILE}:7: peers[1].networks: required key is missing (the networks this peer may announce routes for, e.g. networks = ["corp"])`,
-      `${FILE}:11: peers[2].networks: must list at least one network`,
-    ]);
-    expect(errorsOf(withIdentity('[[peers]]\nname = "a"\nnetworks = ["corp"]\n'))).toEqual([
-      `${FILE}:6: peers[0].networks: unknown network 'corp' (no [networks.NAME] sections are configured)`,
-    ]);
-  });
-
-  it('requires a non-empty name and a dialable address', () => {
-    const errors = errorsOf(
-      withIdentity(`[[peers]]
-networks = ["corp"]
-[[peers]]
-name = ""
-address = "203.0.113.42:0"
-networks = ["corp"]
-[[peers]]
-name = "ok"
-allowed_routes = ["10.0.0.1/8"]
-networks = ["corp"]
-${NETWORKS}`),
-    );
-    expect(errors).toEqual([
-      `${FILE}:4: peers[0].name: required key is missing (e.g. name = "node2")`,
-      `${FILE}:7: peers[1].name: must not be empty (e.g. name = "node2")`,
-      `${FILE}:8: peers[1].address: '203.0.113.42:0' is not a valid HOST:PORT (port must be a number 1..65535); use "" to only accept inbound connections`,
-      `${FILE}:12: peers[2].allowed_routes[0]: '10.0.0.1/8' has host bits set (did you mean 10.0.0.0/8?)`,
-    ]);
-  });
-});
-
-describe('parseConfig: network validation', () => {
-  function networkErrors(body: string): string[] {
-    return errorsOf(withIdentity(body));
-  }
-
-  it('rejects invalid CIDRs and host bits', () => {
-    expect(networkErrors('[networks.corp]\nprefix = "10.42.0.0/33"\n')).toEqual([
-      `${FILE}:5: networks.corp.prefix: '10.42.0.0/33' is not a valid CIDR (prefix length must be 0..32)`,
-    ]);
-    expect(networkErrors('[networks.corp]\nprefix = "10.42.0.5/24"\n')).toEqual([
-      `${FILE}:5: networks.corp.prefix: '10.42.0.5/24' has host bits set (did you mean 10.42.0.0/24?)`,
-    ]);
-    expect(networkErrors('[networks.corp]\naddress = "auto"\n')).toEqual([
-      `${FILE}:4: networks.corp.prefix: required key is missing (e.g. prefix = "10.42.0.0/24")`,
-    ]);
+  it('parses listen into host and port, IPv6 without brackets', () => {
+    expect(parse(withIdentity('[daemon]\nlisten = "[fd00::1]:1"\n')).daemon.listen).toStrictEqual({ host: 'fd00::1', port: 1 });
+    expect(parse(withIdentity('[daemon]\nlisten = "vpn.example.com:443"\n')).daemon.listen).toStrictEqual({ host: 'vpn.example.com', port: 443 });
   });
 
   it.each([
-    ['10.42.1.5', `'10.42.1.5' is outside prefix 10.42.0.0/24`],
-    ['10.42.0.0', `'10.42.0.0' is the network address of 10.42.0.0/24; use a host address or "auto"`],
-    ['10.42.0.255', `'10.42.0.255' is the broadcast address of 10.42.0.0/24; use a host address or "auto"`],
-    ['fd00::1', `'fd00::1' is an IPv6 address but prefix 10.42.0.0/24 is IPv4`],
-    ['10.42.0', `'10.42.0' is not an IP address (use an address inside the prefix, or "auto")`],
-  ])('rejects address = %s', (address, message) => {
-    expect(networkErrors(`[networks.corp]\nprefix = "10.42.0.0/24"\naddress = "${address}"\n`)).toEqual([
-      `${FILE}:6: networks.corp.address: ${message}`,
-    ]);
-  });
-
-  it('rejects the IPv6 network (subnet-router anycast) address', () => {
-    expect(networkErrors('[networks.v6]\nprefix = "fd00::/64"\naddress = "fd00::"\n')).toEqual([
-      `${FILE}:6: networks.v6.address: 'fd00::' is the network address of fd00::/64; use a host address or "auto"`,
-    ]);
-  });
-
-  it('rejects overlapping prefixes, naming both networks', () => {
-    expect(
-      networkErrors(`[networks.corp]
-prefix = "10.42.0.0/24"
-[networks.lab]
-prefix = "10.0.0.0/8"
-[networks.v6a]
-prefix = "fd00::/48"
-[networks.v6b]
-prefix = "fd00:0:0:1::/64"
-`),
-    ).toEqual([
-      `${FILE}:7: networks.lab.prefix: 10.0.0.0/8 overlaps 10.42.0.0/24 of network 'corp' (network prefixes must not overlap)`,
-      `${FILE}:11: networks.v6b.prefix: fd00:0:0:1::/64 overlaps fd00::/48 of network 'v6a' (network prefixes must not overlap)`,
-    ]);
-  });
-
-  it('rejects bad and duplicate interface names', () => {
-    expect(
-      networkErrors(`[networks.a]
-prefix = "10.1.0.0/24"
-interface = "vpn-much-too-long"
-[networks.b]
-prefix = "10.2.0.0/24"
-interface = "vpn b"
-[networks.c]
-prefix = "10.3.0.0/24"
-interface = "vpn0"
-[networks.d]
-prefix = "10.4.0.0/24"
-interface = "vpn0"
-`),
-    ).toEqual([
-      `${FILE}:6: networks.a.interface: 'vpn-much-too-long' is not a valid interface name (1..15 characters from A-Z a-z 0-9 _ . -)`,
-      `${FILE}:9: networks.b.interface: 'vpn b' is not a valid interface name (1..15 characters from A-Z a-z 0-9 _ . -)`,
-      `${FILE}:15: networks.d.interface: 'vpn0' is already used by network 'c'`,
-    ]);
-  });
-
-  it('rejects bad network names', () => {
-    expect(networkErrors('[networks."corp net"]\nprefix = "10.1.0.0/24"\n')).toEqual([
-      `${FILE}:4: networks."corp net": 'corp net' is not a valid network name (1..255 characters from A-Z a-z 0-9 _ . -)`,
-    ]);
-    const long = 'n'.repeat(256);
-    expect(networkErrors(`[networks.${long}]\nprefix = "10.1.0.0/24"\n`)[0]).toContain(`'${long}' is not a valid network name`);
-    expect(parse(withIdentity(`[networks."${'n'.repeat(255)}"]\nprefix = "10.1.0.0/24"\n`)).networks.size).toBe(1);
-  });
-
-  it('checks the MTU range per family', () => {
-    expect(networkErrors('[networks.a]\nprefix = "10.1.0.0/24"\nmtu = 575\n')).toEqual([
-      `${FILE}:6: networks.a.mtu: 575 is out of range (576..65535 for IPv4 networks)`,
-    ]);
-    expect(networkErrors('[networks.a]\nprefix = "fd00::/64"\nmtu = 1000\n')).toEqual([
-      `${FILE}:6: networks.a.mtu: 1000 is out of range (1280..65535 for IPv6 networks)`,
-    ]);
-    expect(networkErrors('[networks.a]\nprefix = "10.1.0.0/24"\nmtu = 65536\n')).toEqual([
-      `${FILE}:6: networks.a.mtu: 65536 is out of range (576..65535 for IPv4 networks)`,
-    ]);
-    expect(parse(withIdentity('[networks.a]\nprefix = "10.1.0.0/24"\nmtu = 576\n')).networks.get('a')!.mtu).toBe(576);
-  });
-
-  it('rejects invalid route CIDRs', () => {
-    expect(networkErrors('[networks.a]\nprefix = "10.1.0.0/24"\nroutes = ["192.168.50.0/24", "192.168.50.1"]\n')).toEqual([
-      `${FILE}:6: networks.a.routes[1]: '192.168.50.1' is not a valid CIDR (expected ADDRESS/LENGTH, e.g. 10.42.0.0/24)`,
-    ]);
-  });
-
-  it('does not report a peer network as unknown when the network itself is invalid', () => {
-    expect(errorsOf(withIdentity('[[peers]]\nname = "a"\nnetworks = ["x"]\n[networks.x]\nprefix = "bad"\n'))).toEqual([
-      `${FILE}:8: networks.x.prefix: 'bad' is not a valid CIDR (expected ADDRESS/LENGTH, e.g. 10.42.0.0/24)`,
-    ]);
+    [':9100', { host: '', port: 9100 }],
+    ['127.0.0.1:9100', { host: '127.0.0.1', port: 9100 }],
+    ['[::1]:9100', { host: '::1', port: 9100 }],
+    ['localhost:0', { host: 'localhost', port: 0 }],
+    ['', null],
+  ])('accepts metrics_listen = "%s" (":port" is every interface, "" disables)', (text, expected) => {
+    expect(parse(withIdentity(`[daemon]\nmetrics_listen = "${text}"\n`)).daemon.metricsListen).toStrictEqual(expected);
   });
 });

@@ -98,6 +98,18 @@ describe('signed invites', () => {
     expect(() => createInvite(alice, FIELDS, { now: NOW, ttlSeconds: 0 })).toThrow(/positive/);
   });
 
+  it('applies the config loader\'s network-name and address rules', () => {
+    // Whatever join can write, the daemon can load: the same rule, the same message.
+    const long = 'n'.repeat(256);
+    expect(() => createInvite(alice, { ...FIELDS, network: long }, { now: NOW })).toThrow(
+      `cannot create invite: '${long}' is not a valid network name (1..255 characters from A-Z a-z 0-9 _ . -)`,
+    );
+    expect(parseInvite(createInvite(alice, { ...FIELDS, network: 'n'.repeat(255) }, { now: NOW }), { now: NOW }).invite.network).toHaveLength(255);
+    expect(() => createInvite(alice, { ...FIELDS, address: '198.51.100.20:0' }, { now: NOW })).toThrow(
+      "cannot create invite: inviter address '198.51.100.20:0' is not a valid HOST:PORT (port must be a number 1..65535)",
+    );
+  });
+
   it('refuses a payload changed after signing', () => {
     const envelope = openEnvelope(createInvite(alice, FIELDS, { now: NOW }));
     const tampered = envelope.payload.replace('10.42.0.0/24', '10.43.0.0/24');

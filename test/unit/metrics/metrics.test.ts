@@ -43,7 +43,8 @@ describe('Metrics', () => {
 
   it('typed helpers move the right series', async () => {
     const metrics = new Metrics({ processMetrics: false });
-    metrics.setPeers(2, 3);
+    const routeCounts = new Map([['corp', 5]]);
+    metrics.observe({ peers: () => ({ connected: 2, configured: 3 }), routeCounts: () => routeCounts });
     metrics.connectionAttempt();
     metrics.connectionAttempt();
     metrics.connectionFailure('timeout');
@@ -53,7 +54,6 @@ describe('Metrics', () => {
     metrics.controlMessage('keepalive', 'out');
     metrics.controlMessage('keepalive', 'out');
     metrics.declareNetwork('corp');
-    metrics.setRoutes('corp', 5);
     metrics.routeRejected('corp', 'outside_policy');
     metrics.routeRejected('made-up-by-peer', 'unknown_network');
 
@@ -139,7 +139,7 @@ describe('Metrics', () => {
     const a = new Metrics();
     const b = new Metrics();
     a.connectionAttempt();
-    a.setRoutes('corp', 7);
+    a.observe({ peers: () => ({ connected: 0, configured: 0 }), routeCounts: () => new Map([['corp', 7]]) });
     a.registerForwardSource('corp', { ...newForwardCounters(), packetsOut: 9 });
     const textA = await a.render();
     const textB = await b.render();

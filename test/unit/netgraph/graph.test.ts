@@ -43,7 +43,7 @@ describe('NetGraph', () => {
     g.ensure('lab').add(cidr('fd00::1/128'), B, 2);
     g.ensure('corp').add(cidr('10.42.0.0/24'), B, 1);
     g.ensure('corp').add(cidr('10.42.0.0/24'), A, 1);
-    expect(g.routes()).toEqual([
+    expect(g.routes().map((r) => ({ ...r, prefix: formatPrefix(r.prefix) }))).toEqual([
       { network: 'corp', prefix: '10.42.0.0/24', peer: A, metric: 1 },
       { network: 'corp', prefix: '10.42.0.0/24', peer: B, metric: 1 },
       { network: 'lab', prefix: 'fd00::1/128', peer: B, metric: 2 },

@@ -79,6 +79,29 @@ describe('QUIC handshake', () => {
     await expect(pool.create(alice, { listen: 'localhost:0' })).rejects.toThrow(/must be an IP address/);
   });
 
+  it('takes {host, port} objects for listen and connect', async () => {
+    const a = await pool.create(alice, { listen: { host: '127.0.0.1', port: 0 } });
+    const b = await pool.create(bob, { listen: { host: '127.0.0.1', port: 0 } });
+    expect(b.localAddress).toBe(`127.0.0.1:${b.port}`);
+    const { client, server } = await connectPair(a, b, { host: '127.0.0.1', port: b.port });
+    expect(client.remoteAddress).toBe(`127.0.0.1:${b.port}`);
+    expect(server.peerFingerprint()).toBe(sha256Hex(alice.certDer));
+  });
+
+  it('refuses malformed addresses, text or object, with the host:port parser\'s message', async () => {
+    await expect(pool.create(alice, { listen: '::1:0' })).rejects.toThrow(
+      /'::1:0' is not a valid HOST:PORT \(IPv6 addresses need brackets, e\.g\. \[::1\]:0\)/,
+    );
+    await expect(pool.create(alice, { listen: { host: '127.0.0.1', port: 70000 } })).rejects.toThrow(
+      /'127\.0\.0\.1:70000' is not a valid HOST:PORT \(port must be a number 0\.\.65535\)/,
+    );
+    const a = await pool.create(alice);
+    expect(() => a.connect('127.0.0.1')).toThrow(/'127\.0\.0\.1' is not a valid HOST:PORT \(missing :PORT/);
+    expect(() => a.connect('127.0.0.1:0')).toThrow(/port must be a number 1\.\.65535/);
+    expect(() => a.connect({ host: 'not a host', port: 1 })).toThrow(/'not a host' is not an IP address or hostname/);
+    expect(a.connectionCount).toBe(0);
+  });
+
   it('fails a dial whose hostname does not resolve, via onClose', async () => {
     const a = await pool.create(alice);
     const client = a.connect('no-such-host.invalid:51820');

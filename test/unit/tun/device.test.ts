@@ -1,13 +1,12 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The JS side of TunDevice and openTun against a fake addon and a fake netlink: no root needed.
+// device-netns.test.ts runs the real addon in a network namespace.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
 import { memoryLogger } from '../../../src/log/logger.js';
-import { openTun, TunDevice } from '../../../src/tun/device.js';
-import type { Batch, ChildRequest } from '../../helpers/tun-netns-child.js';
-
-// ---- Without root: the JS side of TunDevice against a fake addon --------------------------
+import { formatIp } from '../../../src/netgraph/addr.js';
+import { openTun, TunDevice, type Netlink } from '../../../src/tun/device.js';
 
 class FakeNativeTun {
   static instances: FakeNativeTun[] = [];
@@ -58,10 +57,40 @@ class FakeNativeTun {
 
 const fakeAddon = { Tun: FakeNativeTun };
 
+/** An Error shaped like the addon's: errno name in `code`. */
+function netlinkError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * Records each rtnetlink call as "op args" (addresses formatted, so a wrong family or byte shows);
+ * an operation listed in `fail` throws that error after being recorded.
+ */
+function fakeNetlink(): Netlink & { calls: string[]; fail: Partial<Record<keyof Netlink, Error>> } {
+  const calls: string[] = [];
+  const fail: Partial<Record<keyof Netlink, Error>> = {};
+  const record = (op: keyof Netlink, args: string): void => {
+    calls.push(`${op} ${args}`);
+    const err = fail[op];
+    if (err !== undefined) throw err;
+  };
+  const prefix = (bytes: Uint8Array, length: number) => `${formatIp(bytes)}/${length} (${bytes.length} bytes)`;
+  return {
+    calls,
+    fail,
+    setMtu: (ifname, mtu) => record('setMtu', `${ifname} ${mtu}`),
+    setAddrGenModeNone: (ifname) => record('setAddrGenModeNone', ifname),
+    addAddress: (ifname, address, length) => record('addAddress', `${ifname} ${prefix(address, length)}`),
+    setUp: (ifname) => record('setUp', ifname),
+    replaceRoute: (ifname, destination, length) => record('replaceRoute', `${ifname} ${prefix(destination, length)}`),
+    deleteRoute: (ifname, destination, length) => record('deleteRoute', `${ifname} ${prefix(destination, length)}`),
+  };
+}
+
 describe('TunDevice (fake addon, no root needed)', () => {
   it('delivers a batch as views of the right bytes, reusing the array', () => {
     const { logger } = memoryLogger();
-    const tun = new TunDevice('vt-fake', logger, { addon: fakeAddon, runIp: () => {} });
+    const tun = new TunDevice('vt-fake', logger, { addon: fakeAddon, netlink: fakeNetlink() });
     const native = FakeNativeTun.instances.at(-1)!;
     const seen: number[][][] = [];
     const arrays: Uint8Array[][] = [];
@@ -77,7 +106,7 @@ describe('TunDevice (fake addon, no root needed)', () => {
 
   it('logs a throwing packet handler and a read error instead of crashing', () => {
     const { logger, lines } = memoryLogger();
-    const tun = new TunDevice('vt-fake', logger, { addon: fakeAddon, runIp: () => {} });
+    const tun = new TunDevice('vt-fake', logger, { addon: fakeAddon, netlink: fakeNetlink() });
     const native = FakeNativeTun.instances.at(-1)!;
     tun.onPackets = () => {
       throw new Error('boom');
@@ -90,7 +119,7 @@ describe('TunDevice (fake addon, no root needed)', () => {
 
   it('reports dropped writes and logs each distinct write error once', () => {
     const { logger, lines } = memoryLogger();
-    const tun = new TunDevice('vt-fake', logger, { addon: fakeAddon, runIp: () => {} });
+    const tun = new TunDevice('vt-fake', logger, { addon: fakeAddon, netlink: fakeNetlink() });
     const native = FakeNativeTun.instances.at(-1)!;
     const p = new Uint8Array([0x45]);
     expect(tun.writePackets([p, p, p])).toBe(3);
@@ -114,262 +143,89 @@ describe('TunDevice (fake addon, no root needed)', () => {
     );
   });
 
-  it('configures MTU, address (nodad for IPv6), link and routes with ip, and undoes a failure', () => {
+  // That IPv6 addresses get nodad is the addon's part; the namespace tests below check it.
+  it('configures MTU, addrgenmode, address, link and routes over netlink, and undoes a failure', () => {
     const { logger } = memoryLogger();
-    const calls: string[] = [];
+    const netlink = fakeNetlink();
     const tun = openTun({ name: 'vt6', address: 'fd00::1', prefixLength: 64, mtu: 1280, extraRoutes: ['fd01::/64'] }, logger, {
       addon: fakeAddon,
-      runIp: (args) => void calls.push(args.join(' ')),
+      netlink,
     });
-    expect(calls).toEqual([
-      'link set dev vt6 mtu 1280',
-      'link set dev vt6 addrgenmode none',
-      'addr add fd00::1/64 dev vt6 nodad',
-      'link set dev vt6 up',
-      'route replace fd01::/64 dev vt6',
+    expect(netlink.calls).toEqual([
+      'setMtu vt6 1280',
+      'setAddrGenModeNone vt6',
+      'addAddress vt6 fd00::1/64 (16 bytes)',
+      'setUp vt6',
+      'replaceRoute vt6 fd01::/64 (16 bytes)',
     ]);
     tun.removeRoute('fd01::/64');
-    expect(calls.at(-1)).toBe('route del fd01::/64 dev vt6');
+    expect(netlink.calls.at(-1)).toBe('deleteRoute vt6 fd01::/64 (16 bytes)');
+    const callsBefore = netlink.calls.length;
     expect(() => tun.addRoute('10.0.0.1/8')).toThrow('cannot route 10.0.0.1/8 into vt6');
+    expect(() => tun.removeRoute('10.0.0.1/8')).toThrow('cannot route 10.0.0.1/8 into vt6');
+    expect(netlink.calls).toHaveLength(callsBefore);
 
+    const failingNetlink = fakeNetlink();
+    failingNetlink.fail.addAddress = netlinkError('EEXIST', 'add address 10.9.0.1/24 to vt4: File exists');
     const failing = () =>
-      openTun({ name: 'vt4', address: '10.9.0.1', prefixLength: 24, mtu: 1400 }, logger, {
-        addon: fakeAddon,
-        runIp: (args) => {
-          if (args[0] === 'addr') throw new Error('ip addr add 10.9.0.1/24 dev vt4: RTNETLINK answers: File exists');
-        },
-      });
-    expect(failing).toThrow('cannot configure TUN device vt4: ip addr add 10.9.0.1/24 dev vt4: RTNETLINK answers: File exists');
+      openTun({ name: 'vt4', address: '10.9.0.1', prefixLength: 24, mtu: 1400 }, logger, { addon: fakeAddon, netlink: failingNetlink });
+    expect(failing).toThrow('cannot configure TUN device vt4: add address 10.9.0.1/24 to vt4: File exists');
     expect(FakeNativeTun.instances.at(-1)!.closed).toBe(1);
+    expect(failingNetlink.calls.at(-1)).toBe('addAddress vt4 10.9.0.1/24 (4 bytes)');
     expect(() => openTun({ name: 'vt6', address: 'fd00::1', prefixLength: 64, mtu: 1200 }, logger, { addon: fakeAddon })).toThrow(
       'mtu 1200 is not in 1280..65535',
     );
   });
-});
 
-// ---- As root: a real device inside a fresh network namespace -------------------------------
+  it('logs a failing addrgenmode at debug only and carries on', () => {
+    const { logger, lines } = memoryLogger();
+    const netlink = fakeNetlink();
+    netlink.fail.setAddrGenModeNone = netlinkError('EAFNOSUPPORT', 'set addrgenmode none on vt4: Address family not supported by protocol');
+    openTun({ name: 'vt4', address: '10.9.0.1', prefixLength: 24, mtu: 1400 }, logger, { addon: fakeAddon, netlink });
+    expect(netlink.calls.at(-1)).toBe('setUp vt4');
+    const logged = lines.filter((l) => l.includes('set addrgenmode none on vt4'));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toContain('DEBUG');
+    expect(logged[0]).toContain('vt4: set addrgenmode none on vt4: Address family not supported by protocol');
+    expect(FakeNativeTun.instances.at(-1)!.closed).toBe(0);
+  });
 
-const isRoot = process.getuid?.() === 0;
+  it('removes the half-made device when an extra route fails', () => {
+    const { logger } = memoryLogger();
+    const netlink = fakeNetlink();
+    netlink.fail.replaceRoute = netlinkError('ENETUNREACH', 'replace route 10.8.0.0/16 dev vt4: Network is unreachable');
+    expect(() =>
+      openTun({ name: 'vt4', address: '10.9.0.1', prefixLength: 24, mtu: 1400, extraRoutes: ['10.8.0.0/16'] }, logger, {
+        addon: fakeAddon,
+        netlink,
+      }),
+    ).toThrow('cannot configure TUN device vt4: replace route 10.8.0.0/16 dev vt4: Network is unreachable');
+    expect(FakeNativeTun.instances.at(-1)!.closed).toBe(1);
+  });
 
-function ipv4Checksum(header: Uint8Array): number {
-  let sum = 0;
-  for (let i = 0; i < header.length; i += 2) sum += (header[i]! << 8) | header[i + 1]!;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
+  it('removeRoute: a route already gone (ESRCH) is fine, other failures throw, and a closed device is left alone', () => {
+    const { logger } = memoryLogger();
+    const netlink = fakeNetlink();
+    const tun = new TunDevice('vt-fake', logger, { addon: fakeAddon, netlink });
+    netlink.fail.deleteRoute = netlinkError('ESRCH', 'delete route 10.8.0.0/16 dev vt-fake: No such process');
+    expect(() => tun.removeRoute('10.8.0.0/16')).not.toThrow();
+    netlink.fail.deleteRoute = netlinkError('EPERM', 'delete route 10.8.0.0/16 dev vt-fake: Operation not permitted');
+    expect(() => tun.removeRoute('10.8.0.0/16')).toThrow('delete route 10.8.0.0/16 dev vt-fake: Operation not permitted');
+    // A message that merely mentions the errno text is not the errno.
+    netlink.fail.deleteRoute = new Error('delete route 10.8.0.0/16 dev vt-fake: No such process');
+    expect(() => tun.removeRoute('10.8.0.0/16')).toThrow('No such process');
+    expect(netlink.calls).toEqual(Array(3).fill('deleteRoute vt-fake 10.8.0.0/16 (4 bytes)'));
+    tun.close();
+    tun.removeRoute('10.8.0.0/16');
+    expect(netlink.calls).toHaveLength(3);
+  });
 
-/** An IPv4/UDP packet; UDP checksum 0 (allowed for IPv4) keeps the builder short. */
-function udp4(src: number[], dst: number[], srcPort: number, dstPort: number, payload: string): Uint8Array {
-  const data = Buffer.from(payload);
-  const p = new Uint8Array(28 + data.length);
-  const view = new DataView(p.buffer);
-  p[0] = 0x45;
-  view.setUint16(2, p.length);
-  p[8] = 64; // TTL
-  p[9] = 17; // UDP
-  p.set(src, 12);
-  p.set(dst, 16);
-  view.setUint16(10, ipv4Checksum(p.subarray(0, 20)));
-  view.setUint16(20, srcPort);
-  view.setUint16(22, dstPort);
-  view.setUint16(24, 8 + data.length);
-  p.set(data, 28);
-  return p;
-}
-
-class NetnsChild {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  stderr = '';
-  readonly ready: Promise<unknown>;
-
-  constructor(private readonly proc: ChildProcess) {
-    proc.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    this.ready = new Promise((resolve, reject) => {
-      this.pending.set(0, { resolve, reject });
-      proc.on('exit', (code) => {
-        for (const p of this.pending.values()) p.reject(new Error(`netns child exited (${code}): ${this.stderr}`));
-      });
-    });
-    proc.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: string }) => {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      if (m.ok) p?.resolve(m.value);
-      else p?.reject(new Error(m.error));
-    });
-  }
-
-  call<T>(req: ChildRequest): Promise<T> {
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.proc.send({ id, req });
-    });
-  }
-
-  /** Collects batches until `enough` says so; throws with what arrived if that takes too long. */
-  async batchesUntil(enough: (batches: Batch[]) => boolean): Promise<Batch[]> {
-    const all: Batch[] = [];
-    const deadline = Date.now() + 5000;
-    while (!enough(all)) {
-      if (Date.now() > deadline) throw new Error(`packets expected from the TUN did not arrive; got ${JSON.stringify(all)}`);
-      all.push(...(await this.call<Batch[]>({ op: 'takeBatches' })));
-      await new Promise((r) => setTimeout(r, 20));
+  it('src/tun starts no child processes (configuration goes through netlink)', () => {
+    const dir = fileURLToPath(new URL('../../../src/tun/', import.meta.url));
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    expect(files).toContain('device.ts');
+    for (const file of files) {
+      expect(readFileSync(join(dir, file), 'utf8'), file).not.toMatch(/child_process|execFileSync|execSync|spawnSync/);
     }
-    return all;
-  }
-
-  async receivedUntil(count: number): Promise<Array<{ from: string; data: string }>> {
-    const all: Array<{ from: string; data: string }> = [];
-    const deadline = Date.now() + 5000;
-    while (all.length < count && Date.now() < deadline) {
-      all.push(...(await this.call<Array<{ from: string; data: string }>>({ op: 'takeReceived' })));
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return all;
-  }
-
-  stop(): void {
-    if (this.proc.connected) this.proc.disconnect();
-    this.proc.kill();
-  }
-}
-
-/** Transpile-only TypeScript loader for the child: Node 20 cannot run .ts by itself. */
-function loaderImportUrl(): string {
-  const typescriptUrl = pathToFileURL(createRequire(import.meta.url).resolve('typescript')).href;
-  const hooks = `
-    import ts from ${JSON.stringify(typescriptUrl)};
-    import { readFile } from 'node:fs/promises';
-    import { fileURLToPath } from 'node:url';
-    export async function resolve(specifier, context, next) {
-      try { return await next(specifier, context); } catch (err) {
-        if (/^\\.\\.?\\//.test(specifier) && specifier.endsWith('.js')) return next(specifier.slice(0, -3) + '.ts', context);
-        throw err;
-      }
-    }
-    export async function load(url, context, next) {
-      if (!url.endsWith('.ts')) return next(url, context);
-      const fileName = fileURLToPath(url);
-      const { outputText } = ts.transpileModule(await readFile(fileName, 'utf8'), {
-        fileName, compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      });
-      return { format: 'module', source: outputText, shortCircuit: true };
-    }`;
-  const register = `import { register } from 'node:module'; register(${JSON.stringify('data:text/javascript,' + encodeURIComponent(hooks))});`;
-  return 'data:text/javascript,' + encodeURIComponent(register);
-}
-
-function ipJson<T>(ns: string, args: string[]): T {
-  return JSON.parse(execFileSync('ip', ['-n', ns, '-j', ...args], { encoding: 'utf8' })) as T;
-}
-
-interface IpAddrInfo {
-  ifname: string;
-  mtu: number;
-  flags: string[];
-  addr_info: Array<{ family: string; local: string; prefixlen: number; tentative?: boolean }>;
-}
-
-describe.skipIf(!isRoot)('TunDevice in a network namespace (root)', () => {
-  const ns = `vtest-${process.pid}-${randomBytes(3).toString('hex')}`;
-  let child: NetnsChild;
-
-  beforeAll(async () => {
-    execFileSync('ip', ['netns', 'add', ns]);
-    const script = fileURLToPath(new URL('../../helpers/tun-netns-child.ts', import.meta.url));
-    const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', loaderImportUrl(), script], {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
-    child = new NetnsChild(proc);
-    await child.ready;
-  });
-
-  afterAll(() => {
-    try {
-      child?.stop();
-    } finally {
-      execFileSync('ip', ['netns', 'del', ns]);
-    }
-  });
-
-  it('creates the device with its address, MTU and extra routes', async () => {
-    const name = await child.call<string>({
-      op: 'open',
-      opts: { name: 'vt0', address: '10.77.0.1', prefixLength: 24, mtu: 1400, extraRoutes: ['192.168.77.0/24'] },
-    });
-    expect(name).toBe('vt0');
-    const [link] = ipJson<IpAddrInfo[]>(ns, ['addr', 'show', 'dev', 'vt0']);
-    expect(link?.mtu).toBe(1400);
-    expect(link?.flags).toContain('UP');
-    expect(link?.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['10.77.0.1/24']);
-    const routes = ipJson<Array<{ dst: string }>>(ns, ['route', 'show', 'dev', 'vt0']).map((r) => r.dst);
-    expect(routes).toEqual(expect.arrayContaining(['10.77.0.0/24', '192.168.77.0/24']));
-  });
-
-  it('reads packets the kernel routes into the device (network prefix and extra route)', async () => {
-    await child.call({ op: 'send', address: '10.77.0.2', port: 9999, count: 1, payload: 'hello-' });
-    await child.call({ op: 'send', address: '192.168.77.5', port: 9999, count: 1, payload: 'subnet-' });
-    const batches = await child.batchesUntil((b) => b.flatMap((x) => x.packets).length >= 2);
-    const packets = batches.flatMap((b) => b.packets).map((hex) => Buffer.from(hex, 'hex'));
-    const [first, second] = packets;
-    expect(first![0]! >> 4).toBe(4); // IPv4
-    expect(first![9]).toBe(17); // UDP
-    expect([...first!.subarray(16, 20)]).toEqual([10, 77, 0, 2]);
-    expect(first!.subarray(28).toString()).toBe('hello-0');
-    expect([...second!.subarray(16, 20)]).toEqual([192, 168, 77, 5]);
-  });
-
-  it('writes packets into the kernel, one at a time and batched', async () => {
-    await child.call({ op: 'listen', address: '10.77.0.1', port: 7000 });
-    const single = udp4([10, 77, 0, 2], [10, 77, 0, 1], 5555, 7000, 'single');
-    expect(await child.call({ op: 'write', packets: [Buffer.from(single).toString('hex')], batched: false })).toBe(1);
-    const batch = Array.from({ length: 50 }, (_, i) => Buffer.from(udp4([10, 77, 0, 2], [10, 77, 0, 1], 5555, 7000, `b${i}`)).toString('hex'));
-    expect(await child.call({ op: 'write', packets: batch, batched: true })).toBe(50);
-    const received = await child.receivedUntil(51);
-    expect(received).toHaveLength(51);
-    expect(received[0]).toEqual({ from: '10.77.0.2', data: 'single' });
-    expect(new Set(received.map((r) => r.data)).size).toBe(51);
-  });
-
-  it('delivers a burst of 100 packets in batches of more than one', async () => {
-    await child.call({ op: 'send', address: '10.77.0.3', port: 9998, count: 100, payload: 'burst-' });
-    const isBurst = (hex: string) => Buffer.from(hex, 'hex').subarray(28).toString().startsWith('burst-');
-    const batches = await child.batchesUntil((b) => b.flatMap((x) => x.packets).filter(isBurst).length >= 100);
-    const burst = batches.flatMap((b) => b.packets).filter(isBurst);
-    expect(burst).toHaveLength(100);
-    expect(batches.length).toBeLessThan(100);
-    expect(Math.max(...batches.map((b) => b.count))).toBeGreaterThan(1);
-    for (const b of batches) expect(b.packets).toHaveLength(b.count);
-  });
-
-  it('assigns an IPv6 address usable at once and reads IPv6 packets', async () => {
-    const name = await child.call<string>({ op: 'open', opts: { name: 'vt%d', address: 'fd77::1', prefixLength: 64, mtu: 1280 } });
-    expect(name).toMatch(/^vt\d+$/);
-    expect(name).not.toBe('vt0');
-    const [link] = ipJson<IpAddrInfo[]>(ns, ['addr', 'show', 'dev', name]);
-    const v6 = link?.addr_info.filter((a) => a.family === 'inet6');
-    expect(v6).toEqual([expect.objectContaining({ local: 'fd77::1', prefixlen: 64 })]);
-    expect(v6?.[0]?.tentative).toBeUndefined();
-    await child.call({ op: 'send', address: 'fd77::2', port: 9999, count: 1, payload: 'v6-' });
-    const batches = await child.batchesUntil((b) => b.some((x) => x.device === name));
-    const packet = Buffer.from(batches.find((b) => b.device === name)!.packets[0]!, 'hex');
-    expect(packet[0]! >> 4).toBe(6);
-    expect(packet[6]).toBe(17); // next header: UDP
-    expect(packet.subarray(48).toString()).toBe('v6-0');
-    await child.call({ op: 'close', name });
-  });
-
-  it('refuses a name that is already in use with a clear message', async () => {
-    await expect(child.call({ op: 'open', opts: { name: 'vt0', address: '10.78.0.1', prefixLength: 24, mtu: 1400 } })).rejects.toThrow(
-      'cannot create TUN device vt0: the name is in use by another TUN device',
-    );
-  });
-
-  it('close() removes the device and its routes', async () => {
-    await child.call({ op: 'close', name: 'vt0' });
-    expect(() => execFileSync('ip', ['-n', ns, 'link', 'show', 'dev', 'vt0'], { stdio: 'pipe' })).toThrow(/does not exist/);
-    const routes = ipJson<Array<{ dst: string }>>(ns, ['route', 'show']).map((r) => r.dst);
-    expect(routes).not.toContain('192.168.77.0/24');
   });
 });

@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { Backoff } from '../../../src/peer/backoff.js';
-import { PeerRegistry, type RegisteredSession } from '../../../src/peer/registry.js';
-import { randomNonce, survives } from '../../../src/peer/tiebreak.js';
+import { Peer, type Link } from '../../../src/peer/peer.js';
+import type { Session } from '../../../src/peer/session.js';
+import type { QuicConnection } from '../../../src/quic/connection.js';
+import { randomNonce, survives, type DialerFacts } from '../../../src/peer/tiebreak.js';
 
 const FP_A = 'a'.repeat(64);
 const FP_B = 'b'.repeat(64);
 
-function session(peer: string, dialerNonce: bigint, dialerFingerprint: string): RegisteredSession {
-  return { peerFingerprint: peer, dialer: { dialerNonce, dialerFingerprint } };
+/** A link whose session finished its Hello exchange with these dialer facts. */
+function link(peer: Peer, dialer: DialerFacts): Link {
+  const session = { dialer, state: 'open' } as unknown as Session;
+  return { conn: {} as QuicConnection, peer, session, control: null };
 }
 
 describe('nonce tie-break', () => {
@@ -29,46 +33,50 @@ describe('nonce tie-break', () => {
       // Node A sees: its own outbound (dialer A) and an inbound from B (dialer B). Node B mirrors.
       const connAB = { dialerNonce: nonceA, dialerFingerprint: FP_A };
       const connBA = { dialerNonce: nonceB, dialerFingerprint: FP_B };
-      const onA = new PeerRegistry<RegisteredSession>();
-      const onB = new PeerRegistry<RegisteredSession>();
-      const aOut = { peerFingerprint: FP_B, dialer: connAB };
-      const aIn = { peerFingerprint: FP_B, dialer: connBA };
-      const bOut = { peerFingerprint: FP_A, dialer: connBA };
-      const bIn = { peerFingerprint: FP_A, dialer: connAB };
+      const bOnA = new Peer(null, 'b', FP_B);
+      const aOnB = new Peer(null, 'a', FP_A);
       // The two ends see the Hellos in opposite orders.
-      onA.offer(aOut);
-      onA.offer(aIn);
-      onB.offer(bOut);
-      onB.offer(bIn);
-      const survivorOnA = onA.get(FP_B)!.dialer;
-      const survivorOnB = onB.get(FP_A)!.dialer;
-      expect(survivorOnA).toBe(survivorOnB);
+      bOnA.offer(link(bOnA, connAB));
+      bOnA.offer(link(bOnA, connBA));
+      aOnB.offer(link(aOnB, connBA));
+      aOnB.offer(link(aOnB, connAB));
+      expect(bOnA.active!.session!.dialer).toBe(aOnB.active!.session!.dialer);
     }
   });
 });
 
-describe('PeerRegistry', () => {
+describe('Peer.offer', () => {
   it('reports the loser for the caller to close and keeps the winner active', () => {
-    const registry = new PeerRegistry<RegisteredSession>();
-    const first = session(FP_B, 10n, FP_A);
-    const second = session(FP_B, 3n, FP_B);
-    expect(registry.offer(first)).toEqual({ winner: first, loser: null });
-    expect(registry.offer(second)).toEqual({ winner: second, loser: first });
-    expect(registry.isActive(second)).toBe(true);
-    // Removing the loser does not disconnect the peer.
-    expect(registry.remove(first)).toBe(false);
-    expect(registry.get(FP_B)).toBe(second);
-    expect(registry.remove(second)).toBe(true);
-    expect(registry.get(FP_B)).toBeUndefined();
+    const peer = new Peer(null, 'b', FP_B);
+    const first = link(peer, { dialerNonce: 10n, dialerFingerprint: FP_A });
+    const second = link(peer, { dialerNonce: 3n, dialerFingerprint: FP_B });
+    expect(peer.offer(first)).toEqual({ winner: first, loser: null });
+    expect(peer.offer(first)).toEqual({ winner: first, loser: null });
+    expect(peer.offer(second)).toEqual({ winner: second, loser: first });
+    expect(peer.active).toBe(second);
+    expect(peer.connected).toBe(true);
   });
 
   it('rejects a newcomer that loses against the active session', () => {
-    const registry = new PeerRegistry<RegisteredSession>();
-    const first = session(FP_B, 1n, FP_A);
-    const later = session(FP_B, 2n, FP_B);
-    registry.offer(first);
-    expect(registry.offer(later)).toEqual({ winner: first, loser: later });
-    expect(registry.size).toBe(1);
+    const peer = new Peer(null, 'b', FP_B);
+    const first = link(peer, { dialerNonce: 1n, dialerFingerprint: FP_A });
+    const later = link(peer, { dialerNonce: 2n, dialerFingerprint: FP_B });
+    peer.offer(first);
+    expect(peer.offer(later)).toEqual({ winner: first, loser: later });
+    expect(peer.active).toBe(first);
+  });
+
+  it('names a successor among its other links, preferring one past Hello', () => {
+    const peer = new Peer(null, 'b', FP_B);
+    const waiting: Link = { ...link(peer, { dialerNonce: 1n, dialerFingerprint: FP_A }), session: { state: 'awaiting-hello' } as unknown as Session };
+    const closed: Link = { ...link(peer, { dialerNonce: 1n, dialerFingerprint: FP_A }), session: { state: 'closed' } as unknown as Session };
+    const open = link(peer, { dialerNonce: 2n, dialerFingerprint: FP_A });
+    peer.links.add(closed);
+    expect(peer.successor()).toBeUndefined();
+    peer.links.add(waiting);
+    expect(peer.successor()).toBe(waiting);
+    peer.links.add(open);
+    expect(peer.successor()).toBe(open);
   });
 });
 

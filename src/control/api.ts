@@ -1,0 +1,62 @@
+// The local control API's commands and results (PROTOCOL.md section 7), shared by the daemon,
+// which answers them, and vpnctl, which prints them. One list of commands, one shape per result.
+
+export const CONTROL_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye'] as const;
+export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
+
+export function isControlCommand(value: string): value is ControlCommand {
+  return (CONTROL_COMMANDS as readonly string[]).includes(value);
+}
+
+export interface NetworkStatus {
+  name: string;
+  interface: string;
+  address: string;
+  prefix: string;
+  export: boolean;
+}
+
+export interface StatusResult {
+  name: string;
+  uptime_s: number;
+  fingerprint: string;
+  listen: string;
+  port: number;
+  peers_connected: number;
+  peers_configured: number;
+  routes: number;
+  networks: NetworkStatus[];
+}
+
+/** How this node came to trust a peer's key: pinned in the config, learned on first use, not yet, or admitted as unknown. */
+export type PeerTrust = 'pinned' | 'learned' | 'unlearned' | 'unknown';
+
+export interface PeerRow {
+  name: string;
+  fingerprint: string;
+  address: string;
+  connected: boolean;
+  last_seen: string | null;
+  direction?: 'inbound' | 'outbound' | null;
+  remote?: string | null;
+  connected_since?: string | null;
+  last_error?: string | null;
+  trust?: PeerTrust;
+}
+
+export interface RouteRow {
+  network: string;
+  prefix: string;
+  peer: string;
+  peer_name: string | null;
+  metric: number;
+}
+
+export interface ControlResults {
+  status: StatusResult;
+  peers: PeerRow[];
+  routes: RouteRow[];
+  /** What the reload changed, in words. */
+  reload: string;
+  goodbye: string;
+}

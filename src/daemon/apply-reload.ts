@@ -1,0 +1,87 @@
+// Applies a reload (SIGHUP, `vpnctl reload`): the plan from reload.ts, carried out so that the
+// sessions it does not concern stay up. Peers removed from the config hear Goodbye, added ones
+// are dialed, interfaces follow the networks, and every connected peer hears exactly the
+// Announce/Withdraw messages that move it from the old config's announcements to the new one's.
+
+import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
+import type { RouteAnnouncement } from '../control/messages.js';
+import { TrustStore } from '../crypto/trust.js';
+import type { Logger } from '../log/logger.js';
+import type { Routes } from '../netgraph/routes.js';
+import type { Peer } from '../peer/peer.js';
+import type { PeerMap } from '../peer/peers.js';
+import { announcementsFor, diffAnnouncements } from './announce.js';
+import { describePlan, planReload } from './reload.js';
+
+/** The parts of the daemon a reload changes. */
+export interface ReloadTarget {
+  log: Logger;
+  localFingerprint: string;
+  config(): Config;
+  setConfig(next: Config): void;
+  trust(): TrustStore;
+  setTrust(trust: TrustStore): void;
+  peers: PeerMap;
+  routes: Routes<Peer>;
+  addNetwork(net: NetworkConfig): void;
+  removeNetwork(name: string): void;
+  /** Adds a configured peer and starts dialing it. */
+  addPeer(config: PeerConfig): void;
+  removePeer(peer: Peer, reason: string): void;
+}
+
+/** Returns the summary `vpnctl reload` prints. Throws before changing anything if the known-peers file is unreadable. */
+export function applyReload(next: Config, target: ReloadTarget): string {
+  const log = target.log.child('daemon');
+  const previous = target.config();
+  const plan = planReload(previous, next);
+  // First, since it may throw: hand edits to the known-peers file take effect on reload.
+  const trust = next.identity.knownPeers === previous.identity.knownPeers ? target.trust() : new TrustStore(next.identity.knownPeers);
+  trust.reload();
+  target.setTrust(trust);
+
+  const before = new Map<Peer, Map<string, RouteAnnouncement[]>>();
+  for (const peer of target.peers.withKeys()) {
+    if (peer.connected) before.set(peer, announcementsFor(previous, peer.config, target.localFingerprint));
+  }
+  target.setConfig(next);
+  log.setLevel(next.daemon.logLevel);
+
+  for (const config of [...plan.peersRemoved, ...plan.peersReplaced]) {
+    const peer = target.peers.byConfigName(config.name);
+    if (peer) target.removePeer(peer, 'removed from config');
+  }
+  for (const config of next.peers) {
+    const peer = target.peers.byConfigName(config.name);
+    if (!peer) continue;
+    // Sessions of peers that stay keep running, but their policy must follow the new config.
+    peer.config = config;
+    if (!config.fingerprint && !peer.connected) target.peers.setFingerprint(peer, trust.get(config.name) ?? null);
+  }
+
+  for (const net of [...plan.networksRemoved, ...plan.networksRebuilt]) target.removeNetwork(net.name);
+  for (const net of [...plan.networksAdded, ...plan.networksRebuilt]) target.addNetwork(net);
+  // A rebuilt network starts with an empty table; its peers announced their routes once, on
+  // their sessions, so those are applied again instead of waiting for a reconnect.
+  for (const net of plan.networksRebuilt) {
+    for (const peer of before.keys()) {
+      const routes = peer.session?.announced.get(net.name);
+      if (routes?.size) target.routes.announce(peer, net.name, [...routes].map(([prefix, metric]) => ({ prefix, metric })));
+    }
+  }
+  target.routes.revalidate();
+
+  for (const [peer, old] of before) {
+    const session = peer.session;
+    if (!session) continue;
+    const diff = diffAnnouncements(old, announcementsFor(next, peer.config, target.localFingerprint));
+    for (const w of diff.withdraw) session.withdraw(w.network, w.prefix);
+    for (const [network, routes] of diff.announce) session.announce(network, routes);
+  }
+  for (const config of [...plan.peersAdded, ...plan.peersReplaced]) target.addPeer(config);
+
+  const summary = describePlan(plan);
+  log.info(`reloaded ${previous.path}: ${summary}`);
+  if (plan.needsRestart.length) log.warn(`reload: ${plan.needsRestart.join(', ')} changed; restart the daemon to apply`);
+  return summary;
+}

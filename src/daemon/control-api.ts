@@ -1,0 +1,142 @@
+// The daemon's side of the control API: dispatches a request to its command and renders the
+// daemon's state into the result shapes vpnctl prints (src/control/api.ts).
+
+import type { Clock } from '../clock/clock.js';
+import { resolveNetworkAddress } from '../config/address.js';
+import type { Config } from '../config/types.js';
+import {
+  CONTROL_COMMANDS,
+  isControlCommand,
+  type ControlResults,
+  type PeerRow,
+  type PeerTrust,
+  type RouteRow,
+  type StatusResult,
+} from '../control/api.js';
+import type { ControlRequest } from '../control/socket.js';
+import type { TrustStore } from '../crypto/trust.js';
+import { formatIp, formatPrefix } from '../netgraph/addr.js';
+import { formatHostPort } from '../netgraph/hostport.js';
+import type { Routes } from '../netgraph/routes.js';
+import type { Peer } from '../peer/peer.js';
+import type { PeerMap } from '../peer/peers.js';
+
+/** What the control API reads; the daemon owns all of it. */
+export interface ControlState {
+  name: string;
+  fingerprint: string;
+  startedAt: number;
+  port: number;
+  clock: Clock;
+  config(): Config;
+  trust(): TrustStore;
+  peers: PeerMap;
+  routes: Routes<Peer>;
+  interfaceName(network: string): string | undefined;
+}
+
+export interface ControlActions {
+  reload(): Promise<string>;
+  /** Called after the answer went out. */
+  shutdown(): void;
+}
+
+export class ControlApi {
+  constructor(
+    private readonly state: ControlState,
+    private readonly actions: ControlActions,
+  ) {}
+
+  async handle(request: ControlRequest): Promise<ControlResults[keyof ControlResults]> {
+    if (!isControlCommand(request.cmd)) {
+      throw new Error(`unknown command '${request.cmd}' (commands: ${CONTROL_COMMANDS.join(', ')})`);
+    }
+    switch (request.cmd) {
+      case 'status':
+        return this.status();
+      case 'peers':
+        return this.peers();
+      case 'routes':
+        return this.routes();
+      case 'reload':
+        return await this.actions.reload();
+      case 'goodbye':
+        // Answer first, then shut down: the client should hear that it worked.
+        setImmediate(() => this.actions.shutdown());
+        return 'shutting down';
+    }
+  }
+
+  status(): StatusResult {
+    const { state } = this;
+    const config = state.config();
+    const listen = config.daemon.listen;
+    return {
+      name: state.name,
+      uptime_s: Math.round((state.clock.now() - state.startedAt) / 1000),
+      fingerprint: state.fingerprint,
+      listen: formatHostPort(listen.host, listen.port),
+      port: state.port,
+      peers_connected: state.peers.connectedCount(),
+      peers_configured: config.peers.length,
+      routes: state.routes.list().length,
+      networks: [...config.networks.values()].map((net) => ({
+        name: net.name,
+        interface: state.interfaceName(net.name) ?? '',
+        address: formatIp(resolveNetworkAddress(net, state.fingerprint)),
+        prefix: formatPrefix(net.prefix),
+        export: net.export,
+      })),
+    };
+  }
+
+  /** Configured peers in config order, then connected peers admitted by accept_unknown_peers. */
+  peers(): PeerRow[] {
+    const { peers } = this.state;
+    const rows: PeerRow[] = [];
+    for (const config of this.state.config().peers) {
+      const peer = peers.byConfigName(config.name);
+      if (peer) rows.push(this.peerRow(peer));
+    }
+    for (const peer of peers.unknowns()) if (peer.connected) rows.push(this.peerRow(peer));
+    return rows;
+  }
+
+  routes(): RouteRow[] {
+    return this.state.routes.list().map((r) => ({
+      network: r.network,
+      prefix: formatPrefix(r.prefix),
+      peer: r.peer.id,
+      peer_name: r.peer.name,
+      metric: r.metric,
+    }));
+  }
+
+  private peerRow(peer: Peer): PeerRow {
+    const session = peer.session;
+    const seenAt = session ? session.lastReceivedAt : peer.lastSeen;
+    const address = peer.config?.address;
+    return {
+      name: peer.name,
+      fingerprint: session?.peerFingerprint ?? peer.fingerprint ?? '',
+      address: address ? formatHostPort(address.host, address.port) : '',
+      connected: session !== null,
+      last_seen: seenAt ? new Date(seenAt).toISOString() : null,
+      direction: session?.direction ?? null,
+      remote: session?.remoteAddress ?? null,
+      connected_since: session ? new Date(session.connectedAt).toISOString() : null,
+      last_error: session ? null : peer.lastError,
+      trust: this.trustOf(peer),
+    };
+  }
+
+  private trustOf(peer: Peer): PeerTrust {
+    if (!peer.config) return 'unknown';
+    if (peer.config.fingerprint) return 'pinned';
+    try {
+      return this.state.trust().get(peer.name) !== undefined ? 'learned' : 'unlearned';
+    } catch {
+      return 'unlearned';
+    }
+  }
+}

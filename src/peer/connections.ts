@@ -1,0 +1,431 @@
+// The life of every connection with a peer: dial or accept, admit (admission.ts), open the
+// control session, settle duplicates with the tie-break, hand a peer over to its surviving
+// connection, declare silent peers dead, and close. Each Peer holds its own state; this file is
+// the mechanism that moves it.
+
+import { isIP } from 'node:net';
+import type { Clock } from '../clock/clock.js';
+import type { Config } from '../config/types.js';
+import type { RouteAnnouncement } from '../control/messages.js';
+import type { TrustStore } from '../crypto/trust.js';
+import { PeerSender } from '../forward/send.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../netgraph/hostport.js';
+import type { Routes } from '../netgraph/routes.js';
+import type { QuicCloseInfo, QuicConnection } from '../quic/connection.js';
+import type { QuicStream } from '../quic/stream.js';
+import {
+  APP_DEAD_PEER,
+  APP_DUPLICATE,
+  APP_GOODBYE,
+  APP_NO_ERROR,
+  APP_PROTOCOL_VIOLATION,
+  APP_UNTRUSTED,
+  describeAppError,
+} from '../quic/errors.js';
+import { admitInbound, admitOutbound, type Admission } from './admission.js';
+import { HeldStreams } from './held-streams.js';
+import type { Link, Peer } from './peer.js';
+import type { PeerMap } from './peers.js';
+import { Session } from './session.js';
+import type { DaemonTiming } from './timing.js';
+
+type Refusal = Extract<Admission, { ok: false }>;
+
+export interface ConnectionsDeps {
+  dial(to: HostPort): QuicConnection;
+  peers: PeerMap;
+  /** The running config (admission reads its peers; reload replaces it). */
+  config(): Config;
+  trust(): TrustStore;
+  localFingerprint: string;
+  clock: Clock;
+  timing: DaemonTiming;
+  metrics: Metrics;
+  logger: Logger;
+  nonce(): bigint;
+  announcementsFor(peer: Peer): Map<string, RouteAnnouncement[]>;
+  routes: Routes<Peer>;
+  acceptStream(peer: Peer, stream: QuicStream): void;
+}
+
+export class Connections {
+  private readonly links = new Map<QuicConnection, Link>();
+
+  constructor(private readonly deps: ConnectionsDeps) {}
+
+  /** Dials a configured peer at its address (its PeerManager decides when). */
+  dial(peer: Peer): void {
+    const address = peer.config?.address;
+    if (!address) return;
+    const { metrics, timing } = this.deps;
+    const shown = formatHostPort(address.host, address.port);
+    metrics.connectionAttempt();
+    let conn: QuicConnection;
+    try {
+      conn = this.deps.dial(address);
+    } catch (error) {
+      metrics.connectionFailure('error');
+      peer.manager?.dialFailed(`cannot dial ${shown}: ${(error as Error).message}`);
+      return;
+    }
+    let established = false;
+    let handshakeTimedOut = false;
+    const cancelTimer = this.deps.clock.after(timing.handshakeTimeoutMs, () => {
+      handshakeTimedOut = true;
+      conn.close(APP_NO_ERROR, 'handshake timed out');
+    });
+    conn.onEstablished = () => {
+      established = true;
+      cancelTimer();
+      this.admitDialed(peer, conn, shown);
+    };
+    conn.onClose = (info) => {
+      cancelTimer();
+      if (established) {
+        this.closed(conn, info);
+        return;
+      }
+      const noAnswer = handshakeTimedOut || info.timedOut;
+      metrics.connectionFailure(noAnswer ? 'timeout' : info.isApp ? 'rejected' : 'handshake');
+      const why = noAnswer ? `no answer within ${timing.handshakeTimeoutMs / 1000}s` : info.reason || 'handshake failed';
+      peer.manager?.dialFailed(`cannot connect to ${shown}: ${why}`);
+    };
+  }
+
+  /** A connection someone dialed to us finished its TLS handshake. */
+  accept(conn: QuicConnection): void {
+    const config = this.deps.config();
+    const trust = this.deps.trust();
+    const admission = admitInbound({
+      certDer: conn.peerCertDer(),
+      peers: config.peers,
+      trust,
+      acceptUnknown: config.daemon.acceptUnknownPeers,
+      remoteHost: hostOf(conn.remoteAddress),
+      hostsOf: (peer) => (peer.address && isIP(peer.address.host) !== 0 ? [peer.address.host] : []),
+    });
+    conn.onClose = (info) => this.closed(conn, info);
+    if (!admission.ok) {
+      this.refuse(conn, admission, `inbound from ${conn.remoteAddress}`);
+      return;
+    }
+    const log = this.deps.logger.child('peer/accept');
+    if (admission.how === 'unknown-accepted') {
+      log.warn(`accepting unknown peer ${admission.name} (${admission.fingerprint.slice(0, 8)}…) from ${conn.remoteAddress}: accept_unknown_peers is on`);
+    }
+    const peerFor = (): Peer | undefined =>
+      admission.peer ? this.deps.peers.byConfigName(admission.peer.name) : this.deps.peers.unknown(admission.fingerprint, admission.name);
+    if (admission.how !== 'first-use') {
+      const peer = peerFor();
+      if (peer) this.admitted(peer, conn, admission.fingerprint);
+      return;
+    }
+    const held = new HeldStreams(() => conn.close(APP_PROTOCOL_VIOLATION, 'too much data before admission'));
+    conn.onStream = (stream) => held.hold(stream);
+    this.learn(admission, conn, `inbound from ${conn.remoteAddress}`).then((learned) => {
+      const peer = learned ? peerFor() : undefined;
+      if (peer) this.admitted(peer, conn, admission.fingerprint, held);
+    });
+  }
+
+  /** Checks liveness of every session: Keepalive when due, and a silent peer is declared dead. */
+  tick(): void {
+    for (const link of [...this.links.values()]) {
+      const session = link.session;
+      if (!session || session.state === 'closed') continue;
+      if (session.tick()) {
+        this.deps.logger.child('peer/liveness').warn(`${session.label} silent for over ${this.deps.timing.deadAfterMs / 1000}s; declaring it dead`);
+        this.ended(link, 'liveness timeout');
+        link.conn.close(APP_DEAD_PEER, 'liveness timeout');
+      } else if (link.peer.active === link) {
+        link.peer.lastSeen = session.lastReceivedAt;
+      }
+    }
+  }
+
+  /** Goodbye on every connection of `peer`, its session ended now (removed or replaced by reload). */
+  dropPeer(peer: Peer, reason: string): Promise<void> {
+    const links = [...peer.links];
+    for (const link of links) {
+      const session = link.session;
+      if (!session || session.state === 'closed') continue;
+      // Goodbye first: ending the session marks it closed, after which it sends nothing.
+      session.goodbye();
+      this.ended(link, reason, true);
+    }
+    return Promise.all(links.map((link) => this.goodbyeAndClose(link, APP_GOODBYE, reason))).then(() => undefined);
+  }
+
+  /** Goodbye to everyone and close every connection (shutdown). */
+  closeAll(code: number, reason: string): Promise<void> {
+    return Promise.all([...this.links.values()].map((link) => this.goodbyeAndClose(link, code, reason))).then(() => undefined);
+  }
+
+  /** Live connections that carry a session (duplicates included until the tie-break closes them). */
+  connectionCount(): number {
+    let count = 0;
+    for (const link of this.links.values()) if (link.session && link.session.state !== 'closed') count++;
+    return count;
+  }
+
+  // ---- admission --------------------------------------------------------------------------
+
+  private admitDialed(peer: Peer, conn: QuicConnection, shown: string): void {
+    const admission = admitOutbound({
+      peer: peer.config!,
+      certDer: conn.peerCertDer(),
+      trust: this.deps.trust(),
+      localFingerprint: this.deps.localFingerprint,
+    });
+    if (!admission.ok) {
+      this.refuseDial(peer, conn, admission, `dialed ${peer.name} at ${shown}`);
+      return;
+    }
+    if (admission.how !== 'first-use') {
+      this.openOutbound(peer, conn, admission.fingerprint);
+      return;
+    }
+    this.learn(admission, conn, `dialed ${peer.name} at ${shown}`, peer).then((learned) => {
+      if (learned) this.openOutbound(peer, conn, admission.fingerprint);
+    });
+  }
+
+  /**
+   * Records a first use before the peer is let in. Resolves to false when the write failed (the
+   * connection is refused) or the connection closed meanwhile.
+   */
+  private async learn(admission: Extract<Admission, { ok: true }>, conn: QuicConnection, what: string, dialed?: Peer): Promise<boolean> {
+    const trust = this.deps.trust();
+    this.deps.logger.child('peer/trust').warn(`trusting ${admission.name} on first use: fingerprint ${admission.fingerprint} stored in ${trust.path}`);
+    try {
+      await trust.learn(admission.name, admission.fingerprint);
+    } catch (error) {
+      const refusal: Refusal = { ok: false, reason: 'tofu_mismatch', message: (error as Error).message };
+      if (dialed) this.refuseDial(dialed, conn, refusal, what);
+      else this.refuse(conn, refusal, what);
+      return false;
+    }
+    return !conn.isClosed;
+  }
+
+  private refuse(conn: QuicConnection, refusal: Refusal, what: string): void {
+    this.deps.metrics.handshakeRejected(refusal.reason);
+    this.deps.logger.child('peer/trust').warn(`refused ${what}: ${refusal.message}`);
+    conn.close(APP_UNTRUSTED, refusal.reason);
+  }
+
+  /** A refused dial is a failed attempt: counted, shown as the peer's last error, and redialed later. */
+  private refuseDial(peer: Peer, conn: QuicConnection, refusal: Refusal, what: string): void {
+    this.deps.metrics.connectionFailure('rejected');
+    this.refuse(conn, refusal, what);
+    peer.manager?.dialFailed(`refused: ${refusal.message}`);
+  }
+
+  private openOutbound(peer: Peer, conn: QuicConnection, fingerprint: string): void {
+    this.deps.peers.setFingerprint(peer, fingerprint);
+    const link = this.register(peer, conn);
+    // PROTOCOL.md section 3: the dialer opens the control stream; every stream the peer opens is data.
+    conn.onStream = (stream) => this.deps.acceptStream(peer, stream);
+    this.openSession(link, conn.openStream());
+  }
+
+  private admitted(peer: Peer, conn: QuicConnection, fingerprint: string, held?: HeldStreams): void {
+    this.deps.peers.setFingerprint(peer, fingerprint);
+    const link = this.register(peer, conn);
+    const dispatch = (stream: QuicStream): void => {
+      // PROTOCOL.md section 3: the first stream the dialer opens is the control stream.
+      if (!link.control) this.openSession(link, stream);
+      else this.deps.acceptStream(peer, stream);
+    };
+    conn.onStream = dispatch;
+    held?.release(dispatch);
+  }
+
+  private register(peer: Peer, conn: QuicConnection): Link {
+    const link: Link = { conn, peer, session: null, control: null };
+    this.links.set(conn, link);
+    peer.links.add(link);
+    return link;
+  }
+
+  // ---- sessions ---------------------------------------------------------------------------
+
+  private openSession(link: Link, control: QuicStream): void {
+    const { conn, peer } = link;
+    const { deps } = this;
+    link.control = control;
+    const session = new Session({
+      channel: {
+        write: (bytes) => void control.write(bytes),
+        close: (code, reason) => conn.close(code, reason),
+      },
+      events: {
+        hello: () => this.hello(link),
+        announce: (_s, network, routes) => {
+          if (peer.active === link) deps.routes.announce(peer, network, routes);
+        },
+        withdraw: (_s, network, prefix) => {
+          if (peer.active === link) deps.routes.withdraw(peer, network, prefix);
+        },
+        goodbye: () => this.goodbye(link),
+        violation: (s, reason) => {
+          deps.logger.child('control').warn(`protocol violation by ${s.label}: ${reason}; closing its connection`);
+          conn.close(APP_PROTOCOL_VIOLATION, reason.slice(0, 200));
+        },
+      },
+      direction: conn.direction,
+      localFingerprint: deps.localFingerprint,
+      peerFingerprint: peer.id,
+      peerName: peer.name,
+      remoteAddress: conn.remoteAddress,
+      localNonce: deps.nonce(),
+      logger: deps.logger.child('control'),
+      metrics: deps.metrics,
+      now: () => deps.clock.now(),
+      keepaliveMs: deps.timing.keepaliveMs,
+      deadAfterMs: deps.timing.deadAfterMs,
+    });
+    link.session = session;
+    control.onData = (chunk) => session.receive(chunk);
+    control.onEnd = () => session.receiveEnd();
+    session.start(deps.announcementsFor(peer));
+  }
+
+  private hello(link: Link): void {
+    const { peer } = link;
+    const session = link.session!;
+    const log = this.deps.logger;
+    peer.lastSeen = this.deps.clock.now();
+    const previous = peer.active;
+    const handingOver = peer.handover === link;
+    if (handingOver) peer.handover = null;
+    const { winner, loser } = peer.offer(link);
+    if (loser) {
+      this.deps.metrics.handshakeRejected('duplicate');
+      log.child('peer/registry').info(`duplicate connection with ${peer.label}: keeping the ${winner.conn.direction} one (lower dialer nonce)`);
+      loser.session?.markClosed();
+      loser.conn.close(APP_DUPLICATE, 'duplicate connection');
+    }
+    if (handingOver && winner === link) {
+      // Usually nothing is recorded yet (its Announces follow the Hello) and the old routes simply
+      // stay until they are re-announced.
+      if (session.announced.size > 0) this.deps.routes.replace(peer, session.announced);
+      log.child('peer/registry').info(`${peer.label}: continuing on the ${session.direction} connection`);
+    }
+    if (winner === link && previous !== link) {
+      if (!previous && !handingOver) log.child('peer/manager').info(`connected to ${peer.label} (${session.direction}, ${session.remoteAddress})`);
+      peer.manager?.connected();
+      this.carryTraffic(peer, link);
+    }
+  }
+
+  private goodbye(link: Link): void {
+    this.deps.logger.child('peer/manager').info(`${link.peer.label} said goodbye`);
+    // Routes go at once (PROTOCOL.md); the close that follows finds the session already gone.
+    this.ended(link, 'peer said goodbye');
+    link.conn.close(APP_GOODBYE, 'goodbye');
+  }
+
+  private closed(conn: QuicConnection, info: QuicCloseInfo): void {
+    const link = this.links.get(conn);
+    if (!link) return;
+    this.links.delete(conn);
+    const { peer } = link;
+    peer.links.delete(link);
+    const reason = describeClose(info);
+    if (link.session) this.ended(link, info.local ? reason : `peer closed: ${reason}`);
+    // Closed before the Hello exchange finished: for the dialer this was a failed attempt.
+    if ((!link.session || link.session.peerNonce === null) && conn.direction === 'outbound') peer.manager?.dialFailed(reason);
+    if (peer.config === null && peer.links.size === 0) this.deps.peers.remove(peer);
+  }
+
+  /**
+   * The session is over: if it was the peer's active one, the peer is down and its routes go —
+   * unless another connection with the same peer is alive. That happens when both sides dialed at
+   * once and the other side closed our active connection as the duplicate before we read the
+   * Hello on the surviving one: the survivor takes over and the routes stay, instead of flapping.
+   * `final` (reload removed the peer): no successor may take over.
+   */
+  private ended(link: Link, reason: string, final = false): void {
+    const session = link.session!;
+    session.markClosed();
+    const { peer } = link;
+    const wasActive = peer.active === link;
+    if (wasActive) peer.active = null;
+    const waitingHandover = peer.handover === link;
+    if (waitingHandover) peer.handover = null;
+    if (!wasActive && !waitingHandover) return;
+    const successor = final ? undefined : peer.successor();
+    const log = this.deps.logger;
+    if (successor?.session?.state === 'open') {
+      peer.offer(successor);
+      this.deps.routes.replace(peer, successor.session.announced);
+      this.carryTraffic(peer, successor);
+      log.child('peer/registry').info(`${session.label}: ${reason}; continuing on the other connection (${successor.session.direction})`);
+      return;
+    }
+    if (successor) {
+      // Its Hello is on the way; hello() finishes the switch. Until then packets have nowhere to go.
+      peer.handover = successor;
+      this.stopTraffic(peer);
+      return;
+    }
+    peer.lastSeen = session.lastReceivedAt;
+    const removed = this.deps.routes.removePeer(peer);
+    this.stopTraffic(peer);
+    log.child('peer/manager').info(`disconnected from ${session.label}: ${reason}${removed ? `; removed ${removed} route(s)` : ''}`);
+    peer.manager?.disconnected(reason);
+  }
+
+  private carryTraffic(peer: Peer, link: Link): void {
+    if (peer.sender) peer.sender.retarget(link.conn);
+    else peer.sender = new PeerSender(link.conn);
+  }
+
+  private stopTraffic(peer: Peer): void {
+    peer.sender?.close();
+    peer.sender = null;
+  }
+
+  /**
+   * Goodbye goes on the control stream before the connection closes (PROTOCOL.md). quiche drops
+   * stream data still unsent at close(), so the close waits until the control stream's queue has
+   * gone to quiche and one more event-loop turn has put it on the wire — bounded, so shutdown
+   * stays within its 3 s. These waits are for I/O, not protocol time, so they use the event loop
+   * rather than the injected clock.
+   */
+  private goodbyeAndClose(link: Link, code: number, reason: string): Promise<void> {
+    const session = link.session;
+    if (session && session.state !== 'closed') session.goodbye();
+    session?.markClosed();
+    const deadline = Date.now() + 250;
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (link.control && link.control.bufferedBytes > 0 && Date.now() < deadline) {
+          setTimeout(check, 5);
+          return;
+        }
+        setImmediate(() => {
+          link.conn.close(code, reason);
+          resolve();
+        });
+      };
+      setImmediate(check);
+    });
+  }
+}
+
+function describeClose(info: QuicCloseInfo): string {
+  if (info.timedOut) return 'idle timeout';
+  if (!info.isApp) return info.reason || `transport error ${info.errorCode}`;
+  const described = describeAppError(info.errorCode);
+  return described + (info.reason && info.reason !== described ? ` (${info.reason})` : '');
+}
+
+/** The host part of a connection's "host:port" remote address. */
+function hostOf(remoteAddress: string): string {
+  const parsed = parseHostPort(remoteAddress, { allowPortZero: true });
+  return parsed.ok ? parsed.host : remoteAddress;
+}

@@ -1,0 +1,99 @@
+// Two whole daemons with no sockets and no waiting: QUIC (real quiche, real certificates) over an
+// in-memory datagram network, daemon time on a FakeClock (wireguard-go's conn/bindtest +
+// tun/tuntest in device_test.go). PROTOCOL.md's real timings apply — a 10 s keepalive and a 30 s
+// liveness timeout — and the test steps through them instead of sleeping.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeClock } from '../../src/clock/fake.js';
+import { newNetwork } from '../../src/config/write.js';
+import { ownHostRoute } from '../../src/daemon/announce.js';
+import type { Daemon } from '../../src/daemon/daemon.js';
+import { DEFAULT_TIMING } from '../../src/peer/timing.js';
+import { MemoryNetwork } from '../../src/quic/memory-network.js';
+import { QuicEndpoint } from '../../src/quic/endpoint.js';
+import { createNode, metricsText, metricValue, peerOf, routeSet, startNode, waitFor, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
+
+let root: string;
+let nodes: TestNode[] = [];
+let clock: FakeClock;
+let network: MemoryNetwork;
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'vibepn-memory-'));
+  nodes = [];
+  clock = new FakeClock();
+  network = new MemoryNetwork();
+});
+
+afterEach(async () => {
+  await Promise.all(nodes.map((n) => n.daemon?.stop('test over')));
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** A node at `host` on the memory network. */
+async function memoryNode(name: string, host: string): Promise<TestNode> {
+  const node = await createNode(root, name);
+  node.address = `${host}:51820`;
+  nodes.push(node);
+  return node;
+}
+
+function start(node: TestNode, peers: TestNode[]): Promise<Daemon> {
+  const host = node.address.slice(0, node.address.lastIndexOf(':'));
+  return startNode(node, writeNodeConfig(node, peers.map((p) => peerOf(p, ['corp']))), {
+    clock,
+    timing: DEFAULT_TIMING,
+    endpointFactory: (options) => QuicEndpoint.listen({ ...options, socket: network.socket(host) }),
+  });
+}
+
+/** Moves daemon time forward one second at a time, letting the event loop carry each second's packets. */
+async function advance(seconds: number): Promise<void> {
+  for (let i = 0; i < seconds; i++) {
+    clock.advance(1000);
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+const hostRoute = (node: TestNode): string => ownHostRoute(newNetwork('corp', '10.42.0.0/24'), node.fingerprint);
+
+describe('two daemons on an in-memory network with a fake clock', () => {
+  it('connect, exchange routes, keep alive, declare a silent peer dead after 30 s, and reconnect', async () => {
+    const a = await memoryNode('a', '10.0.0.1');
+    const b = await memoryNode('b', '10.0.0.2');
+    await start(a, [b]);
+    await start(b, [a]);
+    await waitFor(() => routeSet(a.daemon!).length === 1 && routeSet(b.daemon!).length === 1, 'a and b to exchange routes');
+    expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
+    expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`]);
+    expect(network.counters.delivered).toBeGreaterThan(0);
+
+    // Keepalives every 10 s keep an idle session up well past the 30 s liveness timeout.
+    const keepalivesIn = async () => metricValue(await metricsText(a), 'vibepn_control_messages_total', 'type="keepalive",direction="in"');
+    const before = await keepalivesIn();
+    await advance(40);
+    expect(await keepalivesIn()).toBe(before + 4);
+    expect(routeSet(a.daemon!)).toHaveLength(1);
+
+    // Cut the link right after the 40 s keepalives: 30 s of silence is not yet death…
+    network.partition('10.0.0.1', '10.0.0.2');
+    await advance(30);
+    expect(routeSet(a.daemon!)).toHaveLength(1);
+    expect(a.lines.some((l) => l.includes('silent for over'))).toBe(false);
+    // …past 30 s both sides declare the other dead and drop its routes.
+    await advance(1);
+    expect(routeSet(a.daemon!)).toEqual([]);
+    expect(routeSet(b.daemon!)).toEqual([]);
+    expect(a.lines.some((l) => l.includes('b (') && l.includes('silent for over 30s; declaring it dead'))).toBe(true);
+    expect(metricValue(await metricsText(a), 'vibepn_peer_connected', '')).toBe(0);
+
+    // The link comes back: the redial schedule (also on the fake clock) reconnects them.
+    network.heal();
+    for (let i = 0; i < 60 && !(routeSet(a.daemon!).length === 1 && routeSet(b.daemon!).length === 1); i++) await advance(1);
+    expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
+    expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`]);
+    expect(metricValue(await metricsText(a), 'vibepn_peer_connected', '')).toBe(1);
+  });
+});
