@@ -15,9 +15,7 @@ import {
   decodeControlPayload,
   type ControlMessage,
 } from './messages.js';
-
-const ABANDONED = 'control decoder abandoned: an onMessage callback threw or push() was called from inside a callback';
-const ENDED = 'control decoder received data after end()';
+import { StreamDecoder } from './stream-decoder.js';
 
 /** Total wire size of the message starting at `start`, or -1 if its length field is invalid. */
 function messageSize(bytes: Uint8Array, start: number, available: number): number {
@@ -32,52 +30,22 @@ function badLength(bytes: Uint8Array, start: number): string {
   return `control message length ${length} is outside 1..${MAX_CONTROL_PAYLOAD}`;
 }
 
-export class ControlDecoder {
+export class ControlDecoder extends StreamDecoder<(msg: ControlMessage) => void> {
   /** Holds the start of a message split across chunks; never more than one message. */
   private readonly pending = new Uint8Array(MAX_CONTROL_MESSAGE);
-  private pendingLength = 0;
-  private failure: string | null = null;
-  private ended = false;
 
-  /** The violation that stopped this decoder, or null while it is healthy. */
-  get error(): string | null {
-    return this.failure;
+  constructor() {
+    super('control decoder');
   }
 
-  /** Bytes of an incomplete message held between pushes. */
-  get bufferedBytes(): number {
-    return this.pendingLength;
+  protected truncation(): string {
+    const size = messageSize(this.pending, 0, this.pendingLength);
+    return this.pendingLength < CONTROL_LENGTH_BYTES
+      ? 'control stream ended inside a message length field'
+      : `control stream ended inside a message (${this.pendingLength} of ${size} bytes received)`;
   }
 
-  /**
-   * Feeds the next chunk of the stream; calls `onMessage` for each complete message, in order.
-   * Returns null, or the violation that stopped decoding (messages before it were delivered).
-   * Once failed, every later push returns the same error and delivers nothing.
-   */
-  push(chunk: Uint8Array, onMessage: (msg: ControlMessage) => void): string | null {
-    if (this.failure !== null) return this.failure;
-    if (this.ended) return (this.failure = ENDED);
-    // Left in place if a callback throws, so the decoder is not reused in an unknown state.
-    this.failure = ABANDONED;
-    this.failure = this.consume(chunk, onMessage);
-    return this.failure;
-  }
-
-  /** Marks the end of the stream. Returns an error if it ended inside a message. */
-  end(): string | null {
-    if (this.failure !== null) return this.failure;
-    this.ended = true;
-    if (this.pendingLength > 0) {
-      const size = messageSize(this.pending, 0, this.pendingLength);
-      this.failure =
-        this.pendingLength < CONTROL_LENGTH_BYTES
-          ? 'control stream ended inside a message length field'
-          : `control stream ended inside a message (${this.pendingLength} of ${size} bytes received)`;
-    }
-    return this.failure;
-  }
-
-  private consume(chunk: Uint8Array, onMessage: (msg: ControlMessage) => void): string | null {
+  protected consume(chunk: Uint8Array, onMessage: (msg: ControlMessage) => void): string | null {
     let pos = 0;
     if (this.pendingLength > 0) {
       // Complete the split message first; the header may itself be split.

@@ -94,6 +94,17 @@ function tupleLength(prefixBytes: Uint8Array): number {
   return 1 + prefixBytes.length + 2;
 }
 
+/** A message of `payloadLength` bytes whose body starts with a network name; the rest is the caller's. */
+function namedMessage(code: number, nameBytes: Uint8Array, payloadLength: number): Uint8Array {
+  const out = new Uint8Array(CONTROL_LENGTH_BYTES + payloadLength);
+  out[0] = payloadLength >> 8;
+  out[1] = payloadLength & 0xff;
+  out[2] = code;
+  out[3] = nameBytes.length;
+  out.set(nameBytes, 4);
+  return out;
+}
+
 function encodeAnnounceFromBytes(nameBytes: Uint8Array, prefixes: Uint8Array[], metrics: number[]): Uint8Array {
   let payloadLength = 2 + nameBytes.length;
   for (const p of prefixes) payloadLength += tupleLength(p);
@@ -102,12 +113,7 @@ function encodeAnnounceFromBytes(nameBytes: Uint8Array, prefixes: Uint8Array[], 
       `announce payload would be ${payloadLength} bytes (limit ${MAX_CONTROL_PAYLOAD}); use encodeAnnouncements() to split the route list`,
     );
   }
-  const out = new Uint8Array(CONTROL_LENGTH_BYTES + payloadLength);
-  out[0] = payloadLength >> 8;
-  out[1] = payloadLength & 0xff;
-  out[2] = ControlType.Announce;
-  out[3] = nameBytes.length;
-  out.set(nameBytes, 4);
+  const out = namedMessage(ControlType.Announce, nameBytes, payloadLength);
   let pos = 4 + nameBytes.length;
   for (let i = 0; i < prefixes.length; i++) {
     const p = prefixes[i]!;
@@ -149,12 +155,7 @@ export function encodeControlMessage(msg: ControlMessage): Uint8Array {
       const prefix = encodeWireName(msg.prefix, `withdrawn prefix in network '${msg.network}'`);
       // Cannot exceed the limit: 1 + 1 + 255 + 1 + 255 < 4096.
       const payloadLength = 3 + nameBytes.length + prefix.length;
-      const out = new Uint8Array(CONTROL_LENGTH_BYTES + payloadLength);
-      out[0] = payloadLength >> 8;
-      out[1] = payloadLength & 0xff;
-      out[2] = ControlType.Withdraw;
-      out[3] = nameBytes.length;
-      out.set(nameBytes, 4);
+      const out = namedMessage(ControlType.Withdraw, nameBytes, payloadLength);
       out[4 + nameBytes.length] = prefix.length;
       out.set(prefix, 5 + nameBytes.length);
       return out;

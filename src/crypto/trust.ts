@@ -6,7 +6,7 @@
 // touches the disk. A first use is written atomically and asynchronously, so learning one peer
 // never stalls the traffic of the others; the caller admits the peer only once it is on disk.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, promises as fsPromises } from 'node:fs';
 import { defaultFsAsync, errnoCode, errorText, writeFileAtomicAsync, type AtomicFsAsync } from './atomic-file.js';
 import { isFingerprint } from './identity.js';
 
@@ -29,13 +29,13 @@ export interface TrustView {
 export interface TrustStoreOptions {
   /** Replaces node:fs/promises for writes, so tests can make one fail half-way. */
   fs?: AtomicFsAsync;
-  /** Replaces readFileSync, for the same reason. */
-  readFile?: (path: string) => string;
+  /** Replaces the file read, for the same reason. */
+  readFile?: (path: string) => Promise<string>;
 }
 
 export class TrustStore implements TrustView {
   private readonly fs: AtomicFsAsync;
-  private readonly readFile: (path: string) => string;
+  private readonly readFile: (path: string) => Promise<string>;
   private entries_: Map<string, string> | null = null;
   /** Writes go one after another, each with the whole map as it was when it was queued. */
   private writing: Promise<void> = Promise.resolve();
@@ -45,15 +45,24 @@ export class TrustStore implements TrustView {
     opts: TrustStoreOptions = {},
   ) {
     this.fs = opts.fs ?? defaultFsAsync;
-    this.readFile = opts.readFile ?? ((p) => readFileSync(p, 'utf8'));
+    this.readFile = opts.readFile ?? ((p) => fsPromises.readFile(p, 'utf8'));
   }
 
   /**
-   * Reads the file again, e.g. after the user edited it by hand to forget a changed key (`vpnctl
-   * reload`). A missing file is an empty store; a corrupt one throws and the old entries stay.
+   * Reads the file (daemon start) or reads it again, e.g. after the user edited it by hand to
+   * forget a changed key (`vpnctl reload`), without blocking the event loop. A missing file is an
+   * empty store; a corrupt one rejects and the old entries stay.
    */
-  reload(): void {
-    this.entries_ = this.read();
+  async reload(): Promise<void> {
+    // A first use being written must be in the file before the file is read back.
+    await this.writing;
+    let text: string | null;
+    try {
+      text = await this.readFile(this.path);
+    } catch (err) {
+      text = this.readFailed(err);
+    }
+    this.entries_ = this.parse(text);
   }
 
   get(name: string): string | undefined {
@@ -130,19 +139,28 @@ export class TrustStore implements TrustView {
     return true;
   }
 
+  /** The entries; a store used before any reload() (tools, tests) reads the file once, synchronously. */
   private map(): Map<string, string> {
-    if (this.entries_ === null) this.entries_ = this.read();
+    if (this.entries_ === null) {
+      let text: string | null;
+      try {
+        text = readFileSync(this.path, 'utf8');
+      } catch (err) {
+        text = this.readFailed(err);
+      }
+      this.entries_ = this.parse(text);
+    }
     return this.entries_;
   }
 
-  private read(): Map<string, string> {
-    let text: string;
-    try {
-      text = this.readFile(this.path);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return new Map();
-      throw new TrustStoreError(`cannot read known-peers file ${this.path}: ${errorText(err)}`);
-    }
+  /** A missing file is an empty store (null); any other read error is refused. */
+  private readFailed(err: unknown): null {
+    if (errnoCode(err) === 'ENOENT') return null;
+    throw new TrustStoreError(`cannot read known-peers file ${this.path}: ${errorText(err)}`);
+  }
+
+  private parse(text: string | null): Map<string, string> {
+    if (text === null) return new Map();
     // Never fall back to an empty store on a bad file: that would re-trust every peer on first use.
     const corrupt = (why: string): TrustStoreError =>
       new TrustStoreError(

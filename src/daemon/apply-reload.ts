@@ -15,36 +15,35 @@ import { describePlan, planReload } from './reload.js';
 
 /** The parts of the daemon a reload changes. */
 export interface ReloadTarget {
-  log: Logger;
-  localFingerprint: string;
-  config(): Config;
-  setConfig(next: Config): void;
-  trust(): TrustStore;
-  setTrust(trust: TrustStore): void;
-  peers: PeerMap;
-  routes: Routes<Peer>;
+  readonly log: Logger;
+  readonly localFingerprint: string;
+  config: Config;
+  trust: TrustStore;
+  readonly peers: PeerMap;
+  readonly routes: Routes<Peer>;
   addNetwork(net: NetworkConfig): void;
   removeNetwork(name: string): void;
-  /** Adds a configured peer and starts dialing it. */
-  addPeer(config: PeerConfig): void;
+  /** Adds a configured peer (not dialed yet). */
+  addPeer(config: PeerConfig): Peer;
   removePeer(peer: Peer, reason: string): void;
 }
 
 /** Returns the summary `vpnctl reload` prints. Throws before changing anything if the known-peers file is unreadable. */
-export function applyReload(next: Config, target: ReloadTarget): string {
+export async function applyReload(next: Config, target: ReloadTarget): Promise<string> {
   const log = target.log.child('daemon');
-  const previous = target.config();
+  const previous = target.config;
   const plan = planReload(previous, next);
   // First, since it may throw: hand edits to the known-peers file take effect on reload.
-  const trust = next.identity.knownPeers === previous.identity.knownPeers ? target.trust() : new TrustStore(next.identity.knownPeers);
-  trust.reload();
-  target.setTrust(trust);
+  const trust = next.identity.knownPeers === previous.identity.knownPeers ? target.trust : new TrustStore(next.identity.knownPeers);
+  await trust.reload();
+  target.trust = trust;
+  // Nothing below awaits: the reload is applied in one step, never interleaved with sessions.
 
   const before = new Map<Peer, Map<string, RouteAnnouncement[]>>();
   for (const peer of target.peers.withKeys()) {
     if (peer.connected) before.set(peer, announcementsFor(previous, peer.config, target.localFingerprint));
   }
-  target.setConfig(next);
+  target.config = next;
   log.setLevel(next.daemon.logLevel);
 
   for (const config of [...plan.peersRemoved, ...plan.peersReplaced]) {
@@ -78,7 +77,7 @@ export function applyReload(next: Config, target: ReloadTarget): string {
     for (const w of diff.withdraw) session.withdraw(w.network, w.prefix);
     for (const [network, routes] of diff.announce) session.announce(network, routes);
   }
-  for (const config of [...plan.peersAdded, ...plan.peersReplaced]) target.addPeer(config);
+  for (const config of [...plan.peersAdded, ...plan.peersReplaced]) target.addPeer(config).manager?.start();
 
   const summary = describePlan(plan);
   log.info(`reloaded ${previous.path}: ${summary}`);

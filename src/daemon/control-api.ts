@@ -23,15 +23,16 @@ import type { PeerMap } from '../peer/peers.js';
 
 /** What the control API reads; the daemon owns all of it. */
 export interface ControlState {
-  name: string;
-  fingerprint: string;
-  startedAt: number;
-  port: number;
-  clock: Clock;
-  config(): Config;
-  trust(): TrustStore;
-  peers: PeerMap;
-  routes: Routes<Peer>;
+  readonly name: string;
+  readonly fingerprint: string;
+  readonly startedAt: number;
+  /** The bound UDP port. */
+  readonly port: number;
+  readonly clock: Clock;
+  readonly config: Config;
+  readonly trust: TrustStore;
+  readonly peers: PeerMap;
+  readonly routes: Routes<Peer>;
   interfaceName(network: string): string | undefined;
 }
 
@@ -69,7 +70,7 @@ export class ControlApi {
 
   status(): StatusResult {
     const { state } = this;
-    const config = state.config();
+    const config = state.config;
     const listen = config.daemon.listen;
     return {
       name: state.name,
@@ -94,7 +95,7 @@ export class ControlApi {
   peers(): PeerRow[] {
     const { peers } = this.state;
     const rows: PeerRow[] = [];
-    for (const config of this.state.config().peers) {
+    for (const config of this.state.config.peers) {
       const peer = peers.byConfigName(config.name);
       if (peer) rows.push(this.peerRow(peer));
     }
@@ -134,7 +135,7 @@ export class ControlApi {
     if (!peer.config) return 'unknown';
     if (peer.config.fingerprint) return 'pinned';
     try {
-      return this.state.trust().get(peer.name) !== undefined ? 'learned' : 'unlearned';
+      return this.state.trust.get(peer.name) !== undefined ? 'learned' : 'unlearned';
     } catch {
       return 'unlearned';
     }

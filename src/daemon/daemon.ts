@@ -1,16 +1,14 @@
-// The daemon: the composition root. It creates the identity, trust store, QUIC endpoint, peers,
-// route owner, data plane, control socket and metrics, wires them together, starts and stops
-// them, and applies reloads (apply-reload.ts). Every mechanism lives in its own folder; nothing
-// is global, so tests run several daemons in one process, on real or in-memory transports and a
-// real or fake clock.
+// The daemon: the composition root (Nebula's main.go + control.go). It creates the identity,
+// trust store, QUIC endpoint, peers, route owner, data plane, control socket and metrics, wires
+// them into a Node, starts and stops them, and hands reloads to apply-reload.ts. Every mechanism
+// lives in its own folder; nothing is global, so tests run several daemons in one process, on
+// real or in-memory transports and a real or fake clock.
 
-import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock, type Cancel } from '../clock/clock.js';
-import { resolveNetworkAddress } from '../config/address.js';
 import { checkPeersAgainstIdentity, ConfigError, loadConfigAsync } from '../config/load.js';
-import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
+import type { Config } from '../config/types.js';
 import { ControlSocketServer } from '../control/socket.js';
-import { loadIdentity, type Identity } from '../crypto/identity.js';
+import { loadIdentity } from '../crypto/identity.js';
 import { TrustStore } from '../crypto/trust.js';
 import { DataPlane } from '../forward/dataplane.js';
 import { shortFingerprint, type Logger } from '../log/logger.js';
@@ -20,19 +18,16 @@ import { MetricsServer } from '../metrics/server.js';
 import { formatPrefix } from '../netgraph/addr.js';
 import { formatHostPort } from '../netgraph/hostport.js';
 import { Routes } from '../netgraph/routes.js';
-import { Connections } from '../peer/connections.js';
-import { PeerManager } from '../peer/manager.js';
 import type { Peer } from '../peer/peer.js';
 import { PeerMap } from '../peer/peers.js';
 import type { Session } from '../peer/session.js';
-import { randomNonce } from '../peer/tiebreak.js';
 import { DEFAULT_TIMING, type DaemonTiming } from '../peer/timing.js';
 import { QuicEndpoint, type QuicEndpointOptions } from '../quic/endpoint.js';
 import { APP_SHUTDOWN } from '../quic/errors.js';
 import type { TunFactory } from '../tun/types.js';
-import { announcementsFor } from './announce.js';
 import { applyReload } from './apply-reload.js';
 import { ControlApi } from './control-api.js';
+import { Node } from './node.js';
 
 export { DEFAULT_TIMING, type DaemonTiming } from '../peer/timing.js';
 
@@ -67,28 +62,23 @@ export interface RouteEntry {
 
 export class Daemon {
   readonly metrics: Metrics;
-  private config: Config;
   private readonly clock: Clock;
   private readonly timing: DaemonTiming;
   private readonly log: Logger;
   private readonly peers = new PeerMap();
   private readonly routes: Routes<Peer>;
   private readonly dataPlane: DataPlane<Peer>;
-  private identity!: Identity;
-  private trust!: TrustStore;
+  private node: Node | null = null;
   private endpoint: QuicEndpoint | null = null;
-  private connections!: Connections;
   private controlSocket: ControlSocketServer | null = null;
   private metricsServer: MetricsServer | null = null;
   private cancelTicker: Cancel | null = null;
-  private startedAt = 0;
   private stopping: Promise<void> | null = null;
   private running = false;
 
   constructor(private readonly options: DaemonOptions) {
-    this.config = options.config;
     this.log = options.logger;
-    this.log.setLevel(this.config.daemon.logLevel);
+    this.log.setLevel(options.config.daemon.logLevel);
     this.clock = options.clock ?? systemClock;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
@@ -100,13 +90,13 @@ export class Daemon {
       onChange: (network) => this.dataPlane.routesChanged(network),
     });
     this.metrics.observe({
-      peers: () => ({ connected: this.peers.connectedCount(), configured: this.config.peers.length }),
+      peers: () => ({ connected: this.peers.connectedCount(), configured: this.currentConfig.peers.length }),
       routeCounts: () => this.routes.counts(),
     });
   }
 
   get fingerprint(): string {
-    return this.identity.fingerprint;
+    return this.started.fingerprint;
   }
 
   /** The bound UDP port (useful with listen port 0). */
@@ -119,34 +109,47 @@ export class Daemon {
   }
 
   get currentConfig(): Config {
-    return this.config;
+    return this.node?.config ?? this.options.config;
   }
 
   async start(): Promise<void> {
-    this.startedAt = this.clock.now();
-    const { config } = this;
-    this.identity = loadIdentity(config.identity.cert, config.identity.key, config.identity.fingerprint);
-    const selfPeers = checkPeersAgainstIdentity(config, this.identity.fingerprint);
-    if (selfPeers.length > 0) throw new ConfigError(selfPeers);
-    this.trust = new TrustStore(config.identity.knownPeers);
-    this.trust.reload(); // a corrupt known-peers file is a start-up error, not a surprise at first handshake
+    const { config } = this.options;
+    const identity = loadIdentity(config.identity.cert, config.identity.key, config.identity.fingerprint);
+    refuseSelfPeers(config, identity.fingerprint);
+    const trust = new TrustStore(config.identity.knownPeers);
+    await trust.reload(); // a corrupt known-peers file is a start-up error, not a surprise at first handshake
+    const node = new Node({
+      identity,
+      config,
+      trust,
+      clock: this.clock,
+      timing: this.timing,
+      metrics: this.metrics,
+      log: this.log,
+      peers: this.peers,
+      routes: this.routes,
+      dataPlane: this.dataPlane,
+      nonce: this.options.nonce,
+      dial: (to) => this.endpoint!.connect(to),
+    });
+    this.node = node;
     try {
-      for (const net of config.networks.values()) this.addNetwork(net);
-      for (const peer of config.peers) this.addPeer(peer);
+      for (const net of config.networks.values()) node.addNetwork(net);
+      for (const peer of config.peers) node.addPeer(peer);
       this.endpoint = await (this.options.endpointFactory ?? QuicEndpoint.listen)({
         listen: config.daemon.listen,
-        certPem: this.identity.certPem,
-        keyPem: this.identity.keyPem,
+        certPem: identity.certPem,
+        keyPem: identity.keyPem,
         idleTimeoutMs: this.timing.idleTimeoutMs,
         logger: this.log.child('quic'),
       });
-      this.connections = this.newConnections(this.endpoint);
-      this.endpoint.onConnection = (conn) => this.connections.accept(conn);
+      node.port = this.endpoint.port;
+      this.endpoint.onConnection = (conn) => node.handshakes.accept(conn);
       if (config.daemon.metricsListen !== null) {
         this.metricsServer = new MetricsServer(config.daemon.metricsListen, this.metrics, () => this.running || 'daemon is starting or stopping', this.log.child('metrics'));
         await this.metricsServer.start();
       }
-      const api = new ControlApi(this.controlState(), {
+      const api = new ControlApi(node, {
         reload: () => this.reload(),
         shutdown: () => (this.options.onShutdownRequested ? this.options.onShutdownRequested() : void this.stop('vpnctl goodbye')),
       });
@@ -157,22 +160,22 @@ export class Daemon {
       throw error;
     }
     for (const peer of this.peers.configured()) peer.manager?.start();
-    this.cancelTicker = this.clock.every(this.timing.tickMs, () => this.connections.tick());
+    this.cancelTicker = this.clock.every(this.timing.tickMs, () => node.connections.tick());
     this.running = true;
     const listen = formatHostPort(config.daemon.listen.host, config.daemon.listen.port);
     this.log.child('daemon').info(
-      `${this.identity.name} (${shortFingerprint(this.identity.fingerprint)}) listening on udp ${listen} (port ${this.port}), ` +
+      `${identity.name} (${shortFingerprint(identity.fingerprint)}) listening on udp ${listen} (port ${this.port}), ` +
         `${config.networks.size} network(s), ${config.peers.length} peer(s); control socket ${config.daemon.controlSocket}`,
     );
   }
 
   /** Re-reads the config and applies the difference; an invalid file is refused and the old config keeps running. */
   async reload(): Promise<string> {
+    const node = this.started;
     try {
-      const next = await (this.options.loadConfig ?? loadConfigAsync)(this.config.path);
-      const selfPeers = checkPeersAgainstIdentity(next, this.identity.fingerprint);
-      if (selfPeers.length > 0) throw new ConfigError(selfPeers);
-      return applyReload(next, this.reloadTarget());
+      const next = await (this.options.loadConfig ?? loadConfigAsync)(node.config.path);
+      refuseSelfPeers(next, node.fingerprint);
+      return await applyReload(next, node);
     } catch (error) {
       this.log.child('daemon').error(`reload refused, keeping the running config: ${(error as Error).message}`);
       throw error;
@@ -193,7 +196,7 @@ export class Daemon {
 
   /** Live connections that carry a session (duplicates included until the tie-break closes them). */
   connectionCount(): number {
-    return this.connections.connectionCount();
+    return this.started.connections.connectionCount();
   }
 
   /** The forwarding counters of one network (also exported as metrics). */
@@ -212,105 +215,18 @@ export class Daemon {
     return this.peers.withFingerprint(fingerprint)?.session ?? undefined;
   }
 
-  // ---- composition ------------------------------------------------------------------------
-
-  private newConnections(endpoint: QuicEndpoint): Connections {
-    return new Connections({
-      dial: (to) => endpoint.connect(to),
-      peers: this.peers,
-      config: () => this.config,
-      trust: () => this.trust,
-      localFingerprint: this.identity.fingerprint,
-      clock: this.clock,
-      timing: this.timing,
-      metrics: this.metrics,
-      logger: this.log,
-      nonce: this.options.nonce ?? (() => randomNonce(randomBytes)),
-      announcementsFor: (peer) => announcementsFor(this.config, peer.config, this.identity.fingerprint),
-      routes: this.routes,
-      acceptStream: (peer, stream) => this.dataPlane.acceptStream(peer, stream),
-    });
-  }
-
-  private addNetwork(net: NetworkConfig): void {
-    const address = resolveNetworkAddress(net, this.identity.fingerprint);
-    const table = this.routes.addNetwork(net.name, net.prefix, address);
-    this.metrics.declareNetwork(net.name);
-    this.dataPlane.addNetwork(net, address, table);
-  }
-
-  private removeNetwork(name: string): void {
-    this.dataPlane.removeNetwork(name);
-    this.routes.removeNetwork(name);
-  }
-
-  private addPeer(config: PeerConfig): void {
-    let learned: string | undefined;
-    try {
-      learned = this.trust.get(config.name);
-    } catch {
-      learned = undefined;
-    }
-    const peer = this.peers.addConfigured(config, learned);
-    if (!config.address) return;
-    peer.manager = new PeerManager(config.name, {
-      dial: () => this.connections.dial(peer),
-      isConnected: () => peer.connected,
-      clock: this.clock,
-      logger: this.log.child('peer/manager'),
-      backoff: this.timing.backoff,
-      healthyAfterMs: this.timing.healthyAfterMs,
-    });
-  }
-
-  private removePeer(peer: Peer, reason: string): void {
-    peer.manager?.stop();
-    this.peers.remove(peer);
-    void this.connections.dropPeer(peer, reason);
-  }
-
-  private controlState(): ConstructorParameters<typeof ControlApi>[0] {
-    return {
-      name: this.identity.name,
-      fingerprint: this.identity.fingerprint,
-      startedAt: this.startedAt,
-      port: this.port,
-      clock: this.clock,
-      config: () => this.config,
-      trust: () => this.trust,
-      peers: this.peers,
-      routes: this.routes,
-      interfaceName: (network) => this.dataPlane.interfaceName(network),
-    };
-  }
-
-  private reloadTarget(): Parameters<typeof applyReload>[1] {
-    return {
-      log: this.log,
-      localFingerprint: this.identity.fingerprint,
-      config: () => this.config,
-      setConfig: (next) => (this.config = next),
-      trust: () => this.trust,
-      setTrust: (trust) => (this.trust = trust),
-      peers: this.peers,
-      routes: this.routes,
-      addNetwork: (net) => this.addNetwork(net),
-      removeNetwork: (name) => this.removeNetwork(name),
-      addPeer: (peer) => {
-        this.addPeer(peer);
-        this.peers.byConfigName(peer.name)?.manager?.start();
-      },
-      removePeer: (peer, reason) => this.removePeer(peer, reason),
-    };
-  }
-
   // ---- shutdown ---------------------------------------------------------------------------
+
+  private get started(): Node {
+    if (!this.node) throw new Error('the daemon has not been started');
+    return this.node;
+  }
 
   private async shutdown(reason: string): Promise<void> {
     this.running = false;
     this.log.child('daemon').info(`shutting down (${reason}): saying goodbye to ${this.peers.connectedCount()} peer(s)`);
     for (const peer of this.peers.configured()) peer.manager?.stop();
-    if (this.connections) await this.connections.closeAll(APP_SHUTDOWN, 'shutting down');
+    if (this.node) await this.node.connections.closeAll(APP_SHUTDOWN, 'shutting down');
     await this.teardown();
   }
 
@@ -322,4 +238,10 @@ export class Daemon {
     await this.metricsServer?.close().catch(() => undefined);
     this.dataPlane.close();
   }
+}
+
+/** A [[peers]] entry with this node's own fingerprint would make it dial itself forever. */
+function refuseSelfPeers(config: Config, fingerprint: string): void {
+  const problems = checkPeersAgainstIdentity(config, fingerprint);
+  if (problems.length > 0) throw new ConfigError(problems);
 }

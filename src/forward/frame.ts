@@ -6,6 +6,7 @@
 // hands out views into the chunk it was given and reuses the last decoded network name.
 
 import { encodeWireName, decodeWireName } from '../control/messages.js';
+import { StreamDecoder } from '../control/stream-decoder.js';
 
 export const MAX_NETWORK_NAME_BYTES = 255;
 export const MAX_PACKET_LENGTH = 0xffff;
@@ -121,8 +122,6 @@ function sizeError(code: number): string {
     : `malformed frame: packet length is 0 (must be 1..${MAX_PACKET_LENGTH})`;
 }
 
-const ABANDONED = 'frame decoder abandoned: an onFrame callback threw or push() was called from inside a callback';
-const ENDED = 'frame decoder received data after end()';
 const INITIAL_PENDING_CAPACITY = 2048;
 
 /**
@@ -133,52 +132,24 @@ const INITIAL_PENDING_CAPACITY = 2048;
  * into the caller's chunk, or into this decoder's reuse buffer for a frame that spanned chunks.
  * Copy it (or finish writing it to the TUN device) before returning.
  */
-export class FrameDecoder {
+export class FrameDecoder extends StreamDecoder<FrameHandler> {
   // Sized on demand, up to one max-size frame: many raw streams exist, most carry small packets.
   private pending = new Uint8Array(0);
-  private pendingLength = 0;
-  private failure: string | null = null;
-  private ended = false;
   // Streams nearly always carry one network, so remember the last name's bytes and string.
   private readonly lastNameBytes = new Uint8Array(MAX_NETWORK_NAME_BYTES);
   private lastNameLength = 0;
   private lastName = '';
 
-  /** The error that stopped this decoder, or null while it is healthy. */
-  get error(): string | null {
-    return this.failure;
+  constructor() {
+    super('frame decoder');
   }
 
-  /** Bytes of an incomplete frame held between pushes. */
-  get bufferedBytes(): number {
-    return this.pendingLength;
+  protected truncation(): string {
+    const size = frameSize(this.pending, 0, this.pendingLength);
+    return `truncated frame: raw stream ended after ${this.pendingLength} bytes of a frame that needs at least ${size}`;
   }
 
-  /**
-   * Feeds the next chunk of the stream, calling `onFrame` for each complete frame in order.
-   * Returns null, or the error that stopped decoding (frames before it were delivered).
-   */
-  push(chunk: Uint8Array, onFrame: FrameHandler): string | null {
-    if (this.failure !== null) return this.failure;
-    if (this.ended) return (this.failure = ENDED);
-    // Left in place if a callback throws, so the decoder is not reused in an unknown state.
-    this.failure = ABANDONED;
-    this.failure = this.consume(chunk, onFrame);
-    return this.failure;
-  }
-
-  /** Marks the end of the stream. Returns an error if it ended inside a frame. */
-  end(): string | null {
-    if (this.failure !== null) return this.failure;
-    this.ended = true;
-    if (this.pendingLength > 0) {
-      const size = frameSize(this.pending, 0, this.pendingLength);
-      this.failure = `truncated frame: raw stream ended after ${this.pendingLength} bytes of a frame that needs at least ${size}`;
-    }
-    return this.failure;
-  }
-
-  private consume(chunk: Uint8Array, onFrame: FrameHandler): string | null {
+  protected consume(chunk: Uint8Array, onFrame: FrameHandler): string | null {
     let pos = 0;
     if (this.pendingLength > 0) {
       // Grow the partial frame step by step: first the name length, then the header, then the packet.

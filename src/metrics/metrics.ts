@@ -69,6 +69,8 @@ export class Metrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
     const observed = (): ObservedState | null => this.observed;
+    const counter = <L extends string = never>(name: string, help: string, labelNames: L[] = []): Counter<L> =>
+      new Counter<L>({ name, help, labelNames, registers });
     new Gauge({
       name: 'vibepn_peer_connected',
       help: 'Peers with a live, trusted QUIC connection.',
@@ -85,34 +87,11 @@ export class Metrics {
         this.set(observed()?.peers().configured ?? 0);
       },
     });
-    this.connectionAttempts = new Counter({
-      name: 'vibepn_peer_connection_attempts_total',
-      help: 'Outbound connection attempts to peers.',
-      registers,
-    });
-    this.connectionFailures = new Counter({
-      name: 'vibepn_peer_connection_failures_total',
-      help: 'Outbound connection attempts that failed, by reason.',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.handshakesRejected = new Counter({
-      name: 'vibepn_peer_handshakes_rejected_total',
-      help: 'Peer certificates refused by the trust check, by reason.',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.protocolViolations = new Counter({
-      name: 'vibepn_peer_protocol_violations_total',
-      help: 'Peer connections closed because of a malformed control stream.',
-      registers,
-    });
-    this.controlMessages = new Counter({
-      name: 'vibepn_control_messages_total',
-      help: 'Control-stream messages, by type and direction.',
-      labelNames: ['type', 'direction'],
-      registers,
-    });
+    this.connectionAttempts = counter('vibepn_peer_connection_attempts_total', 'Outbound connection attempts to peers.');
+    this.connectionFailures = counter('vibepn_peer_connection_failures_total', 'Outbound connection attempts that failed, by reason.', ['reason']);
+    this.handshakesRejected = counter('vibepn_peer_handshakes_rejected_total', 'Peer certificates refused by the trust check, by reason.', ['reason']);
+    this.protocolViolations = counter('vibepn_peer_protocol_violations_total', 'Peer connections closed because of a malformed control stream.');
+    this.controlMessages = counter('vibepn_control_messages_total', 'Control-stream messages, by type and direction.', ['type', 'direction']);
     new Gauge<'network'>({
       name: 'vibepn_routes',
       help: 'Routes learned from peers, per network.',
@@ -123,12 +102,7 @@ export class Metrics {
         for (const [network, count] of observed()?.routeCounts() ?? []) this.set({ network }, count);
       },
     });
-    this.routesRejected = new Counter({
-      name: 'vibepn_routes_rejected_total',
-      help: 'Announced routes refused by the route policy, by network and reason.',
-      labelNames: ['network', 'reason'],
-      registers,
-    });
+    this.routesRejected = counter('vibepn_routes_rejected_total', 'Announced routes refused by the route policy, by network and reason.', ['network', 'reason']);
 
     // Series with a value of 0 from the start, so dashboards and rate() see them before the
     // first event rather than a missing series.
@@ -204,32 +178,30 @@ export class Metrics {
     unattributed.register(NO_NETWORK, this.unattributedForward);
     const forwardTotals = this.forwardTotals;
 
-    new Counter<'network' | 'direction'>({
-      name: 'vibepn_forward_packets_total',
-      help: 'IP packets forwarded, per network; in = from peers to TUN, out = from TUN to peers.',
-      labelNames: ['network', 'direction'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [network, totals] of forwardTotals.read()) {
-          this.inc({ network, direction: 'in' }, totals.packetsIn);
-          this.inc({ network, direction: 'out' }, totals.packetsOut);
-        }
-      },
-    });
-    new Counter<'network' | 'direction'>({
-      name: 'vibepn_forward_bytes_total',
-      help: 'IP packet bytes forwarded, per network; in = from peers to TUN, out = from TUN to peers.',
-      labelNames: ['network', 'direction'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [network, totals] of forwardTotals.read()) {
-          this.inc({ network, direction: 'in' }, totals.bytesIn);
-          this.inc({ network, direction: 'out' }, totals.bytesOut);
-        }
-      },
-    });
+    const inOut = (name: string, help: string, read: (t: ForwardCounters) => [number, number]): void => {
+      new Counter<'network' | 'direction'>({
+        name,
+        help,
+        labelNames: ['network', 'direction'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [network, totals] of forwardTotals.read()) {
+            const [valueIn, valueOut] = read(totals);
+            this.inc({ network, direction: 'in' }, valueIn);
+            this.inc({ network, direction: 'out' }, valueOut);
+          }
+        },
+      });
+    };
+    inOut('vibepn_forward_packets_total', 'IP packets forwarded, per network; in = from peers to TUN, out = from TUN to peers.', (t) => [
+      t.packetsIn,
+      t.packetsOut,
+    ]);
+    inOut('vibepn_forward_bytes_total', 'IP packet bytes forwarded, per network; in = from peers to TUN, out = from TUN to peers.', (t) => [
+      t.bytesIn,
+      t.bytesOut,
+    ]);
     new Counter<'network' | 'reason'>({
       name: 'vibepn_forward_drops_total',
       help: 'IP packets dropped by the forwarder, per network and reason.',

@@ -1,17 +1,13 @@
-// The life of every connection with a peer: dial or accept, admit (admission.ts), open the
+// The life of every admitted connection with a peer (handshake.ts lets them in): open the
 // control session, settle duplicates with the tie-break, hand a peer over to its surviving
-// connection, declare silent peers dead, and close. Each Peer holds its own state; this file is
-// the mechanism that moves it.
+// connection, declare silent peers dead, say Goodbye, and close. Each Peer holds its own state;
+// this file is the mechanism that moves it.
 
-import { isIP } from 'node:net';
 import type { Clock } from '../clock/clock.js';
-import type { Config } from '../config/types.js';
 import type { RouteAnnouncement } from '../control/messages.js';
-import type { TrustStore } from '../crypto/trust.js';
 import { PeerSender } from '../forward/send.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { formatHostPort, parseHostPort, type HostPort } from '../netgraph/hostport.js';
 import type { Routes } from '../netgraph/routes.js';
 import type { QuicCloseInfo, QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
@@ -19,26 +15,16 @@ import {
   APP_DEAD_PEER,
   APP_DUPLICATE,
   APP_GOODBYE,
-  APP_NO_ERROR,
   APP_PROTOCOL_VIOLATION,
-  APP_UNTRUSTED,
   describeAppError,
 } from '../quic/errors.js';
-import { admitInbound, admitOutbound, type Admission } from './admission.js';
-import { HeldStreams } from './held-streams.js';
 import type { Link, Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
 import { Session } from './session.js';
 import type { DaemonTiming } from './timing.js';
 
-type Refusal = Extract<Admission, { ok: false }>;
-
 export interface ConnectionsDeps {
-  dial(to: HostPort): QuicConnection;
   peers: PeerMap;
-  /** The running config (admission reads its peers; reload replaces it). */
-  config(): Config;
-  trust(): TrustStore;
   localFingerprint: string;
   clock: Clock;
   timing: DaemonTiming;
@@ -55,80 +41,7 @@ export class Connections {
 
   constructor(private readonly deps: ConnectionsDeps) {}
 
-  /** Dials a configured peer at its address (its PeerManager decides when). */
-  dial(peer: Peer): void {
-    const address = peer.config?.address;
-    if (!address) return;
-    const { metrics, timing } = this.deps;
-    const shown = formatHostPort(address.host, address.port);
-    metrics.connectionAttempt();
-    let conn: QuicConnection;
-    try {
-      conn = this.deps.dial(address);
-    } catch (error) {
-      metrics.connectionFailure('error');
-      peer.manager?.dialFailed(`cannot dial ${shown}: ${(error as Error).message}`);
-      return;
-    }
-    let established = false;
-    let handshakeTimedOut = false;
-    const cancelTimer = this.deps.clock.after(timing.handshakeTimeoutMs, () => {
-      handshakeTimedOut = true;
-      conn.close(APP_NO_ERROR, 'handshake timed out');
-    });
-    conn.onEstablished = () => {
-      established = true;
-      cancelTimer();
-      this.admitDialed(peer, conn, shown);
-    };
-    conn.onClose = (info) => {
-      cancelTimer();
-      if (established) {
-        this.closed(conn, info);
-        return;
-      }
-      const noAnswer = handshakeTimedOut || info.timedOut;
-      metrics.connectionFailure(noAnswer ? 'timeout' : info.isApp ? 'rejected' : 'handshake');
-      const why = noAnswer ? `no answer within ${timing.handshakeTimeoutMs / 1000}s` : info.reason || 'handshake failed';
-      peer.manager?.dialFailed(`cannot connect to ${shown}: ${why}`);
-    };
-  }
 
-  /** A connection someone dialed to us finished its TLS handshake. */
-  accept(conn: QuicConnection): void {
-    const config = this.deps.config();
-    const trust = this.deps.trust();
-    const admission = admitInbound({
-      certDer: conn.peerCertDer(),
-      peers: config.peers,
-      trust,
-      acceptUnknown: config.daemon.acceptUnknownPeers,
-      remoteHost: hostOf(conn.remoteAddress),
-      hostsOf: (peer) => (peer.address && isIP(peer.address.host) !== 0 ? [peer.address.host] : []),
-    });
-    conn.onClose = (info) => this.closed(conn, info);
-    if (!admission.ok) {
-      this.refuse(conn, admission, `inbound from ${conn.remoteAddress}`);
-      return;
-    }
-    const log = this.deps.logger.child('peer/accept');
-    if (admission.how === 'unknown-accepted') {
-      log.warn(`accepting unknown peer ${admission.name} (${admission.fingerprint.slice(0, 8)}…) from ${conn.remoteAddress}: accept_unknown_peers is on`);
-    }
-    const peerFor = (): Peer | undefined =>
-      admission.peer ? this.deps.peers.byConfigName(admission.peer.name) : this.deps.peers.unknown(admission.fingerprint, admission.name);
-    if (admission.how !== 'first-use') {
-      const peer = peerFor();
-      if (peer) this.admitted(peer, conn, admission.fingerprint);
-      return;
-    }
-    const held = new HeldStreams(() => conn.close(APP_PROTOCOL_VIOLATION, 'too much data before admission'));
-    conn.onStream = (stream) => held.hold(stream);
-    this.learn(admission, conn, `inbound from ${conn.remoteAddress}`).then((learned) => {
-      const peer = learned ? peerFor() : undefined;
-      if (peer) this.admitted(peer, conn, admission.fingerprint, held);
-    });
-  }
 
   /** Checks liveness of every session: Keepalive when due, and a silent peer is declared dead. */
   tick(): void {
@@ -172,78 +85,14 @@ export class Connections {
 
   // ---- admission --------------------------------------------------------------------------
 
-  private admitDialed(peer: Peer, conn: QuicConnection, shown: string): void {
-    const admission = admitOutbound({
-      peer: peer.config!,
-      certDer: conn.peerCertDer(),
-      trust: this.deps.trust(),
-      localFingerprint: this.deps.localFingerprint,
-    });
-    if (!admission.ok) {
-      this.refuseDial(peer, conn, admission, `dialed ${peer.name} at ${shown}`);
-      return;
-    }
-    if (admission.how !== 'first-use') {
-      this.openOutbound(peer, conn, admission.fingerprint);
-      return;
-    }
-    this.learn(admission, conn, `dialed ${peer.name} at ${shown}`, peer).then((learned) => {
-      if (learned) this.openOutbound(peer, conn, admission.fingerprint);
-    });
-  }
 
-  /**
-   * Records a first use before the peer is let in. Resolves to false when the write failed (the
-   * connection is refused) or the connection closed meanwhile.
-   */
-  private async learn(admission: Extract<Admission, { ok: true }>, conn: QuicConnection, what: string, dialed?: Peer): Promise<boolean> {
-    const trust = this.deps.trust();
-    this.deps.logger.child('peer/trust').warn(`trusting ${admission.name} on first use: fingerprint ${admission.fingerprint} stored in ${trust.path}`);
-    try {
-      await trust.learn(admission.name, admission.fingerprint);
-    } catch (error) {
-      const refusal: Refusal = { ok: false, reason: 'tofu_mismatch', message: (error as Error).message };
-      if (dialed) this.refuseDial(dialed, conn, refusal, what);
-      else this.refuse(conn, refusal, what);
-      return false;
-    }
-    return !conn.isClosed;
-  }
 
-  private refuse(conn: QuicConnection, refusal: Refusal, what: string): void {
-    this.deps.metrics.handshakeRejected(refusal.reason);
-    this.deps.logger.child('peer/trust').warn(`refused ${what}: ${refusal.message}`);
-    conn.close(APP_UNTRUSTED, refusal.reason);
-  }
 
-  /** A refused dial is a failed attempt: counted, shown as the peer's last error, and redialed later. */
-  private refuseDial(peer: Peer, conn: QuicConnection, refusal: Refusal, what: string): void {
-    this.deps.metrics.connectionFailure('rejected');
-    this.refuse(conn, refusal, what);
-    peer.manager?.dialFailed(`refused: ${refusal.message}`);
-  }
 
-  private openOutbound(peer: Peer, conn: QuicConnection, fingerprint: string): void {
-    this.deps.peers.setFingerprint(peer, fingerprint);
-    const link = this.register(peer, conn);
-    // PROTOCOL.md section 3: the dialer opens the control stream; every stream the peer opens is data.
-    conn.onStream = (stream) => this.deps.acceptStream(peer, stream);
-    this.openSession(link, conn.openStream());
-  }
 
-  private admitted(peer: Peer, conn: QuicConnection, fingerprint: string, held?: HeldStreams): void {
-    this.deps.peers.setFingerprint(peer, fingerprint);
-    const link = this.register(peer, conn);
-    const dispatch = (stream: QuicStream): void => {
-      // PROTOCOL.md section 3: the first stream the dialer opens is the control stream.
-      if (!link.control) this.openSession(link, stream);
-      else this.deps.acceptStream(peer, stream);
-    };
-    conn.onStream = dispatch;
-    held?.release(dispatch);
-  }
 
-  private register(peer: Peer, conn: QuicConnection): Link {
+  /** Starts tracking an admitted connection. */
+  register(peer: Peer, conn: QuicConnection): Link {
     const link: Link = { conn, peer, session: null, control: null };
     this.links.set(conn, link);
     peer.links.add(link);
@@ -252,7 +101,8 @@ export class Connections {
 
   // ---- sessions ---------------------------------------------------------------------------
 
-  private openSession(link: Link, control: QuicStream): void {
+  /** The control stream exists (we opened it, or it is the first one the dialer opened). */
+  openSession(link: Link, control: QuicStream): void {
     const { conn, peer } = link;
     const { deps } = this;
     link.control = control;
@@ -328,7 +178,8 @@ export class Connections {
     link.conn.close(APP_GOODBYE, 'goodbye');
   }
 
-  private closed(conn: QuicConnection, info: QuicCloseInfo): void {
+  /** The connection is gone, whoever closed it. */
+  closed(conn: QuicConnection, info: QuicCloseInfo): void {
     const link = this.links.get(conn);
     if (!link) return;
     this.links.delete(conn);
@@ -422,10 +273,4 @@ function describeClose(info: QuicCloseInfo): string {
   if (!info.isApp) return info.reason || `transport error ${info.errorCode}`;
   const described = describeAppError(info.errorCode);
   return described + (info.reason && info.reason !== described ? ` (${info.reason})` : '');
-}
-
-/** The host part of a connection's "host:port" remote address. */
-function hostOf(remoteAddress: string): string {
-  const parsed = parseHostPort(remoteAddress, { allowPortZero: true });
-  return parsed.ok ? parsed.host : remoteAddress;
 }

@@ -113,8 +113,16 @@ describe('TrustStore', () => {
     await verify(store, 'node2', FP_A);
     writeFileSync(path, JSON.stringify({}));
     expect(store.check('node2', FP_B)).toMatchObject({ ok: false, reason: 'tofu-mismatch' });
-    store.reload();
+    await store.reload();
     expect(store.check('node2', FP_B)).toEqual({ ok: true, how: 'first-use' });
+  });
+
+  it('reload() waits for a first use still being written, so it is not lost', async () => {
+    const store = new TrustStore(path);
+    const writing = store.learn('node2', FP_A);
+    await store.reload();
+    expect(store.get('node2')).toBe(FP_A);
+    await writing;
   });
 
   it('counts a first use at once, so a racing second key for the same name is refused', async () => {
@@ -139,13 +147,13 @@ describe('TrustStore', () => {
     ['an array', '[]'],
     ['a non-fingerprint value', JSON.stringify({ node2: 'short' })],
     ['a non-string value', JSON.stringify({ node2: 42 })],
-  ])('refuses a corrupt file (%s), naming the file, and never overwrites it', (_what, content) => {
+  ])('refuses a corrupt file (%s), naming the file, and never overwrites it', async (_what, content) => {
     mkdirSync(join(dir, 'state'));
     writeFileSync(path, content);
     const store = new TrustStore(path);
     expect(() => store.get('node2')).toThrow(TrustStoreError);
     expect(() => store.check('node2', FP_A)).toThrow(path);
-    expect(() => store.reload()).toThrow(TrustStoreError);
+    await expect(store.reload()).rejects.toThrow(TrustStoreError);
     expect(readFileSync(path, 'utf8')).toBe(content);
   });
 

@@ -1,0 +1,150 @@
+// The running node: the config and trust store it runs with, its peers, routes and data plane,
+// and the few operations that apply config to them. Start-up and reload (apply-reload.ts) both
+// go through addNetwork/addPeer/removeNetwork/removePeer; the control API reads it as it is.
+
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../clock/clock.js';
+import { resolveNetworkAddress } from '../config/address.js';
+import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
+import type { Identity } from '../crypto/identity.js';
+import type { TrustStore } from '../crypto/trust.js';
+import type { DataPlane } from '../forward/dataplane.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { HostPort } from '../netgraph/hostport.js';
+import type { Routes } from '../netgraph/routes.js';
+import { Connections } from '../peer/connections.js';
+import { Handshakes } from '../peer/handshake.js';
+import { PeerManager } from '../peer/manager.js';
+import type { Peer } from '../peer/peer.js';
+import type { PeerMap } from '../peer/peers.js';
+import { randomNonce } from '../peer/tiebreak.js';
+import type { DaemonTiming } from '../peer/timing.js';
+import type { QuicConnection } from '../quic/connection.js';
+import { announcementsFor } from './announce.js';
+import type { ReloadTarget } from './apply-reload.js';
+import type { ControlState } from './control-api.js';
+
+export interface NodeParts {
+  identity: Identity;
+  config: Config;
+  trust: TrustStore;
+  clock: Clock;
+  timing: DaemonTiming;
+  metrics: Metrics;
+  log: Logger;
+  peers: PeerMap;
+  routes: Routes<Peer>;
+  dataPlane: DataPlane<Peer>;
+  nonce?: () => bigint;
+  /** Opens a QUIC connection from the daemon's one endpoint. */
+  dial(to: HostPort): QuicConnection;
+}
+
+export class Node implements ReloadTarget, ControlState {
+  config: Config;
+  trust: TrustStore;
+  readonly connections: Connections;
+  readonly handshakes: Handshakes;
+  readonly peers: PeerMap;
+  readonly routes: Routes<Peer>;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly startedAt: number;
+  port = 0;
+
+  constructor(private readonly parts: NodeParts) {
+    this.config = parts.config;
+    this.trust = parts.trust;
+    this.peers = parts.peers;
+    this.routes = parts.routes;
+    this.log = parts.log;
+    this.clock = parts.clock;
+    this.startedAt = parts.clock.now();
+    const { identity, timing, metrics, dataPlane } = parts;
+    const acceptStream = (peer: Peer, stream: Parameters<DataPlane<Peer>['acceptStream']>[1]): void => dataPlane.acceptStream(peer, stream);
+    this.connections = new Connections({
+      peers: this.peers,
+      localFingerprint: identity.fingerprint,
+      clock: parts.clock,
+      timing,
+      metrics,
+      logger: parts.log,
+      nonce: parts.nonce ?? (() => randomNonce(randomBytes)),
+      announcementsFor: (peer) => announcementsFor(this.config, peer.config, identity.fingerprint),
+      routes: this.routes,
+      acceptStream,
+    });
+    this.handshakes = new Handshakes({
+      dial: parts.dial,
+      peers: this.peers,
+      config: () => this.config,
+      trust: () => this.trust,
+      localFingerprint: identity.fingerprint,
+      clock: parts.clock,
+      timing,
+      metrics,
+      logger: parts.log,
+      connections: this.connections,
+      acceptStream,
+    });
+  }
+
+  get name(): string {
+    return this.parts.identity.name;
+  }
+
+  get fingerprint(): string {
+    return this.parts.identity.fingerprint;
+  }
+
+  get localFingerprint(): string {
+    return this.parts.identity.fingerprint;
+  }
+
+  interfaceName(network: string): string | undefined {
+    return this.parts.dataPlane.interfaceName(network);
+  }
+
+  addNetwork(net: NetworkConfig): void {
+    const address = resolveNetworkAddress(net, this.fingerprint);
+    const table = this.routes.addNetwork(net.name, net.prefix, address);
+    this.parts.metrics.declareNetwork(net.name);
+    this.parts.dataPlane.addNetwork(net, address, table);
+  }
+
+  removeNetwork(name: string): void {
+    this.parts.dataPlane.removeNetwork(name);
+    this.routes.removeNetwork(name);
+  }
+
+  /** Adds a configured peer with what the trust store learned for it, and its redial schedule. */
+  addPeer(config: PeerConfig): Peer {
+    let learned: string | undefined;
+    try {
+      learned = this.trust.get(config.name);
+    } catch {
+      learned = undefined;
+    }
+    const peer = this.peers.addConfigured(config, learned);
+    if (config.address) {
+      const { timing } = this.parts;
+      peer.manager = new PeerManager(config.name, {
+        dial: () => this.handshakes.dial(peer),
+        isConnected: () => peer.connected,
+        clock: this.clock,
+        logger: this.log.child('peer/manager'),
+        backoff: timing.backoff,
+        healthyAfterMs: timing.healthyAfterMs,
+      });
+    }
+    return peer;
+  }
+
+  /** Stops dialing a peer and says Goodbye on its connections. */
+  removePeer(peer: Peer, reason: string): void {
+    peer.manager?.stop();
+    this.peers.remove(peer);
+    void this.connections.dropPeer(peer, reason);
+  }
+}

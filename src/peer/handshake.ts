@@ -1,0 +1,194 @@
+// A connection's way in: dial a configured peer at its address or accept one that dialed us,
+// then admit it by certificate (admission.ts), record a first use before anything else happens
+// on it, and hand it to Connections. A refused dial is a failed attempt like any other: counted,
+// shown as the peer's last error, and redialed on the backoff schedule.
+
+import { isIP } from 'node:net';
+import type { Clock } from '../clock/clock.js';
+import type { Config } from '../config/types.js';
+import type { TrustStore } from '../crypto/trust.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../netgraph/hostport.js';
+import type { QuicConnection } from '../quic/connection.js';
+import type { QuicStream } from '../quic/stream.js';
+import { APP_NO_ERROR, APP_PROTOCOL_VIOLATION, APP_UNTRUSTED } from '../quic/errors.js';
+import { admitInbound, admitOutbound, type Admission } from './admission.js';
+import type { Connections } from './connections.js';
+import { HeldStreams } from './held-streams.js';
+import type { Peer } from './peer.js';
+import type { PeerMap } from './peers.js';
+import type { DaemonTiming } from './timing.js';
+
+type Refusal = Extract<Admission, { ok: false }>;
+
+export interface HandshakesDeps {
+  dial(to: HostPort): QuicConnection;
+  peers: PeerMap;
+  /** The running config (admission reads its peers; reload replaces it). */
+  config(): Config;
+  trust(): TrustStore;
+  localFingerprint: string;
+  clock: Clock;
+  timing: Pick<DaemonTiming, 'handshakeTimeoutMs'>;
+  metrics: Metrics;
+  logger: Logger;
+  connections: Connections;
+  acceptStream(peer: Peer, stream: QuicStream): void;
+}
+
+export class Handshakes {
+  constructor(private readonly deps: HandshakesDeps) {}
+
+  /** Dials a configured peer at its address (its PeerManager decides when). */
+  dial(peer: Peer): void {
+    const address = peer.config?.address;
+    if (!address) return;
+    const { metrics, timing } = this.deps;
+    const shown = formatHostPort(address.host, address.port);
+    metrics.connectionAttempt();
+    let conn: QuicConnection;
+    try {
+      conn = this.deps.dial(address);
+    } catch (error) {
+      metrics.connectionFailure('error');
+      peer.manager?.dialFailed(`cannot dial ${shown}: ${(error as Error).message}`);
+      return;
+    }
+    let established = false;
+    let handshakeTimedOut = false;
+    const cancelTimer = this.deps.clock.after(timing.handshakeTimeoutMs, () => {
+      handshakeTimedOut = true;
+      conn.close(APP_NO_ERROR, 'handshake timed out');
+    });
+    conn.onEstablished = () => {
+      established = true;
+      cancelTimer();
+      this.admitDialed(peer, conn, shown);
+    };
+    conn.onClose = (info) => {
+      cancelTimer();
+      if (established) {
+        this.deps.connections.closed(conn, info);
+        return;
+      }
+      const noAnswer = handshakeTimedOut || info.timedOut;
+      metrics.connectionFailure(noAnswer ? 'timeout' : info.isApp ? 'rejected' : 'handshake');
+      const why = noAnswer ? `no answer within ${timing.handshakeTimeoutMs / 1000}s` : info.reason || 'handshake failed';
+      peer.manager?.dialFailed(`cannot connect to ${shown}: ${why}`);
+    };
+  }
+
+  /** A connection someone dialed to us finished its TLS handshake. */
+  accept(conn: QuicConnection): void {
+    const config = this.deps.config();
+    const trust = this.deps.trust();
+    const admission = admitInbound({
+      certDer: conn.peerCertDer(),
+      peers: config.peers,
+      trust,
+      acceptUnknown: config.daemon.acceptUnknownPeers,
+      remoteHost: hostOf(conn.remoteAddress),
+      hostsOf: (peer) => (peer.address && isIP(peer.address.host) !== 0 ? [peer.address.host] : []),
+    });
+    conn.onClose = (info) => this.deps.connections.closed(conn, info);
+    if (!admission.ok) {
+      this.refuse(conn, admission, `inbound from ${conn.remoteAddress}`);
+      return;
+    }
+    const log = this.deps.logger.child('peer/accept');
+    if (admission.how === 'unknown-accepted') {
+      log.warn(`accepting unknown peer ${admission.name} (${admission.fingerprint.slice(0, 8)}…) from ${conn.remoteAddress}: accept_unknown_peers is on`);
+    }
+    const peerFor = (): Peer | undefined =>
+      admission.peer ? this.deps.peers.byConfigName(admission.peer.name) : this.deps.peers.unknown(admission.fingerprint, admission.name);
+    if (admission.how !== 'first-use') {
+      const peer = peerFor();
+      if (peer) this.admitted(peer, conn, admission.fingerprint);
+      return;
+    }
+    const held = new HeldStreams(() => conn.close(APP_PROTOCOL_VIOLATION, 'too much data before admission'));
+    conn.onStream = (stream) => held.hold(stream);
+    this.learn(admission, conn, `inbound from ${conn.remoteAddress}`).then((learned) => {
+      const peer = learned ? peerFor() : undefined;
+      if (peer) this.admitted(peer, conn, admission.fingerprint, held);
+    });
+  }
+
+  private admitDialed(peer: Peer, conn: QuicConnection, shown: string): void {
+    const admission = admitOutbound({
+      peer: peer.config!,
+      certDer: conn.peerCertDer(),
+      trust: this.deps.trust(),
+      localFingerprint: this.deps.localFingerprint,
+    });
+    if (!admission.ok) {
+      this.refuseDial(peer, conn, admission, `dialed ${peer.name} at ${shown}`);
+      return;
+    }
+    if (admission.how !== 'first-use') {
+      this.openOutbound(peer, conn, admission.fingerprint);
+      return;
+    }
+    this.learn(admission, conn, `dialed ${peer.name} at ${shown}`, peer).then((learned) => {
+      if (learned) this.openOutbound(peer, conn, admission.fingerprint);
+    });
+  }
+
+  /**
+   * Records a first use before the peer is let in. Resolves to false when the write failed (the
+   * connection is refused) or the connection closed meanwhile.
+   */
+  private async learn(admission: Extract<Admission, { ok: true }>, conn: QuicConnection, what: string, dialed?: Peer): Promise<boolean> {
+    const trust = this.deps.trust();
+    this.deps.logger.child('peer/trust').warn(`trusting ${admission.name} on first use: fingerprint ${admission.fingerprint} stored in ${trust.path}`);
+    try {
+      await trust.learn(admission.name, admission.fingerprint);
+    } catch (error) {
+      const refusal: Refusal = { ok: false, reason: 'tofu_mismatch', message: (error as Error).message };
+      if (dialed) this.refuseDial(dialed, conn, refusal, what);
+      else this.refuse(conn, refusal, what);
+      return false;
+    }
+    return !conn.isClosed;
+  }
+
+  private refuse(conn: QuicConnection, refusal: Refusal, what: string): void {
+    this.deps.metrics.handshakeRejected(refusal.reason);
+    this.deps.logger.child('peer/trust').warn(`refused ${what}: ${refusal.message}`);
+    conn.close(APP_UNTRUSTED, refusal.reason);
+  }
+
+  /** A refused dial is a failed attempt: counted, shown as the peer's last error, and redialed later. */
+  private refuseDial(peer: Peer, conn: QuicConnection, refusal: Refusal, what: string): void {
+    this.deps.metrics.connectionFailure('rejected');
+    this.refuse(conn, refusal, what);
+    peer.manager?.dialFailed(`refused: ${refusal.message}`);
+  }
+
+  private openOutbound(peer: Peer, conn: QuicConnection, fingerprint: string): void {
+    this.deps.peers.setFingerprint(peer, fingerprint);
+    const link = this.deps.connections.register(peer, conn);
+    // PROTOCOL.md section 3: the dialer opens the control stream; every stream the peer opens is data.
+    conn.onStream = (stream) => this.deps.acceptStream(peer, stream);
+    this.deps.connections.openSession(link, conn.openStream());
+  }
+
+  private admitted(peer: Peer, conn: QuicConnection, fingerprint: string, held?: HeldStreams): void {
+    this.deps.peers.setFingerprint(peer, fingerprint);
+    const link = this.deps.connections.register(peer, conn);
+    const dispatch = (stream: QuicStream): void => {
+      // PROTOCOL.md section 3: the first stream the dialer opens is the control stream.
+      if (!link.control) this.deps.connections.openSession(link, stream);
+      else this.deps.acceptStream(peer, stream);
+    };
+    conn.onStream = dispatch;
+    held?.release(dispatch);
+  }
+}
+
+/** The host part of a connection's "host:port" remote address. */
+function hostOf(remoteAddress: string): string {
+  const parsed = parseHostPort(remoteAddress, { allowPortZero: true });
+  return parsed.ok ? parsed.host : remoteAddress;
+}
