@@ -23,6 +23,11 @@ import type { PeerMap } from './peers.js';
 import { Session } from './session.js';
 import type { DaemonTiming } from './timing.js';
 
+/** A liveness probe waits about one RTT plus this margin, checked in this many steps, at most this long. */
+const PROBE_MARGIN_MS = 250;
+const PROBE_CHECKS = 5;
+const PROBE_MAX_MS = 2000;
+
 export interface ConnectionsDeps {
   peers: PeerMap;
   localFingerprint: string;
@@ -145,9 +150,52 @@ export class Connections {
 
   private hello(link: Link): void {
     const { peer } = link;
+    peer.lastSeen = this.deps.clock.now();
+    const previous = peer.active;
+    if (previous && previous !== link && peer.handover !== link) {
+      // The tie-break may only choose between two live connections. A peer that restarted
+      // left its old connection half-open here: it would win or lose against the new one by
+      // chance, and a win would lock the peer out until the liveness timeout.
+      this.probe(previous, (alive) => {
+        if (link.session?.state !== 'open' || peer.active === link) return;
+        if (peer.active !== previous) return this.hello(link); // things moved on: judge again
+        if (alive) return this.settle(link);
+        this.deps.logger
+          .child('peer/registry')
+          .info(`${peer.label}: the old ${previous.conn.direction} connection did not answer a probe; taking the new ${link.conn.direction} one (the peer restarted?)`);
+        this.ended(previous, 'no answer to a liveness probe');
+        previous.conn.close(APP_DEAD_PEER, 'no answer to a liveness probe');
+      });
+      return;
+    }
+    this.settle(link);
+  }
+
+  /**
+   * Sends the connection an ack-eliciting packet and reports whether anything came back within
+   * about one RTT plus a margin (a quiche PTO retransmits the probe once on a lossy path).
+   */
+  private probe(target: Link, done: (alive: boolean) => void): void {
+    const { conn } = target;
+    const before = conn.packetsReceived();
+    const deadline = Math.min(PROBE_MAX_MS, PROBE_MARGIN_MS + 4 * (conn.rttMs() ?? PROBE_MARGIN_MS));
+    conn.ping();
+    let checks = 0;
+    const check = (): void => {
+      checks++;
+      if (conn.isClosed) return done(false);
+      if (conn.packetsReceived() > before) return done(true);
+      if (checks >= PROBE_CHECKS) return done(false);
+      this.deps.clock.after(deadline / PROBE_CHECKS, check);
+    };
+    this.deps.clock.after(deadline / PROBE_CHECKS, check);
+  }
+
+  /** The Hello exchange is done and the link is known to compete only with live ones. */
+  private settle(link: Link): void {
+    const { peer } = link;
     const session = link.session!;
     const log = this.deps.logger;
-    peer.lastSeen = this.deps.clock.now();
     const previous = peer.active;
     const handingOver = peer.handover === link;
     if (handingOver) peer.handover = null;

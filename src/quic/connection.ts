@@ -113,6 +113,26 @@ export class QuicConnection implements StreamOwner {
     this.host.scheduleService(this);
   }
 
+  /**
+   * Sends an ack-eliciting packet (a PING, retransmitted by quiche's loss recovery like any
+   * other): a live peer answers within about one RTT, which packetsReceived() shows.
+   */
+  ping(): void {
+    if (this.native === null || this.closing) return;
+    this.native.sendAckEliciting();
+    this.host.scheduleService(this);
+  }
+
+  /** Packets received so far (a native call: for probes, not for the data path). */
+  packetsReceived(): number {
+    return this.native?.stats().recv ?? 0;
+  }
+
+  /** Smoothed round-trip time in ms, or null before the first RTT sample. */
+  rttMs(): number | null {
+    return this.native?.pathStats()[0]?.rtt ?? null;
+  }
+
   stats(): QuicConnectionStats {
     const native = this.native;
     const stats = native?.stats();

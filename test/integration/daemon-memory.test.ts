@@ -29,6 +29,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   await Promise.all(nodes.map((n) => n.daemon?.stop('test over')));
+  await Promise.all(crashed.splice(0).map((d) => d.stop('test over')));
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -40,13 +41,44 @@ async function memoryNode(name: string, host: string): Promise<TestNode> {
   return node;
 }
 
-function start(node: TestNode, peers: TestNode[]): Promise<Daemon> {
+/** Each node's current endpoint, so a test can pull its socket out from under it (a crash). */
+const endpoints = new Map<TestNode, QuicEndpoint>();
+
+function start(node: TestNode, peers: TestNode[], nonce?: bigint): Promise<Daemon> {
   const host = node.address.slice(0, node.address.lastIndexOf(':'));
-  return startNode(node, writeNodeConfig(node, peers.map((p) => peerOf(p, ['corp']))), {
+  // A crashed life still holds its control socket; each life gets its own.
+  const controlSocket = join(node.dir, `vpn-${crashed.length}.sock`);
+  return startNode(node, writeNodeConfig(node, peers.map((p) => peerOf(p, ['corp'])), undefined, { controlSocket }), {
     clock,
     timing: DEFAULT_TIMING,
-    endpointFactory: (options) => QuicEndpoint.listen({ ...options, socket: network.socket(host) }),
+    ...(nonce === undefined ? {} : { nonce: () => nonce }),
+    endpointFactory: async (options) => {
+      const endpoint = await QuicEndpoint.listen({ ...options, socket: network.socket(host) });
+      endpoints.set(node, endpoint);
+      return endpoint;
+    },
   });
+}
+
+/**
+ * kill -9: the process and its socket vanish without a word; nothing it owned says Goodbye. The
+ * old Daemon object is only stopped at the end of the test, its packets going nowhere.
+ */
+async function crash(node: TestNode): Promise<Daemon> {
+  const dead = node.daemon!;
+  await endpoints.get(node)!.socket.close();
+  node.daemon = undefined;
+  crashed.push(dead);
+  return dead;
+}
+const crashed: Daemon[] = [];
+
+/** Moves daemon time forward in small steps (liveness probes wait fractions of a second). */
+async function advanceMs(ms: number, step = 50): Promise<void> {
+  for (let t = 0; t < ms; t += step) {
+    clock.advance(step);
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 /** Moves daemon time forward one second at a time, letting the event loop carry each second's packets. */
@@ -95,5 +127,33 @@ describe('two daemons on an in-memory network with a fake clock', () => {
     expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
     expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`]);
     expect(metricValue(await metricsText(a), 'vibepn_peer_connected', '')).toBe(1);
+  });
+
+  it('a peer that crashed and restarted at once is back within a second, even when its new dial loses the tie-break', async () => {
+    const a = await memoryNode('a', '10.0.0.1');
+    const b = await memoryNode('b', '10.0.0.2');
+    // Low nonces for the first lives: whichever connection survives has dialer nonce 5.
+    await start(a, [b], 5n);
+    await start(b, [a], 5n);
+    await waitFor(() => routeSet(a.daemon!).length === 1 && routeSet(b.daemon!).length === 1, 'a and b to exchange routes');
+    await advanceMs(500);
+    const before = a.daemon!.sessionWith(b.fingerprint);
+
+    await crash(b);
+    // The new b's nonce is the highest there is: on nonce alone, a would keep the dead connection.
+    await start(b, [a], (1n << 64n) - 1n);
+    let waited = 0;
+    while (!(routeSet(b.daemon!).length === 1 && a.daemon!.sessionWith(b.fingerprint) !== before) && waited < 3000) {
+      await advanceMs(50);
+      waited += 50;
+    }
+    expect(waited).toBeLessThan(1000);
+    expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
+    expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`]);
+    expect(a.daemon!.connectionCount()).toBe(1);
+    expect(a.lines.some((l) => l.includes('did not answer a probe'))).toBe(true);
+    // The surviving connection really carries b's session: a keepalive from the new b is heard.
+    await advanceMs(11_000, 500);
+    expect(a.daemon!.sessionWith(b.fingerprint)?.lastReceivedAt).toBeGreaterThan(clock.now() - 2000);
   });
 });
