@@ -27,6 +27,7 @@ import { APP_SHUTDOWN } from '../quic/errors.js';
 import type { TunFactory } from '../tun/types.js';
 import { applyReload } from './apply-reload.js';
 import { ControlApi } from './control-api.js';
+import type { LocalAddresses } from './local-addresses.js';
 import { Node } from './node.js';
 
 export { DEFAULT_TIMING, type DaemonTiming } from '../peer/timing.js';
@@ -50,6 +51,8 @@ export interface DaemonOptions {
   processMetrics?: boolean;
   clock?: Clock;
   endpointFactory?: EndpointFactory;
+  /** This host's addresses, watched for roaming; the OS's by default. */
+  localAddresses?: LocalAddresses;
 }
 
 /** A learned route as text, for tests and diagnostics. */
@@ -130,6 +133,7 @@ export class Daemon {
       routes: this.routes,
       dataPlane: this.dataPlane,
       nonce: this.options.nonce,
+      localAddresses: this.options.localAddresses,
       dial: (to) => this.endpoint!.connect(to),
     });
     this.node = node;
@@ -160,7 +164,7 @@ export class Daemon {
       throw error;
     }
     for (const peer of this.peers.configured()) peer.manager?.start();
-    this.cancelTicker = this.clock.every(this.timing.tickMs, () => node.connections.tick());
+    this.cancelTicker = this.clock.every(this.timing.tickMs, () => node.tick());
     this.running = true;
     const listen = formatHostPort(config.daemon.listen.host, config.daemon.listen.port);
     this.log.child('daemon').info(
@@ -189,7 +193,6 @@ export class Daemon {
   }
 
   // ---- for tests and diagnostics ----------------------------------------------------------
-
   routeList(): RouteEntry[] {
     return this.routes.list().map((r) => ({ network: r.network, prefix: formatPrefix(r.prefix), peer: r.peer.id, metric: r.metric }));
   }
@@ -216,7 +219,6 @@ export class Daemon {
   }
 
   // ---- shutdown ---------------------------------------------------------------------------
-
   private get started(): Node {
     if (!this.node) throw new Error('the daemon has not been started');
     return this.node;

@@ -24,6 +24,7 @@ import type { QuicConnection } from '../quic/connection.js';
 import { announcementsFor } from './announce.js';
 import type { ReloadTarget } from './apply-reload.js';
 import type { ControlState } from './control-api.js';
+import { AddressWatch, systemAddresses, type LocalAddresses } from './local-addresses.js';
 
 export interface NodeParts {
   identity: Identity;
@@ -37,6 +38,8 @@ export interface NodeParts {
   routes: Routes<Peer>;
   dataPlane: DataPlane<Peer>;
   nonce?: () => bigint;
+  /** This host's addresses, watched for roaming; the OS's by default. */
+  localAddresses?: LocalAddresses;
   /** Opens a QUIC connection from the daemon's one endpoint. */
   dial(to: HostPort): QuicConnection;
 }
@@ -52,8 +55,10 @@ export class Node implements ReloadTarget, ControlState {
   readonly clock: Clock;
   readonly startedAt: number;
   port = 0;
+  private readonly addresses: AddressWatch;
 
   constructor(private readonly parts: NodeParts) {
+    this.addresses = new AddressWatch(parts.localAddresses ?? systemAddresses);
     this.config = parts.config;
     this.trust = parts.trust;
     this.peers = parts.peers;
@@ -139,6 +144,34 @@ export class Node implements ReloadTarget, ControlState {
       });
     }
     return peer;
+  }
+
+  /** Once a tick (1 s): liveness of every session, and whether this host moved. */
+  tick(): void {
+    if (this.addresses.changed()) {
+      this.log.child('daemon').info('local addresses changed; re-establishing paths to peers');
+      this.addressesChanged();
+    }
+    this.connections.tick();
+  }
+
+  /**
+   * This host's addresses changed (DHCP renewal, a laptop on another network). A connection we
+   * dialed follows us by QUIC migration once the peer hears from the new address, so it gets a
+   * packet at once; one we accepted cannot migrate, so the peer is dialed from the new address
+   * (the peer's liveness probe then retires the stale connection); peers that are down are
+   * dialed now instead of at the end of their backoff.
+   */
+  private addressesChanged(): void {
+    for (const peer of this.peers.configured()) {
+      const link = peer.active;
+      if (!link) peer.manager?.retryNow();
+      else if (link.conn.direction === 'outbound') link.conn.ping();
+      else if (peer.config?.address) this.handshakes.dial(peer);
+    }
+    for (const peer of this.peers.unknowns()) {
+      if (peer.active?.conn.direction === 'outbound') peer.active.conn.ping();
+    }
   }
 
   /** Stops dialing a peer and says Goodbye on its connections. */

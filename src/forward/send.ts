@@ -60,8 +60,10 @@ export class PeerSender {
   }
 
   private ensureStream(): QuicStream | null {
-    if (this.stream?.writable) return this.stream;
+    // A closing connection keeps its streams writable until it is released; what it would take
+    // now is never sent, so it is refused (and counted) here.
     if (this.connection.isClosed) return null;
+    if (this.stream?.writable) return this.stream;
     let stream: QuicStream;
     try {
       stream = this.connection.openStream();

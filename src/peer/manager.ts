@@ -43,6 +43,14 @@ export class PeerManager {
     this.clearTimer();
   }
 
+  /** Something changed that may make the peer reachable now (our addresses): dial without waiting out the backoff. */
+  retryNow(): void {
+    if (this.state === 'stopped' || this.deps.isConnected()) return;
+    this.backoff.reset();
+    this.clearTimer();
+    this.dialNow();
+  }
+
   /** A session with this peer became active (dialed by us or by them). */
   connected(): void {
     if (this.state === 'stopped') return;

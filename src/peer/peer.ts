@@ -76,7 +76,8 @@ export class Peer implements RoutePeer, ForwardTarget {
   }
 
   autoAddressIn(network: string, prefix: Prefix): Uint8Array {
-    const key = `${network}\n${prefix.family}\n${prefix.length}\n${prefix.bytes.join('.')}`;
+    // The fingerprint is part of the key: a reload can forget a learned key and a first use learn another.
+    const key = `${this.id}\n${network}\n${prefix.length}\n${prefix.bytes.join('.')}`;
     let address = this.autoAddresses.get(key);
     if (!address) this.autoAddresses.set(key, (address = deriveAutoAddress(network, prefix, this.id)));
     return address;

@@ -82,7 +82,9 @@ export function buildQuicheConfig(options: QuicTransportOptions): Config {
   config.setInitialMaxStreamsBidi(INITIAL_MAX_STREAMS_BIDI);
   config.setMaxConnectionWindow(MAX_CONNECTION_WINDOW);
   config.setMaxStreamWindow(MAX_STREAM_WINDOW);
-  config.setDisableActiveMigration(true);
+  // A laptop that changes networks keeps the connections it dialed: its packets arrive from a new
+  // address and quiche validates and follows the new path (RFC 9000 section 9).
+  config.setDisableActiveMigration(false);
   config.setCcAlgorithm(congestionControlAlgorithm(options.congestionControl));
   // We send every datagram as soon as quiche produces it and ignore SendInfo.at, so quiche's
   // pacer would only compute timestamps nobody reads.

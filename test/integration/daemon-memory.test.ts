@@ -44,14 +44,18 @@ async function memoryNode(name: string, host: string): Promise<TestNode> {
 /** Each node's current endpoint, so a test can pull its socket out from under it (a crash). */
 const endpoints = new Map<TestNode, QuicEndpoint>();
 
-function start(node: TestNode, peers: TestNode[], nonce?: bigint): Promise<Daemon> {
+/** What each node believes its own addresses are (a roaming test moves one). */
+const ownAddresses = new Map<TestNode, string[]>();
+
+function start(node: TestNode, peers: TestNode[], nonce?: bigint, timing = DEFAULT_TIMING): Promise<Daemon> {
   const host = node.address.slice(0, node.address.lastIndexOf(':'));
   // A crashed life still holds its control socket; each life gets its own.
   const controlSocket = join(node.dir, `vpn-${crashed.length}.sock`);
   return startNode(node, writeNodeConfig(node, peers.map((p) => peerOf(p, ['corp'])), undefined, { controlSocket }), {
     clock,
-    timing: DEFAULT_TIMING,
+    timing,
     ...(nonce === undefined ? {} : { nonce: () => nonce }),
+    localAddresses: () => ownAddresses.get(node) ?? [host],
     endpointFactory: async (options) => {
       const endpoint = await QuicEndpoint.listen({ ...options, socket: network.socket(host) });
       endpoints.set(node, endpoint);
@@ -73,11 +77,15 @@ async function crash(node: TestNode): Promise<Daemon> {
 }
 const crashed: Daemon[] = [];
 
-/** Moves daemon time forward in small steps (liveness probes wait fractions of a second). */
-async function advanceMs(ms: number, step = 50): Promise<void> {
+/**
+ * Moves daemon time forward in small steps (liveness probes wait fractions of a second). QUIC's
+ * own timers (path validation, retransmission) run on real time, so `realMs` of it pass per step.
+ */
+async function advanceMs(ms: number, step = 50, realMs = 0): Promise<void> {
   for (let t = 0; t < ms; t += step) {
     clock.advance(step);
     for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    if (realMs > 0) await new Promise((resolve) => setTimeout(resolve, realMs));
   }
 }
 
@@ -156,4 +164,56 @@ describe('two daemons on an in-memory network with a fake clock', () => {
     await advanceMs(11_000, 500);
     expect(a.daemon!.sessionWith(b.fingerprint)?.lastReceivedAt).toBeGreaterThan(clock.now() - 2000);
   });
+
+  /**
+   * b's underlay address changes from 10.0.0.2 to 10.0.0.9, as a laptop's does on another network:
+   * its packets now come from the new address, nothing reaches the old one, and a's config still
+   * names the old one (only b can find a).
+   */
+  function roam(b: TestNode): void {
+    network.filter = (packet) => {
+      if (packet.toHost === '10.0.0.2') return false;
+      if (packet.fromHost === '10.0.0.2') packet.fromHost = '10.0.0.9';
+      if (packet.toHost === '10.0.0.9') packet.toHost = '10.0.0.2';
+      return true;
+    };
+    ownAddresses.set(b, ['10.0.0.9']);
+  }
+
+  for (const survivor of ['b dialed', 'a dialed'] as const) {
+    it(`a roaming node is reachable again within 10 s (the surviving connection: ${survivor})`, async () => {
+      const a = await memoryNode('a', '10.0.0.1');
+      const b = await memoryNode('b', '10.0.0.2');
+      // The node that starts second is the one whose dial finds the other up; the first one's
+      // dial is abandoned at its handshake timeout before that.
+      const [first, second] = survivor === 'b dialed' ? [a, b] : [b, a];
+      // Keepalives every 2 s, so "each side heard the other after the move" is measured finely.
+      const timing = { ...DEFAULT_TIMING, keepaliveMs: 2000 };
+      await start(first, [second], 5n, timing);
+      await advanceMs(5500, 500);
+      await start(second, [first], 5n, timing);
+      await waitFor(() => routeSet(a.daemon!).length === 1 && routeSet(b.daemon!).length === 1 && a.daemon!.connectionCount() === 1, 'a and b to connect');
+      await advanceMs(500);
+      expect(a.daemon!.sessionWith(b.fingerprint)!.direction).toBe(survivor === 'b dialed' ? 'inbound' : 'outbound');
+
+      roam(b);
+      const movedAt = clock.now();
+      // Recovered: each side hears the other after the move.
+      const heard = (x: TestNode, y: TestNode) => (x.daemon!.sessionWith(y.fingerprint)?.lastReceivedAt ?? 0) > movedAt;
+      let waited = 0;
+      while (!(heard(a, b) && heard(b, a)) && waited < 30_000) {
+        await advanceMs(250, 50, 2);
+        waited += 250;
+      }
+      expect(waited).toBeLessThan(10_000);
+      expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
+      expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`]);
+      expect(b.lines.some((l) => l.includes('local addresses changed'))).toBe(true);
+      // And it stays up: a minute of keepalives over the new path, no liveness timeout.
+      await advanceMs(60_000, 1000);
+      expect(heard(a, b) && heard(b, a)).toBe(true);
+      expect(a.daemon!.sessionWith(b.fingerprint)!.lastReceivedAt).toBeGreaterThan(clock.now() - 15_000);
+      expect(routeSet(a.daemon!)).toHaveLength(1);
+    });
+  }
 });
