@@ -43,7 +43,13 @@ export async function applyReload(next: Config, target: ReloadTarget): Promise<s
   for (const peer of target.peers.withKeys()) {
     if (peer.connected) before.set(peer, announcementsFor(previous, peer.config, target.localFingerprint));
   }
-  target.config = next;
+  // What runs: the new config, except settings that only a restart applies. A second reload then
+  // still reports them instead of "no changes" while the file differs from what runs.
+  target.config = {
+    ...next,
+    identity: { ...next.identity, cert: previous.identity.cert, key: previous.identity.key, fingerprint: previous.identity.fingerprint },
+    daemon: { ...next.daemon, listen: previous.daemon.listen, controlSocket: previous.daemon.controlSocket, metricsListen: previous.daemon.metricsListen },
+  };
   log.setLevel(next.daemon.logLevel);
 
   for (const config of [...plan.peersRemoved, ...plan.peersReplaced]) {

@@ -16,6 +16,10 @@ export interface ReloadPlan {
   networksRemoved: NetworkConfig[];
   /** Prefix, address, interface or MTU changed: the interface is rebuilt. */
   networksRebuilt: NetworkConfig[];
+  /** Only export or exported routes changed: peers hear Announce/Withdraw, nothing is rebuilt. */
+  networksUpdated: NetworkConfig[];
+  /** Settings applied live, named as config keys (log level, unknown peers, known-peers file). */
+  settingsChanged: string[];
   /** Settings that only take effect on restart, named as config keys. */
   needsRestart: string[];
 }
@@ -36,9 +40,9 @@ function sameAddress(a: 'auto' | Uint8Array, b: 'auto' | Uint8Array): boolean {
   return a === 'auto' || b === 'auto' ? a === b : bytesEqual(a, b);
 }
 
-/** Same networks and allowed routes: nothing a session needs to hear about. */
+/** Same networks (in any order) and allowed routes: nothing a session needs to hear about. */
 function samePeer(a: PeerConfig, b: PeerConfig): boolean {
-  return a.networks.join('\n') === b.networks.join('\n') && samePrefixes(a.allowedRoutes, b.allowedRoutes);
+  return [...a.networks].sort().join('\n') === [...b.networks].sort().join('\n') && samePrefixes(a.allowedRoutes, b.allowedRoutes);
 }
 
 export function planReload(before: Config, after: Config): ReloadPlan {
@@ -50,6 +54,8 @@ export function planReload(before: Config, after: Config): ReloadPlan {
     networksAdded: [],
     networksRemoved: [],
     networksRebuilt: [],
+    networksUpdated: [],
+    settingsChanged: [],
     needsRestart: [],
   };
   const oldPeers = new Map(before.peers.map((p) => [p.name, p]));
@@ -67,6 +73,8 @@ export function planReload(before: Config, after: Config): ReloadPlan {
     if (!old) plan.networksAdded.push(net);
     else if (!samePrefix(old.prefix, net.prefix) || !sameAddress(old.address, net.address) || old.interface !== net.interface || old.mtu !== net.mtu) {
       plan.networksRebuilt.push(net);
+    } else if (old.export !== net.export || !samePrefixes(old.routes, net.routes)) {
+      plan.networksUpdated.push(net);
     }
   }
   for (const [name, net] of before.networks) if (!after.networks.has(name)) plan.networksRemoved.push(net);
@@ -80,6 +88,12 @@ export function planReload(before: Config, after: Config): ReloadPlan {
     ['daemon.metrics_listen', !sameHostPort(before.daemon.metricsListen, after.daemon.metricsListen)],
   ];
   for (const [key, differs] of changed) if (differs) plan.needsRestart.push(key);
+  const live: Array<[string, boolean]> = [
+    ['daemon.log_level', before.daemon.logLevel !== after.daemon.logLevel],
+    ['daemon.accept_unknown_peers', before.daemon.acceptUnknownPeers !== after.daemon.acceptUnknownPeers],
+    ['identity.known_peers', before.identity.knownPeers !== after.identity.knownPeers],
+  ];
+  for (const [key, differs] of live) if (differs) plan.settingsChanged.push(key);
   return plan;
 }
 
@@ -93,6 +107,8 @@ export function describePlan(plan: ReloadPlan): string {
   if (plan.networksAdded.length) parts.push(`networks added: ${names(plan.networksAdded)}`);
   if (plan.networksRemoved.length) parts.push(`networks removed: ${names(plan.networksRemoved)}`);
   if (plan.networksRebuilt.length) parts.push(`networks rebuilt: ${names(plan.networksRebuilt)}`);
+  if (plan.networksUpdated.length) parts.push(`networks updated: ${names(plan.networksUpdated)}`);
+  if (plan.settingsChanged.length) parts.push(`settings changed: ${plan.settingsChanged.join(', ')}`);
   if (plan.needsRestart.length) parts.push(`needs restart to take effect: ${plan.needsRestart.join(', ')}`);
   return parts.length ? parts.join('; ') : 'no changes';
 }

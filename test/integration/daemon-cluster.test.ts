@@ -204,6 +204,19 @@ describe('daemon cluster', () => {
     expect(a.daemon!.sessionWith(b.fingerprint)).toBe(abSession);
   });
 
+  it('reload applies log_level live and keeps reporting a change that needs a restart', async () => {
+    const [a] = await makeNodes('a');
+    await startNode(a, writeNodeConfig(a, [], undefined, { logLevel: 'info' }));
+    writeNodeConfig(a, [], undefined, { logLevel: 'debug' });
+    expect(await a.daemon!.reload()).toBe('settings changed: daemon.log_level');
+    expect(a.daemon!.currentConfig.daemon.logLevel).toBe('debug');
+    // The listen address is only applied by a restart: every reload says so until then.
+    writeNodeConfig(a, [], undefined, { logLevel: 'debug', listen: '127.0.0.1:1' });
+    expect(await a.daemon!.reload()).toBe('needs restart to take effect: daemon.listen');
+    expect(await a.daemon!.reload()).toBe('needs restart to take effect: daemon.listen');
+    expect(a.lines.filter((l) => l.includes('daemon.listen changed; restart the daemon to apply'))).toHaveLength(2);
+  });
+
   it('reload sends Withdraw and Announce for export changes without touching the session', async () => {
     const [a, b] = await makeNodes('a', 'b');
     await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]));

@@ -130,7 +130,17 @@ describe('planReload', () => {
   it('does not rebuild a network for a change of export or routes (announcements follow instead)', () => {
     const before = base();
     const after = withNetwork(before, newNetwork('corp', '10.42.0.0/24', { export: false, routes: ['192.168.7.0/24'] }));
-    expect(summary(planReload(before, after))).toEqual({});
+    const plan = planReload(before, after);
+    expect(summary(plan)).toEqual({ networksUpdated: ['corp'] });
+    expect(describePlan(plan)).toBe('networks updated: corp');
+  });
+
+  it('names settings applied live, so a reload never says "no changes" when something changed', () => {
+    const before = base();
+    const after = config(before.peers, [...before.networks.values()], { daemon: { logLevel: 'debug', acceptUnknownPeers: true } });
+    const plan = planReload(before, after);
+    expect(plan.settingsChanged).toEqual(['daemon.log_level', 'daemon.accept_unknown_peers']);
+    expect(describePlan(plan)).toBe('settings changed: daemon.log_level, daemon.accept_unknown_peers');
   });
 
   it('names the settings that need a restart as config keys, in a fixed order', () => {
