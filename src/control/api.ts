@@ -24,6 +24,8 @@ export interface StatusResult {
   port: number;
   peers_connected: number;
   peers_configured: number;
+  /** Live connections carrying a session; one per connected peer once duplicates are settled. */
+  connections: number;
   routes: number;
   networks: NetworkStatus[];
 }

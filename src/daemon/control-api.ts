@@ -19,6 +19,7 @@ import { formatIp, formatPrefix } from '../netgraph/addr.js';
 import { formatHostPort } from '../netgraph/hostport.js';
 import type { Routes } from '../netgraph/routes.js';
 import type { Peer } from '../peer/peer.js';
+import type { Connections } from '../peer/connections.js';
 import type { PeerMap } from '../peer/peers.js';
 
 /** What the control API reads; the daemon owns all of it. */
@@ -33,6 +34,7 @@ export interface ControlState {
   readonly trust: TrustStore;
   readonly peers: PeerMap;
   readonly routes: Routes<Peer>;
+  readonly connections: Pick<Connections, 'connectionCount'>;
   interfaceName(network: string): string | undefined;
 }
 
@@ -80,6 +82,7 @@ export class ControlApi {
       port: state.port,
       peers_connected: state.peers.connectedCount(),
       peers_configured: config.peers.length,
+      connections: state.connections.connectionCount(),
       routes: state.routes.list().length,
       networks: [...config.networks.values()].map((net) => ({
         name: net.name,

@@ -98,6 +98,7 @@ function setup(actions: Partial<ControlActions> = {}): Setup {
     } as unknown as TrustStore,
     peers,
     routes,
+    connections: { connectionCount: () => 2 },
     interfaceName: (network) => (network === 'corp' ? 'vpn-corp' : undefined),
   };
   const api = new ControlApi(state, {
@@ -123,6 +124,7 @@ describe('ControlApi status', () => {
       port: 51820,
       peers_connected: 2,
       peers_configured: 3,
+      connections: 2,
       routes: 1,
       networks: [
         { name: 'corp', interface: 'vpn-corp', address: formatIp(deriveAutoAddress('corp', corp.prefix, selfFingerprint)), prefix: '10.42.0.0/24', export: true },
