@@ -9,7 +9,7 @@ import { INBOUND_ONLY_NEEDS_FINGERPRINT, PIN_SOURCE, formatOptionalEndpoint, par
 import { writeConfigFile } from '../config/write.js';
 import { fingerprintOfPem } from '../crypto/identity.js';
 import { parseCidr } from '../netgraph/addr.js';
-import { CommandError, HELP_FLAG, UsageError, flagValue, optionalString, parseOptions, requireString, splitList, wantsHelp } from './args.js';
+import { CommandError, FORCE_FLAG, UsageError, flagValue, optionalString, parseCommandFlags, requireString, splitList, stringFlags } from './args.js';
 import type { Output } from './output.js';
 
 export const ADD_PEER_HELP = `usage: vpnctl add-peer [--config P] --name N --address HOST:PORT [--fingerprint FP] --networks a,b
@@ -21,21 +21,9 @@ is learned from the first connection to --address. --force replaces a peer of th
 Run 'vpnctl reload' afterwards if the daemon is running.`;
 
 export async function runAddPeer(argv: string[], out: Output): Promise<void> {
-  const { values } = parseOptions(
-    argv,
-    {
-      ...HELP_FLAG,
-      config: { type: 'string' },
-      name: { type: 'string' },
-      address: { type: 'string' },
-      fingerprint: { type: 'string' },
-      networks: { type: 'string' },
-      'allowed-routes': { type: 'string' },
-      force: { type: 'boolean' },
-    },
-    ADD_PEER_HELP,
-  );
-  if (wantsHelp(values, ADD_PEER_HELP, out)) return;
+  const flags = { ...stringFlags('config', 'name', 'address', 'fingerprint', 'networks', 'allowed-routes'), ...FORCE_FLAG };
+  const values = parseCommandFlags(argv, flags, ADD_PEER_HELP, out);
+  if (values === undefined) return;
   const name = requireString(values, 'name', ADD_PEER_HELP);
   const addressText = optionalString(values, 'address');
   if (addressText === undefined) throw new UsageError('missing required flag --address (use --address "" to accept inbound only)', ADD_PEER_HELP);

@@ -27,10 +27,20 @@ export class CommandError extends Error {
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
-export const HELP_FLAG: OptionSpec = { help: { type: 'boolean', short: 'h' } };
+const HELP_FLAG: OptionSpec = { help: { type: 'boolean', short: 'h' } };
+
+/** --force, which every command that writes files takes to overwrite what is there. */
+export const FORCE_FLAG: OptionSpec = { force: { type: 'boolean' } };
+
+/** Flags that each take a value, by name: most flags do, and a command lists many. */
+export function stringFlags(...names: string[]): OptionSpec {
+  const flags: OptionSpec = {};
+  for (const name of names) flags[name] = { type: 'string' };
+  return flags;
+}
 
 /** Prints `help` when -h was given; the command then does nothing else. */
-export function wantsHelp(values: Record<string, unknown>, help: string, out: Output): boolean {
+function wantsHelp(values: Record<string, unknown>, help: string, out: Output): boolean {
   if (values.help) out.stdout(help);
   return Boolean(values.help);
 }
@@ -60,6 +70,15 @@ export function parseOptions(argv: readonly string[], options: OptionSpec, help:
     const message = (error as Error).message.replace(/^\s*TypeError \[[A-Z_]+\]:\s*/, '');
     throw new UsageError(message, help);
   }
+}
+
+/**
+ * A subcommand's flags (with -h/--help added), or undefined when -h printed `help` and the
+ * command should do nothing else.
+ */
+export function parseCommandFlags(argv: readonly string[], options: OptionSpec, help: string, out: Output): Parsed['values'] | undefined {
+  const { values } = parseOptions(argv, { ...HELP_FLAG, ...options }, help);
+  return wantsHelp(values, help, out) ? undefined : values;
 }
 
 /**

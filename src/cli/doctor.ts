@@ -10,7 +10,7 @@ import { DEFAULTS, type Config, type PeerConfig } from '../config/types.js';
 import { PIN_SOURCE, formatOptionalEndpoint } from '../config/values.js';
 import { checkValidity, fingerprintOfPem } from '../crypto/identity.js';
 import { formatPrefix } from '../netgraph/addr.js';
-import { optionalString, parseOptions } from './args.js';
+import { optionalString, parseCommandFlags, stringFlags } from './args.js';
 import { shellWord, type Output } from './output.js';
 
 export const DOCTOR_HELP = `usage: vpnctl doctor [--config P] [--json]
@@ -38,11 +38,8 @@ const failed = (check: string, detail: string, fix: string): Check => ({ check, 
 const LABELS: Record<CheckLevel, string> = { ok: '[ ok ]', warn: '[warn]', fail: '[FAIL]' };
 
 export async function runDoctor(argv: string[], out: Output): Promise<number> {
-  const { values } = parseOptions(argv, { help: { type: 'boolean', short: 'h' }, config: { type: 'string' }, json: { type: 'boolean' } }, DOCTOR_HELP);
-  if (values.help) {
-    out.stdout(DOCTOR_HELP);
-    return 0;
-  }
+  const values = parseCommandFlags(argv, { ...stringFlags('config'), json: { type: 'boolean' } }, DOCTOR_HELP, out);
+  if (values === undefined) return 0;
   const configPath = optionalString(values, 'config') ?? DEFAULTS.configPath;
   const checks = diagnose(configPath);
   const failures = checks.filter((c) => c.level === 'fail').length;

@@ -21,15 +21,15 @@ import { createInvite, parseInvite } from '../crypto/invite.js';
 import { formatPrefix, parseCidr, type Prefix } from '../netgraph/addr.js';
 import {
   CommandError,
-  HELP_FLAG,
+  FORCE_FLAG,
   UsageError,
   flagValue,
   optionalString,
   parseBoolFlag,
+  parseCommandFlags,
   parseDuration,
-  parseOptions,
   requireString,
-  wantsHelp,
+  stringFlags,
   type OptionSpec,
   type Parsed,
 } from './args.js';
@@ -67,24 +67,13 @@ export const JOIN_HELP = `usage: vpnctl join [--config P] [--cert P] [--key P] [
 Creates this node's identity and a config that joins the invite's network with the inviter as a
 pinned peer. Prints the command to run on the inviter so it accepts this node.`;
 
-const DAEMON_FLAGS: OptionSpec = {
-  listen: { type: 'string' },
-  socket: { type: 'string' },
-  'metrics-listen': { type: 'string' },
-  'known-peers': { type: 'string' },
-};
+const DAEMON_FLAGS: OptionSpec = stringFlags('listen', 'socket', 'metrics-listen', 'known-peers');
 
 /** Flags init and join share: where the new node's files go and how it takes part in its network. */
 const NEW_NODE_FLAGS: OptionSpec = {
-  ...HELP_FLAG,
   ...DAEMON_FLAGS,
-  config: { type: 'string' },
-  cert: { type: 'string' },
-  key: { type: 'string' },
-  name: { type: 'string' },
-  address: { type: 'string' },
-  export: { type: 'string' },
-  force: { type: 'boolean' },
+  ...stringFlags('config', 'cert', 'key', 'name', 'address', 'export'),
+  ...FORCE_FLAG,
 };
 
 function refuseExisting(paths: string[], force: boolean): void {
@@ -186,8 +175,8 @@ function describeAddress(node: NewNode, network: string): string {
 }
 
 export async function runInit(argv: string[], out: Output): Promise<void> {
-  const { values } = parseOptions(argv, { ...NEW_NODE_FLAGS, network: { type: 'string' }, prefix: { type: 'string' } }, INIT_HELP);
-  if (wantsHelp(values, INIT_HELP, out)) return;
+  const values = parseCommandFlags(argv, { ...NEW_NODE_FLAGS, ...stringFlags('network', 'prefix') }, INIT_HELP, out);
+  if (values === undefined) return;
   const networkName = optionalString(values, 'network') ?? DEFAULTS.network;
   const prefix = parseCidr(optionalString(values, 'prefix') ?? DEFAULTS.prefix);
   if (!prefix.ok) throw new UsageError(`--prefix ${prefix.error}`, INIT_HELP);
@@ -205,21 +194,9 @@ export async function runInit(argv: string[], out: Output): Promise<void> {
 }
 
 export async function runInvite(argv: string[], out: Output): Promise<void> {
-  const { values } = parseOptions(
-    argv,
-    {
-      ...HELP_FLAG,
-      config: { type: 'string' },
-      network: { type: 'string' },
-      address: { type: 'string' },
-      name: { type: 'string' },
-      ttl: { type: 'string' },
-      out: { type: 'string' },
-      force: { type: 'boolean' },
-    },
-    INVITE_HELP,
-  );
-  if (wantsHelp(values, INVITE_HELP, out)) return;
+  const flags = { ...stringFlags('config', 'network', 'address', 'name', 'ttl', 'out'), ...FORCE_FLAG };
+  const values = parseCommandFlags(argv, flags, INVITE_HELP, out);
+  if (values === undefined) return;
   const networkName = requireString(values, 'network', INVITE_HELP);
   const address = flagValue('address', parseDialAddress(requireString(values, 'address', INVITE_HELP)), INVITE_HELP);
   const ttlText = optionalString(values, 'ttl') ?? '24h';
@@ -256,8 +233,8 @@ function writeSecretFile(path: string, content: string): void {
 }
 
 export async function runJoin(argv: string[], out: Output): Promise<void> {
-  const { values } = parseOptions(argv, { ...NEW_NODE_FLAGS, invite: { type: 'string' }, 'invite-file': { type: 'string' } }, JOIN_HELP);
-  if (wantsHelp(values, JOIN_HELP, out)) return;
+  const values = parseCommandFlags(argv, { ...NEW_NODE_FLAGS, ...stringFlags('invite', 'invite-file') }, JOIN_HELP, out);
+  if (values === undefined) return;
   const inviteText = optionalString(values, 'invite');
   const inviteFile = optionalString(values, 'invite-file');
   if (!inviteText === !inviteFile) throw new UsageError('give exactly one of --invite STRING or --invite-file FILE', JOIN_HELP);

@@ -16,9 +16,7 @@
 //   receiver.host(i) -> the address of datagram i as node's dgram formats it    receiver.close()
 #define _GNU_SOURCE  // recvmmsg
 #define NAPI_VERSION 8
-#include <node_api.h>
-#include <uv.h>
-
+#define ADDON_NAME "vibepn_udp"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,16 +29,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 
-// For N-API calls that fail only on misuse or exhaustion; the message names the call.
-#define CHECK(call) \
-  do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "vibepn_udp: " #call " failed"); return NULL; } } while (0)
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[128], code[32];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_throw_error(env, uv_err_name_r(-err, code, sizeof code), msg);
-  return NULL;
-}
+#include "poll_source.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -60,13 +49,11 @@ static void udp_finalize(napi_env env, void *data, void *hint) {
 }
 
 static napi_value udp_new(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], self;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  napi_value arg, self;
+  CHECK(get_args(env, info, 1, &arg, &self));
   int32_t fd = -1;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "usage: new UdpSender(fd: number) with the fd of a bound UDP socket");
-    return NULL;
+  if (napi_get_value_int32(env, arg, &fd) != napi_ok || fd < 0) {
+    return throw_type_error(env, "usage: new UdpSender(fd: number) with the fd of a bound UDP socket");
   }
   udp_sender_t *u = calloc(1, sizeof *u);
   if (u == NULL) return throw_errno(env, "allocate UdpSender", ENOMEM);
@@ -74,7 +61,7 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   u->gso = true;
   if (napi_wrap(env, self, u, udp_finalize, NULL, NULL) != napi_ok) {
     free(u);
-    napi_throw_error(env, NULL, "vibepn_udp: napi_wrap failed");
+    napi_throw_error(env, NULL, ADDON_NAME ": napi_wrap failed");
     return NULL;
   }
   return self;
@@ -109,30 +96,21 @@ static int udp_sendmsg(udp_sender_t *u, const struct sockaddr *to, socklen_t to_
 // Datagram i is lengths[i] bytes, packed back to back from buffer[0]. A full socket buffer
 // (EAGAIN) or any other failure drops the rest of the flush: QUIC retransmits what is lost.
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], self, result;
-  void *unwrapped = NULL;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-  if (napi_unwrap(env, self, &unwrapped) != napi_ok) {
-    napi_throw_type_error(env, NULL, "vibepn_udp: send called on something that is not a UdpSender");
-    return NULL;
-  }
-  udp_sender_t *u = unwrapped;
-  napi_typedarray_type buffer_type, lengths_type;
+  napi_value argv[5];
+  udp_sender_t *u = unwrap_this(env, info, 5, argv, ADDON_NAME ": send called on something that is not a UdpSender");
+  if (u == NULL) return NULL;
   size_t buffer_len, lengths_len;
   void *buffer_data, *lengths_data;
   uint32_t count, port;
   char host[INET6_ADDRSTRLEN + 1];
   size_t host_len;
-  if (argc < 5 ||
-      napi_get_typedarray_info(env, argv[0], &buffer_type, &buffer_len, &buffer_data, NULL, NULL) != napi_ok ||
-      buffer_type != napi_uint8_array ||
-      napi_get_typedarray_info(env, argv[1], &lengths_type, &lengths_len, &lengths_data, NULL, NULL) != napi_ok ||
-      lengths_type != napi_uint32_array || napi_get_value_uint32(env, argv[2], &count) != napi_ok ||
+  // Missing arguments arrive as undefined, which every check refuses.
+  if (!get_typed_array(env, argv[0], napi_uint8_array, &buffer_data, &buffer_len) ||
+      !get_typed_array(env, argv[1], napi_uint32_array, &lengths_data, &lengths_len) ||
+      napi_get_value_uint32(env, argv[2], &count) != napi_ok ||
       napi_get_value_string_utf8(env, argv[3], host, sizeof host, &host_len) != napi_ok ||
       napi_get_value_uint32(env, argv[4], &port) != napi_ok || port > 65535 || count > lengths_len) {
-    napi_throw_type_error(env, NULL, "usage: sender.send(buffer: Uint8Array, lengths: Uint32Array, count, host, port)");
-    return NULL;
+    return throw_type_error(env, "usage: sender.send(buffer: Uint8Array, lengths: Uint32Array, count, host, port)");
   }
   struct sockaddr_storage to;
   socklen_t to_len;
@@ -148,8 +126,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     v6->sin6_port = htons((uint16_t)port);
     to_len = sizeof *v6;
   } else {
-    napi_throw_type_error(env, NULL, "vibepn_udp: UdpSender.send host must be an IP address literal");
-    return NULL;
+    return throw_type_error(env, ADDON_NAME ": UdpSender.send host must be an IP address literal");
   }
   const uint32_t *lengths = lengths_data;
   uint8_t *data = buffer_data;
@@ -179,8 +156,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     offset += bytes;
     sent += n;
   }
-  CHECK(napi_create_uint32(env, sent, &result));
-  return result;
+  return uint32_value(env, sent);
 }
 
 // ---- UdpReceiver ----
@@ -197,19 +173,8 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
 #define SOURCE_IPV6 0x10000u
 
 typedef struct {
-  int fd;            // our dup of the socket's fd: its own epoll registration, closed by us
-  bool gro;          // the kernel accepted UDP_GRO: reads may carry several datagrams
-  uv_poll_t poll;
-  bool handle_open;  // uv_close() callback not yet run: the struct must outlive it
-  bool finalized;    // JS wrapper collected (or env torn down)
-  napi_env env;
-  napi_ref self;     // strong while open, so a receiver that can still deliver is never collected
-  napi_ref callback;
-  napi_ref buffer;
-  napi_ref lengths;
-  napi_ref sources;
-  napi_async_context async;
-  napi_async_cleanup_hook_handle cleanup;
+  poll_source_t src;  // first: the struct is freed and unwrapped through it; its fd is our dup
+  bool gro;           // the kernel accepted UDP_GRO: reads may carry several datagrams
   uint8_t *data;
   uint32_t *lens;
   uint32_t *srcs;
@@ -222,55 +187,14 @@ typedef struct {
   } controls[RECV_SLOTS];
 } udp_receiver_t;
 
-static void recv_on_poll_closed(uv_handle_t *handle) {
-  udp_receiver_t *r = handle->data;
-  r->handle_open = false;
-  if (r->cleanup != NULL) {
-    napi_remove_async_cleanup_hook(r->cleanup);
-    r->cleanup = NULL;
-  }
-  if (r->finalized) free(r);
-}
-
-// Stops the poll and closes our fd; touches no JS, so env teardown can call it. Idempotent.
-static void recv_shutdown(udp_receiver_t *r) {
-  if (r->fd < 0) return;
-  if (r->handle_open) {
-    uv_poll_stop(&r->poll);
-    uv_close((uv_handle_t *)&r->poll, recv_on_poll_closed);
-  }
+static void recv_before_close(poll_source_t *s) {
+  udp_receiver_t *r = (udp_receiver_t *)s;
   if (r->gro) {
     // The socket outlives us: a later plain reader must not get coalesced datagrams.
     int off = 0;
-    (void)setsockopt(r->fd, SOL_UDP, UDP_GRO, &off, sizeof off);
+    (void)setsockopt(s->fd, SOL_UDP, UDP_GRO, &off, sizeof off);
     r->gro = false;
   }
-  close(r->fd);
-  r->fd = -1;
-}
-
-static void recv_release_js(napi_env env, udp_receiver_t *r) {
-  napi_ref *refs[] = {&r->self, &r->callback, &r->buffer, &r->lengths, &r->sources};
-  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
-    if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
-    *refs[i] = NULL;
-  }
-  if (r->async != NULL) napi_async_destroy(env, r->async);
-  r->async = NULL;
-}
-
-static void recv_on_env_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
-  (void)handle;  // removed in recv_on_poll_closed once libuv has let go of the handle
-  recv_shutdown(arg);
-}
-
-static void recv_finalize(napi_env env, void *data, void *hint) {
-  (void)hint;
-  udp_receiver_t *r = data;
-  recv_shutdown(r);
-  recv_release_js(env, r);
-  r->finalized = true;
-  if (!r->handle_open) free(r);
 }
 
 static void encode_source(const struct sockaddr_storage *from, uint32_t *words) {
@@ -304,14 +228,11 @@ static bool recv_error_is_fatal(int err) {
   return err == EBADF || err == ENOTSOCK || err == EFAULT || err == EINVAL;
 }
 
-static void recv_on_readable(uv_poll_t *handle, int status, int events) {
-  (void)events;
-  udp_receiver_t *r = handle->data;
+static uint32_t recv_drain(poll_source_t *s, int *err) {
+  udp_receiver_t *r = (udp_receiver_t *)s;
   uint32_t count = 0;
   size_t used = 0;
-  int err = status < 0 ? -status : 0;
-  bool fatal = err != 0;
-  while (err == 0 && r->fd >= 0) {
+  for (;;) {
     size_t entries = RECV_MAX_DATAGRAMS - count;
     size_t vlen = (RECV_BUFFER - used) / RECV_SLOT;
     if (vlen > RECV_SLOTS) vlen = RECV_SLOTS;
@@ -332,13 +253,10 @@ static void recv_on_readable(uv_poll_t *handle, int status, int events) {
       r->msgs[i].msg_len = 0;
     }
     int n;
-    do n = recvmmsg(r->fd, r->msgs, (unsigned)vlen, MSG_DONTWAIT, NULL);
+    do n = recvmmsg(s->fd, r->msgs, (unsigned)vlen, MSG_DONTWAIT, NULL);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        err = errno;
-        fatal = recv_error_is_fatal(err);
-      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
       break;
     }
     // Pack the reads back to back. Read i sits at slot i, at or after `used`, so moving it down
@@ -367,51 +285,38 @@ static void recv_on_readable(uv_poll_t *handle, int status, int events) {
     }
     if ((size_t)n < vlen) break;  // drained; level-triggered polling brings us back for more
   }
-  if (fatal) uv_poll_stop(handle);
-  if (count == 0 && err == 0) return;
-
-  napi_env env = r->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value self, cb, argv[2], result;
-  char msg[128] = "";
-  if (err != 0) snprintf(msg, sizeof msg, "receive UDP: %s%s", strerror(err), fatal ? " (receiving stopped)" : "");
-  if (napi_get_reference_value(env, r->self, &self) == napi_ok && self != NULL &&
-      napi_get_reference_value(env, r->callback, &cb) == napi_ok && cb != NULL &&
-      napi_create_uint32(env, count, &argv[0]) == napi_ok &&
-      (err != 0 ? napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &argv[1])
-                : napi_get_undefined(env, &argv[1])) == napi_ok) {
-    // make_callback (not call_function) so promise jobs queued by the handler run afterwards.
-    if (napi_make_callback(env, r->async, self, cb, 2, argv, &result) == napi_pending_exception) {
-      napi_value exception;
-      if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
-    }
-  }
-  napi_close_handle_scope(env, scope);
+  return count;
 }
 
+static void recv_describe(poll_source_t *s, int err, bool fatal, char *msg, size_t size) {
+  (void)s;
+  snprintf(msg, size, "receive UDP: %s%s", strerror(err), fatal ? " (receiving stopped)" : "");
+}
+
+static const poll_source_kind_t RECV_KIND = {
+    .drain = recv_drain,
+    .fatal = recv_error_is_fatal,
+    .describe = recv_describe,
+    .before_close = recv_before_close,
+    .resource = "vibepn_udp_receive",
+    .setup_failed = ADDON_NAME ": cannot set up the JS side of the UdpReceiver",
+    .poll_what = "poll UDP socket fd",
+};
+
 static napi_value recv_new(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], self;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  CHECK(get_args(env, info, 2, argv, &self));
   int32_t socket_fd = -1;
-  napi_valuetype cb_type = napi_undefined;
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &socket_fd) != napi_ok || socket_fd < 0 ||
-      napi_typeof(env, argv[1], &cb_type) != napi_ok || cb_type != napi_function) {
-    napi_throw_type_error(env, NULL, "usage: new UdpReceiver(fd: number, onBatch: (count, error?) => void) with the fd of a bound UDP socket");
-    return NULL;
+  if (napi_get_value_int32(env, argv[0], &socket_fd) != napi_ok || socket_fd < 0 || !is_function(env, argv[1])) {
+    return throw_type_error(env, "usage: new UdpReceiver(fd: number, onBatch: (count, error?) => void) with the fd of a bound UDP socket");
   }
 
   // JS objects first: until the fd exists a failure leaves nothing to clean up.
   void *data, *lens, *srcs;
-  napi_value buffer_ab, buffer, lengths_ab, lengths, sources_ab, sources, resource_name, gro_value;
-  CHECK(napi_create_arraybuffer(env, RECV_BUFFER, &data, &buffer_ab));
-  CHECK(napi_create_typedarray(env, napi_uint8_array, RECV_BUFFER, buffer_ab, 0, &buffer));
-  CHECK(napi_create_arraybuffer(env, RECV_MAX_DATAGRAMS * sizeof(uint32_t), &lens, &lengths_ab));
-  CHECK(napi_create_typedarray(env, napi_uint32_array, RECV_MAX_DATAGRAMS, lengths_ab, 0, &lengths));
-  CHECK(napi_create_arraybuffer(env, RECV_MAX_DATAGRAMS * SOURCE_WORDS * sizeof(uint32_t), &srcs, &sources_ab));
-  CHECK(napi_create_typedarray(env, napi_uint32_array, RECV_MAX_DATAGRAMS * SOURCE_WORDS, sources_ab, 0, &sources));
-  CHECK(napi_create_string_utf8(env, "vibepn_udp_receive", NAPI_AUTO_LENGTH, &resource_name));
+  napi_value buffer, lengths, sources;
+  CHECK(new_typed_array(env, napi_uint8_array, RECV_BUFFER, 1, &data, &buffer));
+  CHECK(new_typed_array(env, napi_uint32_array, RECV_MAX_DATAGRAMS, sizeof(uint32_t), &lens, &lengths));
+  CHECK(new_typed_array(env, napi_uint32_array, RECV_MAX_DATAGRAMS * SOURCE_WORDS, sizeof(uint32_t), &srcs, &sources));
 
   // A dup, not the fd itself: libuv allows one watcher per fd per loop, and node's dgram handle
   // keeps its own registration (for its sends) on the original.
@@ -422,73 +327,31 @@ static napi_value recv_new(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "allocate UdpReceiver", ENOMEM);
   }
-  r->fd = fd;
-  r->env = env;
   r->data = data;
   r->lens = lens;
   r->srcs = srcs;
   int on = 1;
   // Refused by kernels before 5.0: then every read is one datagram.
   r->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
-  if (napi_wrap(env, self, r, recv_finalize, NULL, NULL) != napi_ok) {
-    recv_shutdown(r);
-    free(r);
-    napi_throw_error(env, NULL, "vibepn_udp: napi_wrap failed");
-    return NULL;
-  }
-  // From here the finalizer owns r; a failure only needs the fd closed.
-  if (napi_create_reference(env, self, 1, &r->self) != napi_ok ||
-      napi_create_reference(env, argv[1], 1, &r->callback) != napi_ok ||
-      napi_create_reference(env, buffer, 1, &r->buffer) != napi_ok ||
-      napi_create_reference(env, lengths, 1, &r->lengths) != napi_ok ||
-      napi_create_reference(env, sources, 1, &r->sources) != napi_ok ||
-      napi_async_init(env, NULL, resource_name, &r->async) != napi_ok ||
-      napi_get_boolean(env, r->gro, &gro_value) != napi_ok ||
-      napi_set_named_property(env, self, "gro", gro_value) != napi_ok ||
-      napi_set_named_property(env, self, "buffer", buffer) != napi_ok ||
-      napi_set_named_property(env, self, "lengths", lengths) != napi_ok ||
-      napi_set_named_property(env, self, "sources", sources) != napi_ok) {
-    recv_shutdown(r);
-    recv_release_js(env, r);
-    napi_throw_error(env, NULL, "vibepn_udp: cannot set up the JS side of the UdpReceiver");
-    return NULL;
-  }
-
-  uv_loop_t *loop;
-  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? uv_poll_init(loop, &r->poll, fd) : UV_EINVAL;
-  if (rc == 0) {
-    r->handle_open = true;
-    r->poll.data = r;
-    rc = uv_poll_start(&r->poll, UV_READABLE, recv_on_readable);
-  }
-  if (rc == 0 && napi_add_async_cleanup_hook(env, recv_on_env_teardown, r, &r->cleanup) != napi_ok) rc = UV_ENOMEM;
-  if (rc != 0) {
-    recv_shutdown(r);
-    recv_release_js(env, r);
-    return throw_errno(env, "poll UDP socket fd", -rc);
-  }
-  return self;
+  if (!poll_source_wrap(env, self, &r->src, &RECV_KIND, fd)) return NULL;
+  napi_value gro;
+  napi_status prepared = napi_get_boolean(env, r->gro, &gro);
+  const js_property_t props[] = {{"gro", gro}, {"buffer", buffer}, {"lengths", lengths}, {"sources", sources}};
+  return poll_source_start(env, &r->src, prepared, self, argv[1], props, COUNT_OF(props));
 }
 
-static udp_receiver_t *recv_unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_value self;
-  void *r = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok || napi_unwrap(env, self, &r) != napi_ok) {
-    napi_throw_type_error(env, NULL, "vibepn_udp: method called on something that is not a UdpReceiver");
-    return NULL;
-  }
-  return r;
+static udp_receiver_t *recv_unwrap(napi_env env, napi_callback_info info, size_t argc, napi_value *argv) {
+  return unwrap_this(env, info, argc, argv, ADDON_NAME ": method called on something that is not a UdpReceiver");
 }
 
 // host(i): datagram i's source address formatted as node's dgram does (uv_ip*_name, and
 // "%<interface>" on a scoped link-local IPv6), so the endpoint sees the hosts it always saw.
 static napi_value recv_host(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  udp_receiver_t *r = recv_unwrap(env, info, &argc, argv);
+  napi_value arg;
+  udp_receiver_t *r = recv_unwrap(env, info, 1, &arg);
   if (r == NULL) return NULL;
   uint32_t index;
-  if (argc < 1 || napi_get_value_uint32(env, argv[0], &index) != napi_ok || index >= RECV_MAX_DATAGRAMS) {
+  if (napi_get_value_uint32(env, arg, &index) != napi_ok || index >= RECV_MAX_DATAGRAMS) {
     napi_throw_range_error(env, NULL, "usage: receiver.host(index) with an index below the batch's count");
     return NULL;
   }
@@ -517,32 +380,20 @@ static napi_value recv_host(napi_env env, napi_callback_info info) {
     }
   }
   if (rc != 0) return throw_errno(env, "format UDP source address", -rc);
-  CHECK(napi_create_string_utf8(env, host, NAPI_AUTO_LENGTH, &result));
-  return result;
+  return string_value(env, host);
 }
 
 static napi_value recv_close(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  udp_receiver_t *r = recv_unwrap(env, info, &argc, NULL);
-  if (r == NULL) return NULL;
-  recv_shutdown(r);
-  recv_release_js(env, r);
-  return NULL;
+  return poll_source_close(env, recv_unwrap(env, info, 0, NULL));
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor send_methods[] = {
-      {"send", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
-  };
-  napi_property_descriptor recv_methods[] = {
-      {"host", NULL, recv_host, NULL, NULL, NULL, napi_default, NULL},
-      {"close", NULL, recv_close, NULL, NULL, NULL, napi_default, NULL},
-  };
+  napi_property_descriptor send_methods[] = {METHOD("send", udp_send)};
+  napi_property_descriptor recv_methods[] = {METHOD("host", recv_host), METHOD("close", recv_close)};
   napi_value sender, receiver;
-  CHECK(napi_define_class(env, "UdpSender", NAPI_AUTO_LENGTH, udp_new, NULL, 1, send_methods, &sender));
+  CHECK(napi_define_class(env, "UdpSender", NAPI_AUTO_LENGTH, udp_new, NULL, COUNT_OF(send_methods), send_methods, &sender));
   CHECK(napi_set_named_property(env, exports, "UdpSender", sender));
-  CHECK(napi_define_class(env, "UdpReceiver", NAPI_AUTO_LENGTH, recv_new, NULL,
-                          sizeof recv_methods / sizeof recv_methods[0], recv_methods, &receiver));
+  CHECK(napi_define_class(env, "UdpReceiver", NAPI_AUTO_LENGTH, recv_new, NULL, COUNT_OF(recv_methods), recv_methods, &receiver));
   CHECK(napi_set_named_property(env, exports, "UdpReceiver", receiver));
   return exports;
 }

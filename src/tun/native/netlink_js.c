@@ -6,6 +6,7 @@
 // throws an Error whose `code` is the errno name (EEXIST, ESRCH, ENODEV, ...) and whose message
 // names the operation, the device and the kernel's reason.
 #define NAPI_VERSION 8
+#define ADDON_NAME "vibepn_tun"
 #include "netlink_js.h"
 
 #include <uv.h>
@@ -19,6 +20,7 @@
 #include <net/if.h>
 #include <sys/socket.h>
 
+#include "napi_util.h"
 #include "netlink.h"
 
 typedef enum { SET_MTU, SET_ADDR_GEN_MODE_NONE, SET_UP, ADD_ADDRESS, REPLACE_ROUTE, DELETE_ROUTE } op_t;
@@ -66,11 +68,9 @@ static bool get_integer(napi_env env, napi_value value, double max, uint32_t *ou
 }
 
 static bool get_address(napi_env env, napi_value value, args_t *a) {
-  napi_typedarray_type type;
   size_t len;
   void *data;
-  if (napi_get_typedarray_info(env, value, &type, &len, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) return false;
-  if (len != 4 && len != 16) return false;
+  if (!get_typed_array(env, value, napi_uint8_array, &data, &len) || (len != 4 && len != 16)) return false;
   a->family = len == 4 ? AF_INET : AF_INET6;
   memcpy(a->addr, data, len);
   return true;
@@ -121,7 +121,7 @@ static napi_value call(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   void *data = NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, &data) != napi_ok) {
-    napi_throw_error(env, NULL, "vibepn_tun: napi_get_cb_info failed");
+    napi_throw_error(env, NULL, ADDON_NAME ": napi_get_cb_info failed");
     return NULL;
   }
   op_t op = (op_t)(uintptr_t)data;
@@ -130,8 +130,7 @@ static napi_value call(napi_env env, napi_callback_info info) {
   if (!parse(env, op, argc, argv, &a)) {
     char usage[160];
     snprintf(usage, sizeof usage, "usage: %s", OPS[op].usage);
-    napi_throw_type_error(env, NULL, usage);
-    return NULL;
+    return throw_type_error(env, usage);
   }
   char detail[NL_DETAIL_SIZE] = "";
   int err = run(op, &a, detail);
