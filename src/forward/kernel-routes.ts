@@ -21,11 +21,11 @@ export class KernelRoutes {
   sync(routed: readonly Prefix[]): void {
     const desired = new Map<string, Prefix>();
     for (const prefix of routed) if (!prefixCovers(this.networkPrefix, prefix)) desired.set(formatPrefix(prefix), prefix);
-    for (const text of [...this.installed.keys()]) {
+    for (const [text, prefix] of [...this.installed]) {
       if (desired.has(text)) continue;
       this.installed.delete(text);
       try {
-        this.tun.removeRoute(text);
+        this.tun.removeRoute(prefix);
       } catch (error) {
         this.logger.warn(`cannot remove route ${text} from ${this.tun.name}: ${(error as Error).message}`);
       }
@@ -33,7 +33,7 @@ export class KernelRoutes {
     for (const [text, prefix] of desired) {
       if (this.installed.has(text)) continue;
       try {
-        this.tun.addRoute(text);
+        this.tun.addRoute(prefix);
         this.installed.set(text, prefix);
       } catch (error) {
         // Not recorded: the next change retries it.

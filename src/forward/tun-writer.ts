@@ -12,6 +12,8 @@ const MAX_PACKET = 65535;
 export class TunWriter {
   private readonly buffer = new Uint8Array(BATCH_BYTES + MAX_PACKET);
   private readonly views: Uint8Array[] = [];
+  /** Which packets of the last flush the TUN took (1) or dropped (0). */
+  private status = new Uint8Array(256);
   private count = 0;
   private used = 0;
   /** Set while this writer is listed for a flush at the end of the current chunk. */
@@ -33,18 +35,25 @@ export class TunWriter {
     this.pendingFlush = false;
     const count = this.count;
     if (count === 0) return;
-    const written = this.tun.writePackets ? this.tun.writePackets(this.views, count) : this.writeOneByOne(count);
+    if (this.status.length < count) this.status = new Uint8Array(Math.max(count, this.status.length * 2));
+    const status = this.status;
+    const written = this.tun.writePackets ? this.tun.writePackets(this.views, count, status) : this.writeOneByOne(count, status);
     const counters = this.counters;
-    for (let i = 0; i < written; i++) counters.bytesIn += this.views[i]!.length;
+    // Drops may be anywhere in the batch, so bytes are counted packet by packet.
+    for (let i = 0; i < count; i++) if (status[i] === 1) counters.bytesIn += this.views[i]!.length;
     counters.packetsIn += written;
     counters.drops.queue_full += count - written;
     this.count = 0;
     this.used = 0;
   }
 
-  private writeOneByOne(count: number): number {
+  private writeOneByOne(count: number, status: Uint8Array): number {
     let written = 0;
-    for (let i = 0; i < count; i++) if (this.tun.writePacket(this.views[i]!)) written++;
+    for (let i = 0; i < count; i++) {
+      const ok = this.tun.writePacket(this.views[i]!);
+      status[i] = ok ? 1 : 0;
+      if (ok) written++;
+    }
     return written;
   }
 }

@@ -184,3 +184,21 @@ export function hostPrefix(addr: Uint8Array): Prefix {
   const family = familyOf(addr);
   return { family, bytes: new Uint8Array(addr), length: maxPrefixLength(family) };
 }
+
+/**
+ * Why a Prefix built in code cannot be used (wrong byte count for its family, a length out of
+ * range, host bits set), or null. parseCidr never produces such a value; this guards the layers
+ * (route table, TUN) that take Prefix values from callers.
+ */
+export function prefixProblem(prefix: Prefix): string | null {
+  const expectedBytes = prefix.family === 4 ? 4 : prefix.family === 6 ? 16 : -1;
+  if (expectedBytes < 0 || prefix.bytes.length !== expectedBytes) {
+    return `prefix has family ${String(prefix.family)} but ${prefix.bytes.length} address bytes`;
+  }
+  const max = maxPrefixLength(prefix.family);
+  if (!Number.isInteger(prefix.length) || prefix.length < 0 || prefix.length > max) return `prefix length ${prefix.length} must be 0..${max}`;
+  if (!bytesEqual(maskBytes(prefix.bytes, prefix.length), prefix.bytes)) {
+    return `prefix ${formatPrefix(prefix)} has host bits set; mask it first (parseCidr does)`;
+  }
+  return null;
+}

@@ -58,6 +58,25 @@ function checkHost(host: string, allowEmpty: boolean): string | null {
   return null;
 }
 
+/**
+ * Why a HostPort built in code breaks the rules parseHostPort applies to text, or null. For
+ * layers that take typed endpoints (the QUIC endpoint) and must not re-parse text.
+ */
+export function hostPortProblem(value: HostPort, options: HostPortOptions = {}): string | null {
+  const shown = formatHostPort(value.host, value.port);
+  const why = value.host.includes(':')
+    ? parseIPv6(value.host)
+      ? null
+      : `'${value.host}' is not an IPv6 address`
+    : checkHost(value.host, options.allowEmptyHost ?? false);
+  if (why) return `'${shown}' is not a valid HOST:PORT (${why})`;
+  const minPort = options.allowPortZero ? 0 : 1;
+  if (!Number.isInteger(value.port) || value.port < minPort || value.port > 65535) {
+    return `'${shown}' is not a valid HOST:PORT (port must be a number ${minPort}..65535)`;
+  }
+  return null;
+}
+
 /** "host:port", with brackets around an IPv6 host. */
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

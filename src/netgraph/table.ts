@@ -9,7 +9,7 @@
 // (its fingerprint) that orders equal-metric routes the same way on every node.
 
 import { MAX_METRIC } from '../control/messages.js';
-import { type Family, type Prefix, bytesEqual, formatPrefix, maskBytes, maxPrefixLength } from './addr.js';
+import { type Family, type Prefix, formatPrefix, maskBytes, prefixProblem } from './addr.js';
 
 export interface Route<P = string> {
   readonly prefix: Prefix;
@@ -347,17 +347,9 @@ export class RouteTable<P = string> {
 
 /** Refuses prefixes the trie cannot hold correctly; callers get canonical ones from parseCidr. */
 function checkPrefix(prefix: Prefix): void {
-  const expectedBytes = prefix.family === 4 ? 4 : prefix.family === 6 ? 16 : -1;
-  if (expectedBytes < 0 || prefix.bytes.length !== expectedBytes) {
-    throw new TypeError(`RouteTable: prefix has family ${String(prefix.family)} but ${prefix.bytes.length} address bytes`);
-  }
-  const max = maxPrefixLength(prefix.family);
-  if (!Number.isInteger(prefix.length) || prefix.length < 0 || prefix.length > max) {
-    throw new RangeError(`RouteTable: prefix length ${prefix.length} must be 0..${max}`);
-  }
-  if (!bytesEqual(maskBytes(prefix.bytes, prefix.length), prefix.bytes)) {
-    throw new RangeError(`RouteTable: prefix ${formatPrefix(prefix)} has host bits set; mask it first (parseCidr does)`);
-  }
+  const problem = prefixProblem(prefix);
+  // A wrong byte count is a type error (not a prefix at all); the rest are range errors.
+  if (problem !== null) throw new (problem.includes('address bytes') ? TypeError : RangeError)(`RouteTable: ${problem}`);
 }
 
 /** The table keeps its own copy so a caller reusing its buffer cannot move a route. */

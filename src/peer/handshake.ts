@@ -9,7 +9,7 @@ import type { Config } from '../config/types.js';
 import type { TrustStore } from '../crypto/trust.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { formatHostPort, parseHostPort, type HostPort } from '../netgraph/hostport.js';
+import { formatHostPort, type HostPort } from '../netgraph/hostport.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
 import { APP_NO_ERROR, APP_PROTOCOL_VIOLATION, APP_UNTRUSTED } from '../quic/errors.js';
@@ -88,7 +88,7 @@ export class Handshakes {
       peers: config.peers,
       trust,
       acceptUnknown: config.daemon.acceptUnknownPeers,
-      remoteHost: hostOf(conn.remoteAddress),
+      remoteHost: conn.remoteEndpoint().host,
       hostsOf: (peer) => (peer.address && isIP(peer.address.host) !== 0 ? [peer.address.host] : []),
     });
     conn.onClose = (info) => this.deps.connections.closed(conn, info);
@@ -185,10 +185,4 @@ export class Handshakes {
     conn.onStream = dispatch;
     held?.release(dispatch);
   }
-}
-
-/** The host part of a connection's "host:port" remote address. */
-function hostOf(remoteAddress: string): string {
-  const parsed = parseHostPort(remoteAddress, { allowPortZero: true });
-  return parsed.ok ? parsed.host : remoteAddress;
 }

@@ -123,6 +123,12 @@ export class QuicConnection implements StreamOwner {
     this.host.scheduleService(this);
   }
 
+  /** Where the peer's packets come from now (it may have moved since the handshake). */
+  remoteEndpoint(): { host: string; port: number } {
+    const { host, port } = this.recvInfo.from;
+    return { host, port };
+  }
+
   /** Packets received so far (a native call: for probes, not for the data path). */
   packetsReceived(): number {
     return this.native?.stats().recv ?? 0;

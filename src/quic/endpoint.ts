@@ -17,7 +17,7 @@ import { isIP } from 'node:net';
 import { quiche } from '@matrixai/quic/native/index.js';
 import type { Config, Connection } from '@matrixai/quic/native/index.js';
 import type { Logger } from '../log/logger.js';
-import { formatHostPort, parseHostPort, type HostPort, type HostPortOptions } from '../netgraph/hostport.js';
+import { formatHostPort, hostPortProblem, parseHostPort, type HostPort, type HostPortOptions } from '../netgraph/hostport.js';
 import { QuicConnection, type ConnectionHost } from './connection.js';
 import { CONNECTION_ID_LENGTH, ConnectionIdTable } from './connection-ids.js';
 import type { DatagramSocket } from './datagram.js';
@@ -319,11 +319,16 @@ export class QuicEndpoint implements ConnectionHost {
 }
 
 /**
- * Text goes through the project's one host:port parser; an object is checked by the same rules
- * (via its text form), so both spellings fail alike.
+ * Text (tests, tools) goes through the project's one host:port parser; a HostPort (from the
+ * config, already parsed) is checked by the same rules on its parts, without text.
  */
 function toHostPort(value: HostPort | string, options: HostPortOptions): HostPort {
-  const parsed = parseHostPort(typeof value === 'string' ? value : formatHostPort(value.host, value.port), options);
+  if (typeof value !== 'string') {
+    const problem = hostPortProblem(value, options);
+    if (problem !== null) throw new Error(problem);
+    return value;
+  }
+  const parsed = parseHostPort(value, options);
   if (!parsed.ok) throw new Error(parsed.error);
   return { host: parsed.host, port: parsed.port };
 }

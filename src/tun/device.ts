@@ -4,7 +4,7 @@
 
 import type { Logger } from '../log/logger.js';
 import { loadAddon } from '../native/load.js';
-import { familyOf, parseCidr, parseIp, type Prefix } from '../netgraph/addr.js';
+import { formatIp, prefixProblem, type Prefix } from '../netgraph/addr.js';
 import { interfaceNameProblem } from './name.js';
 import type { TunFactory, TunLike, TunOptions } from './types.js';
 
@@ -15,7 +15,7 @@ interface NativeTun {
   readonly buffer: Uint8Array;
   readonly lengths: Uint32Array;
   write(packet: Uint8Array): boolean;
-  writeBatch(packets: Uint8Array[], count: number): number;
+  writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array): number;
   takeWriteError(): string | undefined;
   close(): void;
 }
@@ -103,20 +103,20 @@ export class TunDevice implements TunLike {
     return written;
   }
 
-  writePackets(packets: Uint8Array[], count: number = packets.length): number {
-    const written = this.native.writeBatch(packets, count);
+  writePackets(packets: Uint8Array[], count: number = packets.length, status?: Uint8Array): number {
+    const written = this.native.writeBatch(packets, count, status);
     if (written < count) this.reportWriteError();
     return written;
   }
 
-  addRoute(cidr: string): void {
-    const prefix = checkedPrefix(cidr, this.name);
+  addRoute(prefix: Prefix): void {
+    checkPrefix(prefix, this.name);
     this.netlink.replaceRoute(this.name, prefix.bytes, prefix.length);
   }
 
-  removeRoute(cidr: string): void {
+  removeRoute(prefix: Prefix): void {
     if (this.closed) return;
-    const prefix = checkedPrefix(cidr, this.name);
+    checkPrefix(prefix, this.name);
     try {
       this.netlink.deleteRoute(this.name, prefix.bytes, prefix.length);
     } catch (err) {
@@ -164,10 +164,9 @@ export class TunDevice implements TunLike {
   }
 }
 
-function checkedPrefix(cidr: string, device: string): Prefix {
-  const parsed = parseCidr(cidr);
-  if (!parsed.ok) throw new Error(`cannot route ${cidr} into ${device}: ${parsed.error}`);
-  return parsed.prefix;
+function checkPrefix(prefix: Prefix, device: string): void {
+  const problem = prefixProblem(prefix);
+  if (problem !== null) throw new Error(`cannot route into ${device}: ${problem}`);
 }
 
 /**
@@ -176,9 +175,11 @@ function checkedPrefix(cidr: string, device: string): Prefix {
  * line naming the device and the fix.
  */
 export function openTun(opts: TunOptions, logger: Logger, deps: TunDeviceDeps = {}): TunDevice {
-  const address = parseIp(opts.address);
-  if (address === null) throw new Error(`cannot create TUN device ${opts.name}: '${opts.address}' is not an IP address`);
-  const v6 = familyOf(address) === 6;
+  const address = opts.address;
+  if (address.length !== 4 && address.length !== 16) {
+    throw new Error(`cannot create TUN device ${opts.name}: an address has 4 or 16 bytes, not ${address.length}`);
+  }
+  const v6 = address.length === 16;
   const maxLength = v6 ? 128 : 32;
   if (!Number.isInteger(opts.prefixLength) || opts.prefixLength < 0 || opts.prefixLength > maxLength) {
     throw new Error(`cannot create TUN device ${opts.name}: prefix length ${opts.prefixLength} is not in 0..${maxLength}`);
@@ -207,7 +208,7 @@ export function openTun(opts: TunOptions, logger: Logger, deps: TunDeviceDeps = 
     device.close();
     throw new Error(`cannot configure TUN device ${name}: ${(err as Error).message}`);
   }
-  logger.info(`created ${name} ${opts.address}/${opts.prefixLength} mtu ${opts.mtu}`);
+  logger.info(`created ${name} ${formatIp(address)}/${opts.prefixLength} mtu ${opts.mtu}`);
   return device;
 }
 

@@ -3,7 +3,7 @@
 // here it is scribbled over after each batch, so a consumer that keeps a view without copying
 // fails in tests instead of in production.
 
-import { parseCidr } from '../netgraph/addr.js';
+import { formatPrefix, prefixProblem, type Prefix } from '../netgraph/addr.js';
 import type { TunFactory, TunLike, TunOptions } from './types.js';
 
 const POISON = 0xee;
@@ -15,7 +15,7 @@ export class MemoryTun implements TunLike {
   readonly written: Uint8Array[] = [];
   /** Called with a copy of each written packet, after it is appended to `written`. */
   onWrite: ((packet: Uint8Array) => void) | null = null;
-  /** Routes currently pointed into this device: extraRoutes plus addRoute minus removeRoute. */
+  /** Routes currently pointed into this device, as CIDR text: extraRoutes plus addRoute minus removeRoute. */
   readonly routes = new Set<string>();
   /** When true, writes are dropped as if the kernel queue were full. */
   dropWrites = false;
@@ -58,23 +58,25 @@ export class MemoryTun implements TunLike {
     return true;
   }
 
-  writePackets(packets: Uint8Array[], count: number = packets.length): number {
+  writePackets(packets: Uint8Array[], count: number = packets.length, status?: Uint8Array): number {
     let written = 0;
     for (let i = 0; i < count && i < packets.length; i++) {
-      if (!this.writePacket(packets[i]!)) break;
-      written++;
+      // Like a full kernel queue: once one is refused, the rest of the batch is too.
+      const ok = written === i && this.writePacket(packets[i]!);
+      if (ok) written++;
+      if (status) status[i] = ok ? 1 : 0;
     }
     return written;
   }
 
-  addRoute(cidr: string): void {
-    const parsed = parseCidr(cidr);
-    if (!parsed.ok) throw new Error(`cannot route ${cidr} into ${this.name}: ${parsed.error}`);
-    this.routes.add(cidr);
+  addRoute(prefix: Prefix): void {
+    const problem = prefixProblem(prefix);
+    if (problem !== null) throw new Error(`cannot route into ${this.name}: ${problem}`);
+    this.routes.add(formatPrefix(prefix));
   }
 
-  removeRoute(cidr: string): void {
-    this.routes.delete(cidr);
+  removeRoute(prefix: Prefix): void {
+    this.routes.delete(formatPrefix(prefix));
   }
 
   close(): void {

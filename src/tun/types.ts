@@ -1,16 +1,19 @@
 // The daemon talks to a TUN device only through TunLike, so tests can swap in MemoryTun and run
 // without root, and the forwarding path does not care whether packets come from the kernel.
+// Addresses and prefixes arrive parsed (the config loader did that once); nothing here reads text.
+
+import type { Prefix } from '../netgraph/addr.js';
 
 export interface TunOptions {
   /** Interface name, at most 15 bytes; may contain "%d" for a kernel-assigned number. */
   name: string;
-  /** This node's address on the network (IPv4 or IPv6). */
-  address: string;
+  /** This node's address on the network: 4 (IPv4) or 16 (IPv6) bytes. */
+  address: Uint8Array;
   /** Prefix length of the network, so the whole network is routed into the device. */
   prefixLength: number;
   mtu: number;
-  /** Extra CIDRs routed into this device (e.g. subnets other nodes export). */
-  extraRoutes?: string[];
+  /** Extra prefixes routed into this device (e.g. subnets other nodes export). */
+  extraRoutes?: Prefix[];
 }
 
 export interface TunLike {
@@ -27,13 +30,15 @@ export interface TunLike {
   writePacket(packet: Uint8Array): boolean;
   /**
    * Writes packets[0..count) (count defaults to packets.length) with one native call. Returns how
-   * many were written; the rest were dropped. Never throws for a dropped packet.
+   * many were written; the rest were dropped, from anywhere in the batch (a full queue drops the
+   * tail, a refused packet just itself). If `written` is given, written[i] becomes 1 for each
+   * packet the kernel took and 0 for each dropped one. Never throws for a dropped packet.
    */
-  writePackets?(packets: Uint8Array[], count?: number): number;
-  /** Routes `cidr` into this device (idempotent). Throws an Error naming the route on failure. */
-  addRoute(cidr: string): void;
+  writePackets?(packets: Uint8Array[], count?: number, written?: Uint8Array): number;
+  /** Routes `prefix` into this device (idempotent). Throws an Error naming the route on failure. */
+  addRoute(prefix: Prefix): void;
   /** Removes a route added with addRoute; a route that is already gone is not an error. */
-  removeRoute(cidr: string): void;
+  removeRoute(prefix: Prefix): void;
   /** Stops reading and deletes the interface (its routes go with it). Safe to call twice. */
   close(): void;
 }

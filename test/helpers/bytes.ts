@@ -1,5 +1,7 @@
 // Small helpers shared by the codec, route-table and fuzz tests.
 
+import { parseCidr, parseIp, type Prefix } from '../../src/netgraph/addr.js';
+
 /** mulberry32: small, seeded, good enough to drive fuzzers and random tests reproducibly. */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -34,4 +36,18 @@ export function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
   }
   chunks.push(bytes.subarray(start));
   return chunks;
+}
+
+/** A parsed address for tests that build typed values by hand; throws on a typo. */
+export function ipBytes(text: string): Uint8Array {
+  const bytes = parseIp(text);
+  if (!bytes) throw new Error(`bad test address ${text}`);
+  return bytes;
+}
+
+/** A parsed prefix for tests; throws on a typo. */
+export function cidrOf(text: string): Prefix {
+  const parsed = parseCidr(text);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.prefix;
 }

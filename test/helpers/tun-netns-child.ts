@@ -7,9 +7,16 @@ import { createSocket, type Socket } from 'node:dgram';
 import { Logger } from '../../src/log/logger.js';
 import { loadTunAddon, openTun, type Netlink, type TunDevice } from '../../src/tun/device.js';
 import type { TunOptions } from '../../src/tun/types.js';
+import { cidrOf, ipBytes } from './bytes.js';
+
+/** TunOptions as text, since IPC carries JSON; the child parses them. */
+export interface TextTunOptions extends Omit<TunOptions, 'address' | 'extraRoutes'> {
+  address: string;
+  extraRoutes?: string[];
+}
 
 export type ChildRequest =
-  | { op: 'open'; opts: TunOptions }
+  | { op: 'open'; opts: TextTunOptions }
   | { op: 'takeBatches' }
   | { op: 'write'; packets: string[]; batched: boolean }
   | { op: 'listen'; address: string; port: number }
@@ -38,7 +45,8 @@ const logger = new Logger('tun-child', { level: 'debug' });
 async function handle(req: ChildRequest): Promise<unknown> {
   switch (req.op) {
     case 'open': {
-      const tun = openTun(req.opts, logger);
+      const { address, extraRoutes, ...rest } = req.opts;
+      const tun = openTun({ ...rest, address: ipBytes(address), extraRoutes: extraRoutes?.map(cidrOf) }, logger);
       // Copy during the call: the views are only valid until the handler returns.
       tun.onPackets = (packets, count) => {
         const copies: string[] = [];
@@ -92,7 +100,7 @@ async function handle(req: ChildRequest): Promise<unknown> {
     case 'removeRoute': {
       const tun = devices.get(req.name);
       if (tun === undefined) throw new Error(`no open device ${req.name}`);
-      tun[req.op](req.cidr);
+      tun[req.op](cidrOf(req.cidr));
       return null;
     }
     case 'netlink': {

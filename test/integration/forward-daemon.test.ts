@@ -59,9 +59,9 @@ describe('forwarding between two daemons', () => {
     const { a, b, tunA, tunB } = await pair();
     let writeCalls = 0;
     const writePackets = tunB.writePackets.bind(tunB);
-    tunB.writePackets = (packets, count) => {
+    tunB.writePackets = (packets, count, status) => {
       writeCalls++;
-      return writePackets(packets, count);
+      return writePackets(packets, count, status);
     };
     const src = formatIp(resolveNetworkAddress(CORP, a.fingerprint));
     const dst = formatIp(resolveNetworkAddress(CORP, b.fingerprint));

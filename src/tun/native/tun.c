@@ -8,7 +8,7 @@
 // JS surface (wrapped by src/tun/device.ts):
 //   new Tun(name, onBatch(count, error?))   name may contain %d for a kernel-assigned number
 //   tun.name / tun.buffer (Uint8Array, reused) / tun.lengths (Uint32Array, reused)
-//   tun.write(packet) -> bool      tun.writeBatch(packets, count) -> written
+//   tun.write(packet) -> bool      tun.writeBatch(packets, count, status?) -> written
 //   tun.takeWriteError() -> string | undefined     tun.close()
 // plus the rtnetlink calls that configure the interface (netlink_js.c).
 #define NAPI_VERSION 8
@@ -145,22 +145,41 @@ static int write_packet(napi_env env, tun_t *t, napi_value packet) {
 }
 
 // One JS->C call per batch. EAGAIN means the kernel queue is full: stop rather than spin, the
-// caller counts the rest as dropped. Any other error drops just that packet.
+// caller counts the rest as dropped. Any other error drops just that packet. An optional
+// Uint8Array `status` gets 1 for each packet written and 0 for each dropped one, so the caller
+// can count bytes exactly even when a packet in the middle was refused.
 static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  tun_t *t = unwrap(env, info, 2, argv);
+  napi_value argv[3];
+  tun_t *t = unwrap(env, info, 3, argv);
   if (t == NULL) return NULL;
   uint32_t count = 0, length = 0;
   if (napi_get_array_length(env, argv[0], &length) != napi_ok || napi_get_value_uint32(env, argv[1], &count) != napi_ok) {
-    return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number)");
+    return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array)");
   }
+  uint8_t *status = NULL;
+  size_t status_length = 0;
+  napi_valuetype status_type;
+  CHECK(napi_typeof(env, argv[2], &status_type));
+  if (status_type != napi_undefined) {
+    void *data;
+    if (!get_typed_array(env, argv[2], napi_uint8_array, &data, &status_length)) {
+      return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array)");
+    }
+    status = data;
+  }
+  if (count > length) count = length;
+  if (status != NULL && status_length < count) return throw_type_error(env, ADDON_NAME ": status array is shorter than count");
+  if (status != NULL) memset(status, 0, count);
   uint32_t written = 0;
-  for (uint32_t i = 0; i < count && i < length; i++) {
+  for (uint32_t i = 0; i < count; i++) {
     napi_value packet;
     CHECK(napi_get_element(env, argv[0], i, &packet));
     int err = write_packet(env, t, packet);
     if (err < 0) return NULL;
-    if (err == 0) written++;
+    if (err == 0) {
+      written++;
+      if (status != NULL) status[i] = 1;
+    }
     if (err == EAGAIN || err == EWOULDBLOCK || err == EBADF) break;
   }
   return uint32_value(env, written);

@@ -12,6 +12,7 @@ import { RouteTable } from '../../../src/netgraph/table.js';
 import { APP_PROTOCOL_VIOLATION } from '../../../src/quic/errors.js';
 import { memoryTunFactory, type MemoryTunRegistry } from '../../../src/tun/memory.js';
 import { FakeConnection, FakeStream, decodeFrames, ipv4Packet, nextTurn } from '../../helpers/unit-fakes.js';
+import { ipBytes } from '../../helpers/bytes.js';
 
 interface Target extends ForwardTarget {
   readonly id: string;
@@ -67,11 +68,11 @@ describe('DataPlane networks', () => {
     const { plane, registry, lines } = setup();
     const tun = registry.devices.get('vpn-corp')!;
     expect(tun).toBeDefined();
-    expect(tun.options).toMatchObject({ address: '10.42.0.1', prefixLength: 24, mtu: 1280 });
+    expect(tun.options).toMatchObject({ address: ipBytes('10.42.0.1'), prefixLength: 24, mtu: 1280 });
     expect(plane.interfaceName('corp')).toBe('vpn-corp');
     plane.addNetwork(newNetwork('lab', 'fd00:7::/64', { interface: 'tun-lab', mtu: 1400 }), parseIp('fd00:7::1')!, new RouteTable<Target>());
     expect(plane.interfaceName('lab')).toBe('tun-lab');
-    expect(registry.devices.get('tun-lab')!.options).toMatchObject({ address: 'fd00:7::1', prefixLength: 64, mtu: 1400 });
+    expect(registry.devices.get('tun-lab')!.options).toMatchObject({ address: ipBytes('fd00:7::1'), prefixLength: 64, mtu: 1400 });
     expect(lines.some((l) => l.includes('network corp: interface vpn-corp up, 10.42.0.1/24, mtu 1280'))).toBe(true);
   });
 

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { KernelRoutes } from '../../../src/forward/kernel-routes.js';
 import { memoryLogger } from '../../../src/log/logger.js';
-import { parseCidr, type Prefix } from '../../../src/netgraph/addr.js';
+import { formatPrefix, parseCidr, type Prefix } from '../../../src/netgraph/addr.js';
 import { MemoryTun } from '../../../src/tun/memory.js';
+import { ipBytes } from '../../helpers/bytes.js';
 
 function prefix(text: string): Prefix {
   const parsed = parseCidr(text);
@@ -19,19 +20,21 @@ class FlakyTun extends MemoryTun {
   failRemove = new Set<string>();
 
   constructor() {
-    super({ name: 'vpn-corp', address: '10.42.0.1', prefixLength: 24, mtu: 1280 });
+    super({ name: 'vpn-corp', address: ipBytes('10.42.0.1'), prefixLength: 24, mtu: 1280 });
   }
 
-  override addRoute(cidr: string): void {
+  override addRoute(route: Prefix): void {
+    const cidr = formatPrefix(route);
     this.calls.push(`add ${cidr}`);
     if (this.failAdd.has(cidr)) throw new Error('RTNETLINK answers: Network is unreachable');
-    super.addRoute(cidr);
+    super.addRoute(route);
   }
 
-  override removeRoute(cidr: string): void {
+  override removeRoute(route: Prefix): void {
+    const cidr = formatPrefix(route);
     this.calls.push(`remove ${cidr}`);
     if (this.failRemove.has(cidr)) throw new Error('RTNETLINK answers: No such process');
-    super.removeRoute(cidr);
+    super.removeRoute(route);
   }
 }
 

@@ -8,6 +8,7 @@ import { RouteTable } from '../../../src/netgraph/table.js';
 import { APP_PROTOCOL_VIOLATION } from '../../../src/quic/errors.js';
 import { MemoryTun } from '../../../src/tun/memory.js';
 import { FakeStream, concatBytes, ipv4Packet, ipv6Packet } from '../../helpers/unit-fakes.js';
+import { ipBytes } from '../../helpers/bytes.js';
 
 interface TestPeer {
   id: string;
@@ -30,12 +31,12 @@ interface Plane extends ReceivePlane<TestPeer> {
 }
 
 function plane(name: string, routes: Array<[string, TestPeer]>, withWriter = true): Plane {
-  const tun = new MemoryTun({ name: `vpn-${name}`, address: '10.0.0.1', prefixLength: 24, mtu: 1280 });
+  const tun = new MemoryTun({ name: `vpn-${name}`, address: ipBytes('10.0.0.1'), prefixLength: 24, mtu: 1280 });
   const batches: number[] = [];
   const write = tun.writePackets.bind(tun);
-  tun.writePackets = (packets, count = packets.length) => {
+  tun.writePackets = (packets, count = packets.length, status) => {
     batches.push(count);
-    return write(packets, count);
+    return write(packets, count, status);
   };
   const table = new RouteTable<TestPeer>((p) => p.id);
   for (const [text, peer] of routes) table.add(prefix(text), peer, 1);

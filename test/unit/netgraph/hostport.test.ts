@@ -1,7 +1,7 @@
 // The project's one host:port parser (moved here from the QUIC layer's own copy, whose cases are
 // all kept): what it accepts, and that every refusal names the input and the problem.
 import { describe, expect, it } from 'vitest';
-import { formatHostPort, parseHostPort } from '../../../src/netgraph/hostport.js';
+import { formatHostPort, hostPortProblem, parseHostPort } from '../../../src/netgraph/hostport.js';
 
 function refusal(text: string, options: Parameters<typeof parseHostPort>[1] = {}): string {
   const result = parseHostPort(text, options);
@@ -44,5 +44,19 @@ describe('parseHostPort', () => {
     expect(formatHostPort('::1', 5)).toBe('[::1]:5');
     expect(formatHostPort('10.0.0.1', 5)).toBe('10.0.0.1:5');
     expect(parseHostPort(formatHostPort('fe80::2', 9))).toEqual({ ok: true, host: 'fe80::2', port: 9 });
+  });
+});
+
+describe('hostPortProblem', () => {
+  it('applies the text parser’s rules to a typed endpoint, without text', () => {
+    expect(hostPortProblem({ host: '192.0.2.1', port: 51820 })).toBeNull();
+    expect(hostPortProblem({ host: 'fd00::1', port: 51820 })).toBeNull();
+    expect(hostPortProblem({ host: 'node2.example', port: 1 })).toBeNull();
+    expect(hostPortProblem({ host: '0.0.0.0', port: 0 }, { allowPortZero: true })).toBeNull();
+    expect(hostPortProblem({ host: '0.0.0.0', port: 0 })).toMatch(/port must be a number 1\.\.65535/);
+    expect(hostPortProblem({ host: '999.1.1.1', port: 1 })).toMatch(/'999\.1\.1\.1' is not an IPv4 address/);
+    expect(hostPortProblem({ host: 'fd00::zz', port: 1 })).toMatch(/is not an IPv6 address/);
+    expect(hostPortProblem({ host: '', port: 9000 })).toMatch(/missing host/);
+    expect(hostPortProblem({ host: '', port: 9000 }, { allowEmptyHost: true })).toBeNull();
   });
 });

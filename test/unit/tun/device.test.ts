@@ -7,6 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { formatIp } from '../../../src/netgraph/addr.js';
 import { openTun, TunDevice, type Netlink } from '../../../src/tun/device.js';
+import { cidrOf, ipBytes } from '../../helpers/bytes.js';
+
+/** A prefix the parser would never produce: the TUN layer still refuses it. */
+const HOST_BITS = { family: 4 as const, bytes: ipBytes('10.0.0.1'), length: 8 };
 
 class FakeNativeTun {
   static instances: FakeNativeTun[] = [];
@@ -147,7 +151,7 @@ describe('TunDevice (fake addon, no root needed)', () => {
   it('configures MTU, addrgenmode, address, link and routes over netlink, and undoes a failure', () => {
     const { logger } = memoryLogger();
     const netlink = fakeNetlink();
-    const tun = openTun({ name: 'vt6', address: 'fd00::1', prefixLength: 64, mtu: 1280, extraRoutes: ['fd01::/64'] }, logger, {
+    const tun = openTun({ name: 'vt6', address: ipBytes('fd00::1'), prefixLength: 64, mtu: 1280, extraRoutes: [cidrOf('fd01::/64')] }, logger, {
       addon: fakeAddon,
       netlink,
     });
@@ -158,21 +162,21 @@ describe('TunDevice (fake addon, no root needed)', () => {
       'setUp vt6',
       'replaceRoute vt6 fd01::/64 (16 bytes)',
     ]);
-    tun.removeRoute('fd01::/64');
+    tun.removeRoute(cidrOf('fd01::/64'));
     expect(netlink.calls.at(-1)).toBe('deleteRoute vt6 fd01::/64 (16 bytes)');
     const callsBefore = netlink.calls.length;
-    expect(() => tun.addRoute('10.0.0.1/8')).toThrow('cannot route 10.0.0.1/8 into vt6');
-    expect(() => tun.removeRoute('10.0.0.1/8')).toThrow('cannot route 10.0.0.1/8 into vt6');
+    expect(() => tun.addRoute(HOST_BITS)).toThrow('cannot route into vt6: prefix 10.0.0.1/8 has host bits set');
+    expect(() => tun.removeRoute(HOST_BITS)).toThrow('cannot route into vt6: prefix 10.0.0.1/8 has host bits set');
     expect(netlink.calls).toHaveLength(callsBefore);
 
     const failingNetlink = fakeNetlink();
     failingNetlink.fail.addAddress = netlinkError('EEXIST', 'add address 10.9.0.1/24 to vt4: File exists');
     const failing = () =>
-      openTun({ name: 'vt4', address: '10.9.0.1', prefixLength: 24, mtu: 1400 }, logger, { addon: fakeAddon, netlink: failingNetlink });
+      openTun({ name: 'vt4', address: ipBytes('10.9.0.1'), prefixLength: 24, mtu: 1400 }, logger, { addon: fakeAddon, netlink: failingNetlink });
     expect(failing).toThrow('cannot configure TUN device vt4: add address 10.9.0.1/24 to vt4: File exists');
     expect(FakeNativeTun.instances.at(-1)!.closed).toBe(1);
     expect(failingNetlink.calls.at(-1)).toBe('addAddress vt4 10.9.0.1/24 (4 bytes)');
-    expect(() => openTun({ name: 'vt6', address: 'fd00::1', prefixLength: 64, mtu: 1200 }, logger, { addon: fakeAddon })).toThrow(
+    expect(() => openTun({ name: 'vt6', address: ipBytes('fd00::1'), prefixLength: 64, mtu: 1200 }, logger, { addon: fakeAddon })).toThrow(
       'mtu 1200 is not in 1280..65535',
     );
   });
@@ -181,7 +185,7 @@ describe('TunDevice (fake addon, no root needed)', () => {
     const { logger, lines } = memoryLogger();
     const netlink = fakeNetlink();
     netlink.fail.setAddrGenModeNone = netlinkError('EAFNOSUPPORT', 'set addrgenmode none on vt4: Address family not supported by protocol');
-    openTun({ name: 'vt4', address: '10.9.0.1', prefixLength: 24, mtu: 1400 }, logger, { addon: fakeAddon, netlink });
+    openTun({ name: 'vt4', address: ipBytes('10.9.0.1'), prefixLength: 24, mtu: 1400 }, logger, { addon: fakeAddon, netlink });
     expect(netlink.calls.at(-1)).toBe('setUp vt4');
     const logged = lines.filter((l) => l.includes('set addrgenmode none on vt4'));
     expect(logged).toHaveLength(1);
@@ -195,7 +199,7 @@ describe('TunDevice (fake addon, no root needed)', () => {
     const netlink = fakeNetlink();
     netlink.fail.replaceRoute = netlinkError('ENETUNREACH', 'replace route 10.8.0.0/16 dev vt4: Network is unreachable');
     expect(() =>
-      openTun({ name: 'vt4', address: '10.9.0.1', prefixLength: 24, mtu: 1400, extraRoutes: ['10.8.0.0/16'] }, logger, {
+      openTun({ name: 'vt4', address: ipBytes('10.9.0.1'), prefixLength: 24, mtu: 1400, extraRoutes: [cidrOf('10.8.0.0/16')] }, logger, {
         addon: fakeAddon,
         netlink,
       }),
@@ -208,15 +212,15 @@ describe('TunDevice (fake addon, no root needed)', () => {
     const netlink = fakeNetlink();
     const tun = new TunDevice('vt-fake', logger, { addon: fakeAddon, netlink });
     netlink.fail.deleteRoute = netlinkError('ESRCH', 'delete route 10.8.0.0/16 dev vt-fake: No such process');
-    expect(() => tun.removeRoute('10.8.0.0/16')).not.toThrow();
+    expect(() => tun.removeRoute(cidrOf('10.8.0.0/16'))).not.toThrow();
     netlink.fail.deleteRoute = netlinkError('EPERM', 'delete route 10.8.0.0/16 dev vt-fake: Operation not permitted');
-    expect(() => tun.removeRoute('10.8.0.0/16')).toThrow('delete route 10.8.0.0/16 dev vt-fake: Operation not permitted');
+    expect(() => tun.removeRoute(cidrOf('10.8.0.0/16'))).toThrow('delete route 10.8.0.0/16 dev vt-fake: Operation not permitted');
     // A message that merely mentions the errno text is not the errno.
     netlink.fail.deleteRoute = new Error('delete route 10.8.0.0/16 dev vt-fake: No such process');
-    expect(() => tun.removeRoute('10.8.0.0/16')).toThrow('No such process');
+    expect(() => tun.removeRoute(cidrOf('10.8.0.0/16'))).toThrow('No such process');
     expect(netlink.calls).toEqual(Array(3).fill('deleteRoute vt-fake 10.8.0.0/16 (4 bytes)'));
     tun.close();
-    tun.removeRoute('10.8.0.0/16');
+    tun.removeRoute(cidrOf('10.8.0.0/16'));
     expect(netlink.calls).toHaveLength(3);
   });
 

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTun, memoryTunFactory } from '../../../src/tun/memory.js';
+import { cidrOf, ipBytes } from '../../helpers/bytes.js';
 
-const opts = { name: 'vpn-corp', address: '10.42.0.1', prefixLength: 24, mtu: 1280, extraRoutes: ['192.168.50.0/24'] };
+/** A prefix the parser would never produce: the TUN layer still refuses it. */
+const HOST_BITS = { family: 4 as const, bytes: ipBytes('10.0.0.1'), length: 8 };
+
+const opts = { name: 'vpn-corp', address: ipBytes('10.42.0.1'), prefixLength: 24, mtu: 1280, extraRoutes: [cidrOf('192.168.50.0/24')] };
 
 describe('MemoryTun', () => {
   it('delivers injected packets as one batch, then scribbles over them like the reused kernel buffer', () => {
@@ -34,10 +38,10 @@ describe('MemoryTun', () => {
 
   it('tracks routes and validates them', () => {
     const tun = new MemoryTun(opts);
-    tun.addRoute('fd00::/64');
-    tun.removeRoute('192.168.50.0/24');
+    tun.addRoute(cidrOf('fd00::/64'));
+    tun.removeRoute(cidrOf('192.168.50.0/24'));
     expect([...tun.routes]).toEqual(['fd00::/64']);
-    expect(() => tun.addRoute('10.0.0.1/8')).toThrow('cannot route 10.0.0.1/8 into vpn-corp');
+    expect(() => tun.addRoute(HOST_BITS)).toThrow('cannot route into vpn-corp: prefix 10.0.0.1/8 has host bits set');
   });
 });
 
