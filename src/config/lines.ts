@@ -9,39 +9,57 @@ export type KeyPath = readonly (string | number)[];
 
 const BARE_KEY_CHAR_RE = /[A-Za-z0-9_-]/;
 
+/**
+ * One key segment's node: a tree rather than a map of whole paths, so a dotted key of n parts
+ * costs n nodes, not n paths of up to n segments each (a hostile config could be quadratic).
+ */
+class KeyNode {
+  line: number | undefined = undefined;
+  /** For a [[header]] array: how many elements it has so far. */
+  arrayLength: number | undefined = undefined;
+  readonly children = new Map<string | number, KeyNode>();
+
+  child(segment: string | number): KeyNode {
+    let node = this.children.get(segment);
+    if (!node) this.children.set(segment, (node = new KeyNode()));
+    return node;
+  }
+}
+
 export class KeyLines {
-  private readonly lineByPath = new Map<string, number>();
+  private readonly root = new KeyNode();
 
   static scan(text: string): KeyLines {
     const result = new KeyLines();
-    new Scanner(text, result.lineByPath).run();
+    new Scanner(text, result.root).run();
     return result;
   }
 
   /** Line of the key, else of the nearest enclosing key or table header that has one. */
   lineOf(path: KeyPath): number | undefined {
-    for (let end = path.length; end > 0; end--) {
-      const line = this.lineByPath.get(pathKey(path.slice(0, end)));
-      if (line !== undefined) return line;
+    let node: KeyNode | undefined = this.root;
+    let found: number | undefined;
+    for (const segment of path) {
+      node = node.children.get(segment);
+      if (!node) break;
+      if (node.line !== undefined) found = node.line;
     }
-    return undefined;
+    return found;
   }
-}
-
-function pathKey(path: KeyPath): string {
-  return JSON.stringify(path);
 }
 
 class Scanner {
   private i = 0;
   private line = 1;
-  private table: (string | number)[] = [];
-  private readonly arrayLengths = new Map<string, number>();
+  /** The node of the current [table] (or [[array]] element). */
+  private table: KeyNode;
 
   constructor(
     private readonly text: string,
-    private readonly out: Map<string, number>,
-  ) {}
+    private readonly root: KeyNode,
+  ) {
+    this.table = root;
+  }
 
   run(): void {
     const { text } = this;
@@ -74,21 +92,20 @@ class Scanner {
     this.i += isArray ? 2 : 1;
     const keys = this.key();
     if (keys) {
-      const path: (string | number)[] = [];
+      let node = this.root;
       keys.forEach((key, n) => {
-        path.push(key);
-        const lengthKey = pathKey(path);
-        const length = this.arrayLengths.get(lengthKey);
+        node = node.child(key);
+        const length = node.arrayLength;
         if (isArray && n === keys.length - 1) {
-          this.arrayLengths.set(lengthKey, (length ?? 0) + 1);
-          path.push(length ?? 0);
+          node.arrayLength = (length ?? 0) + 1;
+          node = node.child(length ?? 0);
         } else if (length !== undefined) {
           // [peers.extra] after [[peers]] belongs to the latest peers element.
-          path.push(length - 1);
+          node = node.child(length - 1);
         }
       });
-      this.table = path;
-      this.out.set(pathKey(path), this.line);
+      this.table = node;
+      node.line = this.line;
     }
     this.skipToNextLine();
   }
@@ -100,11 +117,10 @@ class Scanner {
       return;
     }
     this.i++;
-    const path = [...this.table];
+    let node = this.table;
     for (const key of keys) {
-      path.push(key);
-      const k = pathKey(path);
-      if (!this.out.has(k)) this.out.set(k, this.line);
+      node = node.child(key);
+      node.line ??= this.line;
     }
     this.skipValue();
   }

@@ -5,6 +5,7 @@
 import { parseCidr, type Prefix } from '../netgraph/addr.js';
 import { ConfigError } from './errors.js';
 import type { KeyLines, KeyPath } from './lines.js';
+import { singleLine } from '../log/logger.js';
 
 export type Table = Record<string, unknown>;
 
@@ -137,7 +138,8 @@ export class Problems {
 
   private push(path: KeyPath, render: (where: string) => string): void {
     const line = this.lines.lineOf(path);
-    this.found.push({ line: line ?? Number.MAX_SAFE_INTEGER, text: render(locate(this.file, line)) });
+    // One line per problem, whatever the quoted values hold: they come from the file.
+    this.found.push({ line: line ?? Number.MAX_SAFE_INTEGER, text: singleLine(render(locate(this.file, line))) });
   }
 }
 

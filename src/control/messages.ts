@@ -8,6 +8,8 @@
 // applies the rest of the announcement, which it could not do if one bad prefix failed the
 // whole message at this layer.
 
+import { printable } from '../log/logger.js';
+
 export const CONTROL_LENGTH_BYTES = 2;
 export const MAX_CONTROL_PAYLOAD = 4096;
 /** Largest control message on the wire, length prefix included. */
@@ -270,7 +272,7 @@ export function decodeControlPayload(payload: Uint8Array): ControlDecodeResult {
         routes.push({ prefix: prefix.text, metric: (payload[pos]! << 8) | payload[pos + 1]! });
         pos += 2;
       }
-      if (routes.length === 0) return fail(`Announce for network '${name.text}' carries no routes; at least one is required`);
+      if (routes.length === 0) return fail(`Announce for network ${printable(name.text)} carries no routes; at least one is required`);
       return { ok: true, msg: { type: 'announce', network: name.text, routes } };
     }
     case ControlType.Withdraw: {

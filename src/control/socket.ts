@@ -15,6 +15,8 @@ export interface ControlRequest {
 
 export type ControlHandler = (request: ControlRequest) => Promise<unknown> | unknown;
 
+export type RequestLineResult = { ok: true; request: ControlRequest } | { ok: false; error: string };
+
 export const MAX_REQUEST_BYTES = 64 * 1024;
 export const REQUEST_DEADLINE_MS = 2000;
 /** How long a closing connection may take to read its last error line before it is cut. */
@@ -125,8 +127,7 @@ function isAnswering(socketPath: string): Promise<boolean> {
 
 /** One client connection: splits lines, answers them in order, enforces the limits. */
 class Connection {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly lines = new RequestLineSplitter();
   private readonly queue: Buffer[] = [];
   private busy = false;
   private closing = false;
@@ -147,21 +148,7 @@ class Connection {
 
   private receive(chunk: Buffer): void {
     if (this.closing) return;
-    let start = 0;
-    for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
-      const piece = chunk.subarray(start, newline);
-      start = newline + 1;
-      if (this.pendingBytes + piece.length > MAX_REQUEST_BYTES) return this.rejectTooLong();
-      this.queue.push(Buffer.concat([...this.pending, piece]));
-      this.pending = [];
-      this.pendingBytes = 0;
-    }
-    const rest = chunk.subarray(start);
-    if (this.pendingBytes + rest.length > MAX_REQUEST_BYTES) return this.rejectTooLong();
-    if (rest.length > 0) {
-      this.pending.push(rest);
-      this.pendingBytes += rest.length;
-    }
+    if (!this.lines.push(chunk, this.queue)) return this.rejectTooLong();
     void this.drain();
   }
 
@@ -189,26 +176,14 @@ class Connection {
   }
 
   private async answer(line: Buffer): Promise<string> {
-    const text = line.toString('utf8').replace(/\r$/, '');
-    if (text.trim() === '') return errorLine('empty request: send one JSON object per line, e.g. {"cmd":"status"}');
-    let request: unknown;
-    try {
-      request = JSON.parse(text);
-    } catch (error) {
-      return errorLine(`malformed JSON request: ${(error as Error).message}`);
-    }
-    if (typeof request !== 'object' || request === null || Array.isArray(request)) {
-      return errorLine('request must be a JSON object, e.g. {"cmd":"status"}');
-    }
-    if (typeof (request as { cmd?: unknown }).cmd !== 'string') {
-      return errorLine('request needs a string "cmd" field, e.g. {"cmd":"status"}');
-    }
+    const parsed = parseRequestLine(line);
+    if (!parsed.ok) return errorLine(parsed.error);
     // A well-formed request: the client is talking sense, so it gets a fresh deadline once
     // this one has been answered.
     this.clearDeadline();
     let output: unknown;
     try {
-      output = await this.handler(request as ControlRequest);
+      output = await this.handler(parsed.request);
     } catch (error) {
       this.armDeadline();
       return errorLine(error instanceof Error ? error.message : String(error));
@@ -243,7 +218,7 @@ class Connection {
     if (this.closing) return;
     this.closing = true;
     this.clearDeadline();
-    this.pending = [];
+    this.lines.clear();
     this.queue.length = 0;
     // Keep consuming (and discarding) input so the client is not stuck writing, and give it a
     // moment to read the error before the connection is cut.
@@ -251,6 +226,71 @@ class Connection {
     this.socket.end(errorLine(message) + '\n');
     setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
   }
+}
+
+/**
+ * Splits a connection's bytes into request lines (without their `\n`), holding at most
+ * `maxLineBytes` of an unfinished line between chunks.
+ */
+export class RequestLineSplitter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxLineBytes = MAX_REQUEST_BYTES) {}
+
+  /** Bytes of an unfinished line held between pushes. */
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  /**
+   * Appends each line that `chunk` completes to `lines`, in order. Returns false as soon as a
+   * line is longer than the limit: the connection must then be closed (lines appended before
+   * that stay appended).
+   */
+  push(chunk: Buffer, lines: Buffer[]): boolean {
+    let start = 0;
+    for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
+      const piece = chunk.subarray(start, newline);
+      start = newline + 1;
+      if (this.pendingBytes + piece.length > this.maxLineBytes) return false;
+      lines.push(Buffer.concat([...this.pending, piece]));
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    const rest = chunk.subarray(start);
+    if (this.pendingBytes + rest.length > this.maxLineBytes) return false;
+    if (rest.length > 0) {
+      this.pending.push(rest);
+      this.pendingBytes += rest.length;
+    }
+    return true;
+  }
+
+  /** Drops the unfinished line. */
+  clear(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+}
+
+/** Reads one request line (without its `\n`; a trailing `\r` is ignored). Never throws. */
+export function parseRequestLine(line: Buffer): RequestLineResult {
+  const text = line.toString('utf8').replace(/\r$/, '');
+  if (text.trim() === '') return { ok: false, error: 'empty request: send one JSON object per line, e.g. {"cmd":"status"}' };
+  let request: unknown;
+  try {
+    request = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, error: `malformed JSON request: ${(error as Error).message}` };
+  }
+  if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+    return { ok: false, error: 'request must be a JSON object, e.g. {"cmd":"status"}' };
+  }
+  if (typeof (request as { cmd?: unknown }).cmd !== 'string') {
+    return { ok: false, error: 'request needs a string "cmd" field, e.g. {"cmd":"status"}' };
+  }
+  return { ok: true, request: request as ControlRequest };
 }
 
 function errorLine(message: string): string {

@@ -13,6 +13,7 @@ import { X509Certificate, sign, verify, type KeyObject } from 'node:crypto';
 import { networkNameProblem } from '../config/names.js';
 import { parseDialAddress } from '../config/values.js';
 import { parseCidr } from '../netgraph/addr.js';
+import { singleLine } from '../log/logger.js';
 import {
   certificateInfo,
   checkValidity,
@@ -23,8 +24,16 @@ import {
   type Identity,
 } from './identity.js';
 
+/** Messages quote fields of an invite someone sent: kept to one bounded line for the terminal. */
+const MAX_INVITE_ERROR_CHARS = 400;
+
 export class InviteError extends Error {
   override name = 'InviteError';
+
+  constructor(message: string) {
+    const line = singleLine(message);
+    super(line.length > MAX_INVITE_ERROR_CHARS ? `${line.slice(0, MAX_INVITE_ERROR_CHARS)}…` : line);
+  }
 }
 
 export interface Invite {

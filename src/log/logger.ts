@@ -23,7 +23,30 @@ export function isLogLevel(value: unknown): value is LogLevel {
 export function formatLogLine(time: Date, level: LogLevel, component: string, message: string): string {
   // Seconds precision, as in the documented format; milliseconds add noise, not information.
   const stamp = time.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  return `[${stamp}] ${level.toUpperCase().padEnd(5)} [${component}] ${message}`;
+  return `[${stamp}] ${level.toUpperCase().padEnd(5)} [${component}] ${singleLine(message)}`;
+}
+
+// C0 and C1 controls, DEL, and the Unicode line and paragraph separators: matching them is the point.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * Text with every control character written as an escape (\n, \u001b…): one line that cannot
+ * forge another log line or steer a terminal, whatever a peer or a config file put in it.
+ */
+export function singleLine(text: string): string {
+  return text.replace(CONTROL_CHARS, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** Untrusted text (from the wire) quoted for a message: printable ASCII only, bounded. */
+export function printable(text: string, max = 64): string {
+  const cleaned = text.replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(cleaned.length > max ? `${cleaned.slice(0, max)}...` : cleaned);
 }
 
 /** Shortens a 64-hex fingerprint for log lines: enough to tell peers apart, short enough to read. */

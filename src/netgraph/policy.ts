@@ -7,6 +7,7 @@
 // is the `auto` address derived from its fingerprint, a host route the local config lists in its
 // allowed_routes, or, for a static address, the first free one it announces in that network.
 
+import { printable } from '../log/logger.js';
 import { type Prefix, bytesEqual, formatIp, formatPrefix, maxPrefixLength, parseCidr, prefixCovers } from './addr.js';
 
 export type PolicyRefusal = 'unknown-network' | 'peer-not-in-network' | 'bad-prefix' | 'outside-policy' | 'conflict';
@@ -120,10 +121,4 @@ export function checkAnnouncedPrefix(args: AnnouncementCheck): PolicyResult {
 function describe(announced: string, prefix: Prefix): string {
   const canonical = formatPrefix(prefix);
   return parseCidr(announced).ok ? canonical : `${announced} (masked to ${canonical})`;
-}
-
-/** Wire text is untrusted: keep log lines single-line and bounded (quoted). */
-export function printable(text: string): string {
-  const cleaned = text.replace(/[^\x20-\x7e]/g, '?');
-  return JSON.stringify(cleaned.length > 64 ? `${cleaned.slice(0, 64)}...` : cleaned);
 }

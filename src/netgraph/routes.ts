@@ -4,12 +4,12 @@
 // gauge reads its counts at scrape time, `vpnctl routes` lists it.
 
 import type { RouteAnnouncement } from '../control/messages.js';
-import type { Logger } from '../log/logger.js';
+import { printable, type Logger } from '../log/logger.js';
 import type { Metrics, RouteRejectReason } from '../metrics/metrics.js';
 import { type Prefix, bytesEqual, formatPrefix, parseCidr } from './addr.js';
 import { AddressClaims } from './claims.js';
 import { NetGraph, type NetworkRoute } from './graph.js';
-import { checkAnnouncedPrefix, printable, type HostOwnership, type PolicyRefusal, type PolicyResult } from './policy.js';
+import { checkAnnouncedPrefix, type HostOwnership, type PolicyRefusal, type PolicyResult } from './policy.js';
 import type { RouteTable } from './table.js';
 
 /** What route policy needs to know about the peer a route comes from. */

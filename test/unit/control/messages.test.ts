@@ -156,7 +156,7 @@ describe('decodeControlPayload rejects malformed payloads', () => {
     ['announce with no name', [0x41], /Announce network name length byte is missing/],
     ['announce with zero-length name', [0x41, 0], /Announce network name has length 0/],
     ['announce with a name past the end', [0x41, 5, ...ascii('corp')], /claims 5 bytes but only 4 remain/],
-    ['announce with no routes', [0x41, ...name('corp')], /network 'corp' carries no routes/],
+    ['announce with no routes', [0x41, ...name('corp')], /network "corp" carries no routes/],
     ['announce with a zero-length prefix', [0x41, ...name('corp'), 0, 0, 1], /route 1 prefix has length 0/],
     ['announce missing a metric', [0x41, ...name('corp'), ...name('10.0.0.0/8'), 0], /route 1 is missing its 2-byte metric/],
     ['announce with trailing garbage', [0x41, ...name('corp'), ...name('10.0.0.0/8'), 0, 1, 0xff], /route 2 prefix claims 255 bytes/],

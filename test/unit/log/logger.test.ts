@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Logger, formatLogLine, shortFingerprint } from '../../../src/log/logger.js';
+import { Logger, formatLogLine, printable, shortFingerprint, singleLine } from '../../../src/log/logger.js';
 
 describe('logger', () => {
   it('writes the documented one-line format', () => {
@@ -26,5 +26,15 @@ describe('logger', () => {
     new Logger('b', { sink: (l) => b.push(l), level: 'error' }).info('not to b');
     expect(a).toHaveLength(1);
     expect(b).toHaveLength(0);
+  });
+});
+
+describe('singleLine and printable', () => {
+  it('write control characters as escapes, so one message is one log line', () => {
+    expect(singleLine('a\nb\r\tc\u001b[31md\u2028')).toBe('a\\nb\\r\\tc\\u001b[31md\\u2028');
+    expect(singleLine('plain text, ünïcode ok')).toBe('plain text, ünïcode ok');
+    const line = formatLogLine(new Date(0), 'warn', 'control', 'protocol violation: name "x\n[1970-01-01T00:00:00Z] ERROR forged"');
+    expect(line.split('\n')).toHaveLength(1);
+    expect(printable('corp\n\u001b' + 'x'.repeat(100))).toBe(JSON.stringify('corp??' + 'x'.repeat(58) + '...'));
   });
 });
