@@ -8,7 +8,7 @@ import { loadConfig } from '../src/config/load.js';
 import { DEFAULTS } from '../src/config/types.js';
 import { UsageError, parseOptions } from '../src/cli/args.js';
 import { Daemon } from '../src/daemon/daemon.js';
-import { Logger } from '../src/log/logger.js';
+import { Logger, streamSink } from '../src/log/logger.js';
 import { tunDeviceFactory } from '../src/tun/device.js';
 
 const HELP = `usage: vpn [-config PATH] [--no-tun]
@@ -53,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
   // the user should have to read (VIBEPN_DEBUG shows the held lines too).
   const startupLines: string[] = [];
   let started = false;
-  const logger = new Logger('daemon', { sink: (line) => (started ? process.stderr.write(line + '\n') : startupLines.push(line)) });
+  const stderr = streamSink(process.stderr);
+  const logger = new Logger('daemon', { sink: (line) => (started ? stderr(line) : startupLines.push(line)) });
   let daemon: Daemon;
   try {
     const config = loadConfig(typeof values.config === 'string' ? values.config : DEFAULTS.configPath);

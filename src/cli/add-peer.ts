@@ -13,15 +13,17 @@ import { CommandError, FORCE_FLAG, UsageError, flagValue, optionalString, parseC
 import type { Output } from './output.js';
 
 export const ADD_PEER_HELP = `usage: vpnctl add-peer [--config P] --name N --address HOST:PORT [--fingerprint FP] --networks a,b
-                      [--allowed-routes CIDR,...] [--force]
+                      [--allowed-routes CIDR,...] [--original] [--force]
 
 Adds a [[peers]] entry to the config. --address "" means never dial (accept inbound only), and
 then --fingerprint is required. Without --fingerprint the peer is trusted on first use: its key
-is learned from the first connection to --address. --force replaces a peer of the same name.
+is learned from the first connection to --address. --original marks a node that runs the
+original VibePN (Go): it is always dialed, so it needs --address. --force replaces a peer of the
+same name.
 Run 'vpnctl reload' afterwards if the daemon is running.`;
 
 export async function runAddPeer(argv: string[], out: Output): Promise<void> {
-  const flags = { ...stringFlags('config', 'name', 'address', 'fingerprint', 'networks', 'allowed-routes'), ...FORCE_FLAG };
+  const flags = { ...stringFlags('config', 'name', 'address', 'fingerprint', 'networks', 'allowed-routes'), ...FORCE_FLAG, original: { type: 'boolean' as const } };
   const values = parseCommandFlags(argv, flags, ADD_PEER_HELP, out);
   if (values === undefined) return;
   const name = requireString(values, 'name', ADD_PEER_HELP);
@@ -49,8 +51,12 @@ export async function runAddPeer(argv: string[], out: Output): Promise<void> {
   if (existing >= 0 && values.force !== true) {
     throw new CommandError(`peer '${name}' is already in ${configPath}; use --force to replace it`);
   }
+  if (values.original === true && address === null) {
+    throw new UsageError('--original needs --address: an original VibePN node must be dialed by this node (data sent on a connection it dialed is lost)', ADD_PEER_HELP);
+  }
   const peer: PeerConfig = { name, address, networks, allowedRoutes };
   if (fingerprint !== undefined) peer.fingerprint = fingerprint;
+  if (values.original === true) peer.original = true;
   const peers = existing >= 0 ? config.peers.map((p, i) => (i === existing ? peer : p)) : [...config.peers, peer];
   refuseSelfPeer({ ...config, peers }, existing >= 0 ? existing : peers.length - 1, out);
   // writeConfigFile re-validates the whole file: unknown networks and duplicate fingerprints are

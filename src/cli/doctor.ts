@@ -4,12 +4,12 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { describeNetworkAddress } from '../config/address.js';
+import { deriveAutoAddress, describeNetworkAddress } from '../config/address.js';
 import { ConfigError, findSelfPeers, loadConfig } from '../config/load.js';
 import { DEFAULTS, type Config, type PeerConfig } from '../config/types.js';
 import { PIN_SOURCE, formatOptionalEndpoint } from '../config/values.js';
 import { checkValidity, fingerprintOfPem } from '../crypto/identity.js';
-import { formatPrefix } from '../netgraph/addr.js';
+import { formatIp, formatPrefix } from '../netgraph/addr.js';
 import { optionalString, parseCommandFlags, stringFlags } from './args.js';
 import { shellWord, type Output } from './output.js';
 
@@ -77,6 +77,7 @@ export function diagnose(configPath: string): Check[] {
     checks.push(passed(`network ${net.name}`, `prefix ${formatPrefix(net.prefix)}, address ${describeNetworkAddress(net, certFingerprint)}${routes}`));
   }
   const known = readKnownPeers(config.identity.knownPeers);
+  checkAutoAddresses(config, certFingerprint, checks);
   checkPeers(config, configPath, certFingerprint ?? config.identity.fingerprint, known, checks);
   checkKnownPeers(config, known, checks);
   return checks;
@@ -108,6 +109,35 @@ function checkPeers(config: Config, configPath: string, ownFingerprint: string |
 }
 
 /** The add-peer command that replaces `peer` by the same entry with a pin. */
+/**
+ * `auto` addresses are a hash into the network prefix, so in a /24 two of twenty nodes share one
+ * about half the time; the daemon then refuses the second one's route as a conflict. Checked for
+ * this node and every pinned peer (whose auto address is known here), as if all used `auto`.
+ */
+function checkAutoAddresses(config: Config, ownFingerprint: string | undefined, checks: Check[]): void {
+  for (const net of config.networks.values()) {
+    const nodes: Array<{ name: string; fingerprint: string }> = [];
+    if (ownFingerprint && net.address === 'auto') nodes.push({ name: 'this node', fingerprint: ownFingerprint });
+    for (const peer of config.peers) if (peer.fingerprint && peer.networks.includes(net.name)) nodes.push({ name: `peer ${peer.name}`, fingerprint: peer.fingerprint });
+    const byAddress = new Map<string, string>();
+    for (const node of nodes) {
+      const address = formatIp(deriveAutoAddress(net.name, net.prefix, node.fingerprint));
+      const other = byAddress.get(address);
+      if (other === undefined) {
+        byAddress.set(address, node.name);
+        continue;
+      }
+      checks.push(
+        warned(
+          `auto addresses in ${net.name}`,
+          `${other} and ${node.name} both derive ${address} in ${formatPrefix(net.prefix)}; if both use address = "auto", the second one's route is refused as a conflict`,
+          `set a static networks.${net.name}.address on one of them (or use a larger prefix)`,
+        ),
+      );
+    }
+  }
+}
+
 function pinCommand(peer: PeerConfig, configPath: string): string {
   const words = ['vpnctl', 'add-peer'];
   if (configPath !== DEFAULTS.configPath) words.push('--config', shellWord(configPath));
@@ -146,7 +176,13 @@ function checkIdentity(config: Config, checks: Check[]): string | undefined {
     checks.push(
       x509.checkPrivateKey(privateKey)
         ? passed('key matches certificate', 'the private key belongs to the certificate')
-        : failed('key matches certificate', `${key} is not the key of ${cert}`, 'restore the matching key, or vpnctl init --force for a new identity'),
+        : failed(
+            'key matches certificate',
+            `${key} is not the key of ${cert}`,
+            existsSync(`${cert}.pending`)
+              ? `a replaced identity was interrupted; starting vpn finishes it (or: mv ${cert}.pending ${cert})`
+              : 'restore the matching key, or vpnctl init --force for a new identity',
+          ),
     );
   } catch (error) {
     checks.push(failed('key matches certificate', `${key} is not a PEM private key (${(error as Error).message})`, 'restore the key file'));

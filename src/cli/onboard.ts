@@ -1,7 +1,7 @@
 // vpnctl init / invite / join: offline onboarding on config and identity files (add-peer is in
 // add-peer.ts). None of these talk to a daemon; they write files a daemon reads on (re)load.
 
-import { existsSync, readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DEFAULTS, type Config, type NetworkConfig, type PeerConfig } from '../config/types.js';
@@ -17,6 +17,7 @@ import {
   staticAddressProblem,
 } from '../config/values.js';
 import { generateIdentity, loadIdentity, writeIdentityFiles, type GeneratedIdentity } from '../crypto/identity.js';
+import { writeFileAtomic } from '../crypto/atomic-file.js';
 import { createInvite, parseInvite } from '../crypto/invite.js';
 import { formatPrefix, parseCidr, type Prefix } from '../netgraph/addr.js';
 import {
@@ -227,9 +228,8 @@ export async function runInvite(argv: string[], out: Output): Promise<void> {
 /** Invites and keys are secrets: 0600 from the first byte, atomically replaced. */
 function writeSecretFile(path: string, content: string): void {
   mkdirSync(dirname(path), { recursive: true });
-  const temp = `${path}.tmp-${process.pid}`;
-  writeFileSync(temp, content, { mode: 0o600 });
-  renameSync(temp, path);
+  // Exclusive, unpredictable temp name, fsync, rename: the same crash safety as keys.
+  writeFileAtomic(path, content, 0o600);
 }
 
 export async function runJoin(argv: string[], out: Output): Promise<void> {

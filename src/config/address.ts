@@ -31,6 +31,20 @@ export function deriveAutoAddress(networkName: string, prefix: Prefix, fingerpri
   return bigIntToBytes(bytesToBigInt(bytes) + offset, bytes.length);
 }
 
+/**
+ * The original VibePN's `auto` address for a node (config/address.go deriveAutoAddress): the
+ * same SHA-256("<network>:<fingerprint>"), but its first 4 bytes masked with (2^hostBits - 2), so
+ * always an even offset, possibly the network address; IPv4 prefixes shorter than /31 only.
+ * Null where the original has no auto address.
+ */
+export function deriveOriginalAutoAddress(networkName: string, prefix: Prefix, fingerprint: string): Uint8Array | null {
+  if (prefix.family !== 4 || prefix.length >= 31) return null;
+  const digest = createHash('sha256').update(`${networkName}:${fingerprint}`, 'utf8').digest();
+  const mask = 2 ** (32 - prefix.length) - 2;
+  const offset = digest.readUInt32BE(0) & mask;
+  return bigIntToBytes(bytesToBigInt(prefix.bytes) + BigInt(offset >>> 0), 4);
+}
+
 /** The configured static address, or the derived one for "auto". A copy: callers may keep or change it. */
 export function resolveNetworkAddress(net: NetworkConfig, fingerprint: string): Uint8Array {
   return net.address === 'auto' ? deriveAutoAddress(net.name, net.prefix, fingerprint) : new Uint8Array(net.address);

@@ -39,7 +39,7 @@ export interface LoadOptions {
 const ROOT_KEYS = ['identity', 'daemon', 'peers', 'networks'] as const;
 const IDENTITY_KEYS = ['cert', 'key', 'fingerprint', 'known_peers'] as const;
 const DAEMON_KEYS = ['listen', 'control_socket', 'metrics_listen', 'log_level', 'accept_unknown_peers'] as const;
-const PEER_KEYS = ['name', 'address', 'fingerprint', 'networks', 'allowed_routes'] as const;
+const PEER_KEYS = ['name', 'address', 'fingerprint', 'networks', 'allowed_routes', 'original'] as const;
 const NETWORK_KEYS = ['prefix', 'address', 'export', 'interface', 'mtu', 'routes'] as const;
 
 export function loadConfig(path: string, options: LoadOptions = {}): Config {
@@ -275,9 +275,14 @@ function readPeers(value: unknown, networkNames: string[], ctx: Context): (PeerC
 
     const peerNetworks = readPeerNetworks(s, networkNames);
     const allowedRoutes = s.cidrList('allowed_routes');
+    const original = s.boolean('original') ?? false;
+    if (original && address === null) {
+      s.problem('original', 'an original VibePN node must be dialed by this node (data sent on a connection it dialed is lost): give its address');
+    }
     if (address === undefined || fingerprint === null) return undefined;
     const peer: PeerConfig = { name, address, networks: peerNetworks, allowedRoutes };
     if (fingerprint) peer.fingerprint = fingerprint;
+    if (original) peer.original = true;
     return peer;
   });
 }

@@ -42,6 +42,12 @@ export interface PeerConfig {
    * local config allows that peer to route" without naming the key.
    */
   allowedRoutes: Prefix[];
+  /**
+   * The peer runs the original VibePN (Go), whose quirks vibepn works around for it: it is
+   * always dialed by us, data goes only on connections we dialed, and its network-wide
+   * announcement stands for its own auto address (docs/CONFIG.md, `original`). Absent = false.
+   */
+  original?: true;
 }
 
 export interface NetworkConfig {

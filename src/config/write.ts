@@ -43,6 +43,7 @@ export function renderConfig(config: Config): string {
     if (peer.fingerprint) out.push(`fingerprint = ${tomlString(peer.fingerprint)}`);
     out.push(`networks = ${tomlStringArray(peer.networks)}`);
     if (peer.allowedRoutes.length > 0) out.push(`allowed_routes = ${tomlStringArray(peer.allowedRoutes.map(formatPrefix))}`);
+    if (peer.original) out.push('original = true');
   }
 
   for (const net of config.networks.values()) {
@@ -228,7 +229,7 @@ export function newNetwork(
 export function newPeer(
   name: string,
   networks: string[],
-  options: { address?: string; fingerprint?: string; allowedRoutes?: string[] } = {},
+  options: { address?: string; fingerprint?: string; allowedRoutes?: string[]; original?: boolean } = {},
 ): PeerConfig {
   const what = `peer '${name}'`;
   const peer: PeerConfig = {
@@ -238,5 +239,6 @@ export function newPeer(
     allowedRoutes: prefixesOf(`${what}: allowed_routes`, options.allowedRoutes ?? []),
   };
   if (options.fingerprint) peer.fingerprint = parsed(`${what}: fingerprint`, parseFingerprint(options.fingerprint));
+  if (options.original) peer.original = true;
   return peer;
 }

@@ -7,7 +7,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { X509Certificate, KeyObject, createHash, createPrivateKey, webcrypto } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { defaultFs, ensureDir, errnoCode, errorText, writeFileAtomic, type AtomicFs } from './atomic-file.js';
 
@@ -116,8 +116,18 @@ function wholeSeconds(ms: number): Date {
 }
 
 /**
- * Writes cert (0644) and key (0600), each atomically. Checks both paths before writing either,
- * so a refusal never leaves a new key next to an old certificate.
+ * The new certificate waits here while the key is replaced. Two files cannot be replaced in one
+ * step, so the certificate goes last, and loading finishes a replacement a crash interrupted.
+ */
+export function pendingCertPath(certPath: string): string {
+  return `${certPath}.pending`;
+}
+
+/**
+ * Writes cert (0644) and key (0600) as a pair: the new certificate to a pending file, then the
+ * key, then the certificate into place, each atomically. Interrupted before the key moved, the old
+ * pair stands; after, the new key sits beside the old certificate and the pending new one, and
+ * loadIdentity completes the swap. Checks both paths before writing either.
  */
 export function writeIdentityFiles(
   certPath: string,
@@ -138,8 +148,10 @@ export function writeIdentityFiles(
     // Key directory first, so when both live in one directory it is created 0700.
     ensureDir(dirname(keyPath), 0o700, fs);
     ensureDir(dirname(certPath), 0o755, fs);
+    const pending = pendingCertPath(certPath);
+    writeFileAtomic(pending, id.certPem, 0o644, fs);
     writeFileAtomic(keyPath, id.keyPem, 0o600, fs);
-    writeFileAtomic(certPath, id.certPem, 0o644, fs);
+    fs.renameSync(pending, certPath);
   } catch (err) {
     if (err instanceof IdentityError) throw err;
     throw new IdentityError(`cannot write identity files ${certPath} and ${keyPath}: ${errorText(err)}`);
@@ -214,7 +226,32 @@ function parseCertificateFields(certDer: Uint8Array, source: string): Certificat
  * call it during start-up validation. Does not check the validity window: use checkValidity, so
  * the caller decides between refusing to start and warning (vpnctl doctor).
  */
+function keyMatches(cert: X509Certificate, key: KeyObject): boolean {
+  try {
+    return cert.checkPrivateKey(key);
+  } catch {
+    // Different key types (e.g. RSA key, EC cert) throw instead of returning false.
+    return false;
+  }
+}
+
+/**
+ * Finishes a pair replacement a crash interrupted (writeIdentityFiles): a pending certificate
+ * that belongs to the key on disk goes into place. Anything else is left for the checks below.
+ */
+function finishPendingCert(certPath: string, keyPath: string): void {
+  const pending = pendingCertPath(certPath);
+  try {
+    const cert = new X509Certificate(readFileSync(pending, 'utf8'));
+    const key = createPrivateKey({ key: readFileSync(keyPath, 'utf8'), format: 'pem' });
+    if (keyMatches(cert, key)) renameSync(pending, certPath);
+  } catch {
+    // No pending certificate, or nothing usable: nothing to finish.
+  }
+}
+
 export function loadIdentity(certPath: string, keyPath: string, expectedFingerprint?: string): Identity {
+  finishPendingCert(certPath, keyPath);
   const certText = readPemFile(certPath, 'certificate');
   const cert = parsePemCertificate(certText, `certificate file ${certPath}`);
   const certDer = new Uint8Array(cert.raw);
@@ -239,13 +276,7 @@ export function loadIdentity(certPath: string, keyPath: string, expectedFingerpr
   } catch (err) {
     throw new IdentityError(`private key file ${keyPath} holds an unreadable key: ${errorText(err)}`);
   }
-  let matches = false;
-  try {
-    matches = cert.checkPrivateKey(privateKey);
-  } catch {
-    // Different key types (e.g. RSA key, EC cert) throw instead of returning false.
-  }
-  if (!matches) {
+  if (!keyMatches(cert, privateKey)) {
     throw new IdentityError(
       `private key ${keyPath} does not belong to certificate ${certPath}; ` +
         `use the key generated together with that certificate (or create a new pair with 'vpnctl init --force')`,

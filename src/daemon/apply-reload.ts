@@ -75,6 +75,12 @@ export async function applyReload(next: Config, target: ReloadTarget): Promise<s
     }
   }
   target.routes.revalidate();
+  // A peer whose networks or allowed routes changed has everything it announced judged again:
+  // what the old config refused may be allowed now, without waiting for a reconnect.
+  for (const config of plan.peersUpdated) {
+    const peer = target.peers.byConfigName(config.name);
+    if (peer?.session) target.routes.replace(peer, peer.session.announced);
+  }
 
   for (const [peer, old] of before) {
     const session = peer.session;

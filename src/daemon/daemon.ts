@@ -91,6 +91,7 @@ export class Daemon {
       metrics: this.metrics,
       logger: this.log.child('netgraph'),
       onChange: (network) => this.dataPlane.routesChanged(network),
+      now: () => this.clock.now(),
     });
     this.metrics.observe({
       peers: () => ({ connected: this.peers.connectedCount(), configured: this.currentConfig.peers.length }),

@@ -91,7 +91,6 @@ export class Node implements ReloadTarget, ControlState {
       metrics,
       logger: parts.log,
       connections: this.connections,
-      acceptStream,
     });
   }
 
@@ -136,7 +135,8 @@ export class Node implements ReloadTarget, ControlState {
       const { timing } = this.parts;
       peer.manager = new PeerManager(config.name, {
         dial: () => this.handshakes.dial(peer),
-        isConnected: () => peer.connected,
+        // An original node is connected for our purposes only over a connection we dialed.
+        isConnected: () => (peer.original ? peer.active?.conn.direction === 'outbound' : peer.connected),
         clock: this.clock,
         logger: this.log.child('peer/manager'),
         backoff: timing.backoff,

@@ -67,7 +67,7 @@ export class StreamReceiver<P> {
       return;
     }
     // Like WireGuard's allowed IPs on receive: a peer may only send from addresses it routes.
-    if (plane.table.lookup(source) !== this.peer) {
+    if (!plane.table.routesTo(source, this.peer)) {
       counters.drops.spoofed++;
       return;
     }

@@ -107,6 +107,35 @@ export class Logger {
   }
 }
 
+/** Unread log bytes a stream may hold before lines are dropped (and counted). */
+export const MAX_QUEUED_LOG_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A sink onto a stream such as stderr. When the reader (journald, a pipe) is slower than the
+ * daemon, Node queues writes inside the process without limit; past `maxQueued` bytes lines are
+ * dropped instead, and once the stream drains one line says how many were lost.
+ */
+export function streamSink(stream: Pick<NodeJS.WriteStream, 'write' | 'writableLength' | 'once'>, maxQueued = MAX_QUEUED_LOG_BYTES): LogSink {
+  let dropped = 0;
+  let waiting = false;
+  return (line) => {
+    if (stream.writableLength > maxQueued) {
+      dropped++;
+      if (!waiting) {
+        waiting = true;
+        stream.once('drain', () => {
+          waiting = false;
+          const note = formatLogLine(new Date(), 'warn', 'log', `${dropped} log line(s) dropped: the log reader was too slow`);
+          dropped = 0;
+          stream.write(note + '\n');
+        });
+      }
+      return;
+    }
+    stream.write(line + '\n');
+  };
+}
+
 /** A logger that keeps its lines in memory, for tests that assert on what was logged. */
 export function memoryLogger(component = 'test', level: LogLevel = 'debug'): { logger: Logger; lines: string[] } {
   const lines: string[] = [];

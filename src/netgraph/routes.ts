@@ -5,8 +5,9 @@
 
 import type { RouteAnnouncement } from '../control/messages.js';
 import { printable, type Logger } from '../log/logger.js';
+import { LogBudget } from '../log/rate-limit.js';
 import type { Metrics, RouteRejectReason } from '../metrics/metrics.js';
-import { type Prefix, bytesEqual, formatPrefix, parseCidr } from './addr.js';
+import { type Prefix, bytesEqual, formatPrefix, hostPrefix, parseCidr, prefixCovers } from './addr.js';
 import { AddressClaims } from './claims.js';
 import { NetGraph, type NetworkRoute } from './graph.js';
 import { checkAnnouncedPrefix, type HostOwnership, type PolicyRefusal, type PolicyResult } from './policy.js';
@@ -25,6 +26,11 @@ export interface RoutePeer {
   allowedRoutes(): readonly Prefix[];
   /** Its `auto` address in a network with this name and prefix. */
   autoAddressIn(network: string, prefix: Prefix): Uint8Array;
+  /**
+   * For an original VibePN node: its address by the original's auto formula. The original
+   * announces its whole network prefix; that announcement stands for this host route.
+   */
+  originalAddressIn(network: string, prefix: Prefix): Uint8Array | null;
 }
 
 export interface RoutesDeps<P extends RoutePeer> {
@@ -34,6 +40,8 @@ export interface RoutesDeps<P extends RoutePeer> {
   logger: Logger;
   /** A network's set of routed prefixes changed; kernel routes are derived from it. */
   onChange(network: string): void;
+  /** Milliseconds, for the budget of refusal log lines per peer (default Date.now). */
+  now?(): number;
 }
 
 interface NetworkInfo {
@@ -53,8 +61,12 @@ export class Routes<P extends RoutePeer> {
   private readonly graph = new NetGraph<P>((peer) => peer.id);
   private readonly networks = new Map<string, NetworkInfo>();
   private readonly claims = new AddressClaims();
+  /** Every refusal is counted; only so many are logged per peer and minute. */
+  private readonly refusalLog: LogBudget;
 
-  constructor(private readonly deps: RoutesDeps<P>) {}
+  constructor(private readonly deps: RoutesDeps<P>) {
+    this.refusalLog = new LogBudget(deps.now ?? (() => Date.now()));
+  }
 
   addNetwork(name: string, prefix: Prefix, localAddress: Uint8Array): RouteTable<P> {
     this.networks.set(name, { prefix, local: localAddress });
@@ -71,11 +83,20 @@ export class Routes<P extends RoutePeer> {
     return this.graph.table(network);
   }
 
+  /** Whether an announcement is worth remembering for a re-check: a local network, a prefix that parses. */
+  remembers(network: string, prefix: string): boolean {
+    return this.networks.has(network) && parseCidr(prefix, true).ok;
+  }
+
   /** Applies one Announce from `peer`: each prefix through policy, refusals logged and counted. */
   announce(peer: P, network: string, routes: readonly RouteAnnouncement[]): void {
     const table = this.graph.table(network);
     let changed = false;
-    for (const route of routes) {
+    for (const announced of routes) {
+      const route = { prefix: this.fromOriginal(peer, network, announced.prefix), metric: announced.metric };
+      if (route.prefix !== announced.prefix) {
+        this.deps.logger.debug(`${peer.label} (original VibePN) announces ${announced.prefix} in ${network}: taken as its address ${route.prefix}`);
+      }
       const verdict = this.check(peer, network, route.prefix);
       if (!verdict.ok) {
         this.refused(peer, network, route.prefix, verdict);
@@ -90,8 +111,9 @@ export class Routes<P extends RoutePeer> {
     if (changed) this.deps.onChange(network);
   }
 
-  withdraw(peer: P, network: string, prefixText: string): void {
+  withdraw(peer: P, network: string, withdrawn: string): void {
     const table = this.graph.table(network);
+    const prefixText = this.fromOriginal(peer, network, withdrawn);
     const parsed = parseCidr(prefixText, true);
     if (!table || !parsed.ok) return;
     this.claims.release(network, peer.id, parsed.prefix.bytes);
@@ -103,6 +125,7 @@ export class Routes<P extends RoutePeer> {
   /** The peer is gone: all its routes go, its static addresses stay reserved for its return. */
   removePeer(peer: P): number {
     this.claims.markStale(peer.id);
+    this.refusalLog.forget(peer.id);
     const removed = this.graph.removePeer(peer);
     for (const network of new Set(removed.map((r) => r.network))) this.deps.onChange(network);
     return removed.length;
@@ -142,6 +165,22 @@ export class Routes<P extends RoutePeer> {
     return new Map(this.graph.networks().map((network) => [network, this.graph.routeCount(network)]));
   }
 
+  /**
+   * An original node announces its network's whole prefix (possibly with host bits set) where it
+   * means "here I am": unless allowed_routes grants the prefix itself, that text stands for the
+   * host route of its own auto address, so several originals in one network stay apart.
+   */
+  private fromOriginal(peer: P, network: string, text: string): string {
+    const info = this.networks.get(network);
+    if (!info) return text;
+    const address = peer.originalAddressIn(network, info.prefix);
+    if (!address) return text;
+    const parsed = parseCidr(text, true);
+    if (!parsed.ok || parsed.prefix.length !== info.prefix.length || !prefixCovers(info.prefix, parsed.prefix)) return text;
+    if (peer.allowedRoutes().some((allowed) => prefixCovers(allowed, parsed.prefix))) return text;
+    return formatPrefix(hostPrefix(address));
+  }
+
   private check(peer: P, network: string, announced: string): PolicyResult {
     const info = this.networks.get(network);
     const exists = info !== undefined && this.graph.table(network) !== undefined;
@@ -175,10 +214,12 @@ export class Routes<P extends RoutePeer> {
   private refused(peer: P, network: string, prefix: string, verdict: Extract<PolicyResult, { ok: false }>): void {
     const known = this.networks.has(network);
     this.deps.metrics.routeRejected(known ? network : '', REJECT_REASON[verdict.reason]);
+    const budget = this.refusalLog.take(peer.id);
+    if (!budget.ok) return;
     // Wire text is untrusted: a made-up network name or prefix is logged bounded and single-line.
     const where = known ? network : `unknown network ${printable(network)}`;
     const shown = /^[\x21-\x7e]{1,64}$/.test(prefix) ? prefix : printable(prefix);
-    const line = `rejected route ${shown} in ${where} from ${peer.label}: ${verdict.message}`;
+    const line = `rejected route ${shown} in ${where} from ${peer.label}: ${verdict.message}${budget.note}`;
     if (verdict.reason === 'conflict') this.deps.logger.error(line);
     else this.deps.logger.warn(line);
   }

@@ -197,6 +197,22 @@ class PrefixTrie<P> {
     }
     return best;
   }
+
+  /** Whether any route of `peer` contains the address at buf[offset..]. Hot path: no allocation. */
+  covers(buf: Uint8Array, offset: number, peer: P): boolean {
+    let node = this.root;
+    let checkedBits = 0;
+    while (node) {
+      if (!matchesFrom(node.bits, node.length, buf, offset, checkedBits)) return false;
+      const list = node.announcements;
+      for (let i = 0; i < list.length; i++) if (list[i]!.peer === peer) return true;
+      checkedBits = node.length;
+      if (checkedBits === this.maxBits) return false;
+      const bit = (buf[offset + (checkedBits >> 3)]! >> (7 - (checkedBits & 7))) & 1;
+      node = bit === 0 ? node.zero : node.one;
+    }
+    return false;
+  }
 }
 
 export class RouteTable<P = string> {
@@ -297,6 +313,17 @@ export class RouteTable<P = string> {
     if (offset < 0 || offset + (family === 4 ? 4 : 16) > buf.length) return undefined;
     const node = (family === 4 ? this.v4 : this.v6).lookupNode(buf, offset);
     return node === null ? undefined : node.winner;
+  }
+
+  /**
+   * Whether some route of `peer` contains `addr` (4 or 16 bytes), winning or not: the receive
+   * path's source check, so a peer may send from anything it routes even where another peer has
+   * a more specific route. Per-packet hot path.
+   */
+  routesTo(addr: Uint8Array, peer: P): boolean {
+    if (addr.length === 4) return this.v4.covers(addr, 0, peer);
+    if (addr.length === 16) return this.v6.covers(addr, 0, peer);
+    return false;
   }
 
   /** The winning route for `addr`, for diagnostics and tests. */

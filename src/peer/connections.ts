@@ -20,6 +20,7 @@ import {
 } from '../quic/errors.js';
 import type { Link, Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
+import { ControlDecoder } from '../control/decoder.js';
 import { Session } from './session.js';
 import type { DaemonTiming } from './timing.js';
 
@@ -27,6 +28,7 @@ import type { DaemonTiming } from './timing.js';
 const PROBE_MARGIN_MS = 250;
 const PROBE_CHECKS = 5;
 const PROBE_MAX_MS = 2000;
+const MAX_NONCE = (1n << 64n) - 1n;
 
 export interface ConnectionsDeps {
   peers: PeerMap;
@@ -135,7 +137,11 @@ export class Connections {
       peerFingerprint: peer.id,
       peerName: peer.name,
       remoteAddress: conn.remoteAddress,
-      localNonce: deps.nonce(),
+      // The original's accept side keeps our new connection only if a fresh random number is below
+      // the nonce we sent last: the highest nonce makes it keep ours every time.
+      localNonce: peer.original ? MAX_NONCE : deps.nonce(),
+      keepaliveAtStart: peer.original,
+      keepAnnounced: (network, prefix) => deps.routes.remembers(network, prefix),
       logger: deps.logger.child('control'),
       metrics: deps.metrics,
       now: () => deps.clock.now(),
@@ -151,6 +157,7 @@ export class Connections {
   private hello(link: Link): void {
     const { peer } = link;
     peer.lastSeen = this.deps.clock.now();
+    if (peer.original) return this.helloOriginal(link);
     const previous = peer.active;
     if (previous && previous !== link && peer.handover !== link) {
       // The tie-break may only choose between two live connections. A peer that restarted
@@ -169,6 +176,64 @@ export class Connections {
       return;
     }
     this.settle(link);
+  }
+
+  /**
+   * An original VibePN node never accepts streams on connections it dialed, and its own
+   * tie-break is incoherent (it redials every 2 s, and its accept side keeps a connection by
+   * chance): no tie-break with it. Our outbound connection carries the session; a connection it
+   * dialed stays open but passive, and only prompts a probe of ours (it may have restarted).
+   */
+  private helloOriginal(link: Link): void {
+    const { peer } = link;
+    const log = this.deps.logger.child('peer/original');
+    const current = peer.active;
+    if (current === link) return;
+    if (current && current.session?.state === 'open' && link.conn.direction === 'inbound') {
+      log.debug(`${peer.label}: keeping its connection from ${link.conn.remoteAddress} passive (original VibePN)`);
+      this.probe(current, (alive) => {
+        if (alive || peer.active !== current) return;
+        log.info(`${peer.label}: our ${current.conn.direction} connection did not answer a probe (the peer restarted?); redialing`);
+        this.ended(current, 'no answer to a liveness probe');
+        current.conn.close(APP_DEAD_PEER, 'no answer to a liveness probe');
+      });
+      return;
+    }
+    peer.active = link;
+    if (peer.handover === link) peer.handover = null;
+    if (link.session!.announced.size > 0) this.deps.routes.replace(peer, link.session!.announced);
+    if (!current) log.info(`connected to ${peer.label} (${link.conn.direction}, ${link.conn.remoteAddress}; original VibePN)`);
+    else log.info(`${peer.label}: continuing on the ${link.conn.direction} connection (original VibePN); the ${current.conn.direction} one stays open`);
+    this.carryTraffic(peer, link);
+  }
+
+  /**
+   * A stream the peer opened on an admitted connection. Data, except from an original node: it
+   * sends its reload announcements and Goodbye each on a new stream, and a control message starts
+   * with 0x00 (the high byte of its u16 length) where a data frame never does (its network-name
+   * length is 1..255).
+   */
+  acceptStream(link: Link, stream: QuicStream): void {
+    const { peer } = link;
+    if (!peer.original) return this.deps.acceptStream(peer, stream);
+    stream.onEnd = () => stream.end();
+    stream.onData = (first) => {
+      if (first.length === 0) return;
+      if (first[0] !== 0) {
+        this.deps.acceptStream(peer, stream);
+        stream.onData(first);
+        return;
+      }
+      const decoder = new ControlDecoder();
+      const feed = (chunk: Uint8Array): void => {
+        const error = decoder.push(chunk, (msg) => (peer.session ?? link.session)?.receiveOutOfBand(msg));
+        if (error === null) return;
+        this.deps.logger.child('peer/original').debug(`${peer.label}: bad control message on a separate stream: ${error}`);
+        stream.reset(APP_PROTOCOL_VIOLATION);
+      };
+      stream.onData = feed;
+      feed(first);
+    };
   }
 
   /**
@@ -279,6 +344,12 @@ export class Connections {
   }
 
   private carryTraffic(peer: Peer, link: Link): void {
+    if (peer.original && link.conn.direction === 'inbound') {
+      // Whatever we send on a connection an original node dialed is lost: dial it instead.
+      this.stopTraffic(peer);
+      peer.manager?.retryNow();
+      return;
+    }
     if (peer.sender) peer.sender.retarget(link.conn);
     else peer.sender = new PeerSender(link.conn);
   }

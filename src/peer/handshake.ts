@@ -34,7 +34,6 @@ export interface HandshakesDeps {
   metrics: Metrics;
   logger: Logger;
   connections: Connections;
-  acceptStream(peer: Peer, stream: QuicStream): void;
 }
 
 export class Handshakes {
@@ -170,7 +169,7 @@ export class Handshakes {
     this.deps.peers.setFingerprint(peer, fingerprint);
     const link = this.deps.connections.register(peer, conn);
     // PROTOCOL.md section 3: the dialer opens the control stream; every stream the peer opens is data.
-    conn.onStream = (stream) => this.deps.acceptStream(peer, stream);
+    conn.onStream = (stream) => this.deps.connections.acceptStream(link, stream);
     this.deps.connections.openSession(link, conn.openStream());
   }
 
@@ -180,7 +179,7 @@ export class Handshakes {
     const dispatch = (stream: QuicStream): void => {
       // PROTOCOL.md section 3: the first stream the dialer opens is the control stream.
       if (!link.control) this.deps.connections.openSession(link, stream);
-      else this.deps.acceptStream(peer, stream);
+      else this.deps.connections.acceptStream(link, stream);
     };
     conn.onStream = dispatch;
     held?.release(dispatch);

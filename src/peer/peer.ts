@@ -4,7 +4,7 @@
 // Route tables store the Peer itself, so a lookup yields its sender in one step.
 
 import type { PeerConfig } from '../config/types.js';
-import { deriveAutoAddress } from '../config/address.js';
+import { deriveAutoAddress, deriveOriginalAutoAddress } from '../config/address.js';
 import type { ForwardTarget } from '../forward/dataplane.js';
 import type { PeerSender } from '../forward/send.js';
 import { shortFingerprint } from '../log/logger.js';
@@ -65,6 +65,16 @@ export class Peer implements RoutePeer, ForwardTarget {
 
   get lastError(): string | null {
     return this.manager?.lastError ?? null;
+  }
+
+  /** An original VibePN node (config `original = true`): see connections.ts for what changes. */
+  get original(): boolean {
+    return this.config?.original === true;
+  }
+
+  /** Its address in a network by the original's own `auto` formula, for its network-wide announcement. */
+  originalAddressIn(network: string, prefix: Prefix): Uint8Array | null {
+    return this.original && this.fingerprint ? deriveOriginalAutoAddress(network, prefix, this.fingerprint) : null;
   }
 
   inNetwork(network: string): boolean {

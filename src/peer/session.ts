@@ -39,7 +39,22 @@ export interface SessionOptions {
   now: () => number;
   keepaliveMs: number;
   deadAfterMs: number;
+  /**
+   * Send a Keepalive right after Hello and the announcements: the original VibePN's liveness
+   * watcher counts only Keepalives, and deletes a peer's routes 30 s after the previous one,
+   * even just after a reconnect.
+   */
+  keepaliveAtStart?: boolean;
+  /**
+   * Whether an announced route is worth remembering for a later takeover or reload: one for a
+   * local network, with a prefix that parses. Anything else is refused by route policy anyway,
+   * and remembering it would let a peer grow this session without bound.
+   */
+  keepAnnounced?(network: string, prefix: string): boolean;
 }
+
+/** Routes remembered per network per session; a subnet router with more is not a real case. */
+export const MAX_ANNOUNCED_PER_NETWORK = 4096;
 
 export type SessionState = 'awaiting-hello' | 'open' | 'closed';
 
@@ -60,6 +75,7 @@ export class Session {
   lastReceivedAt: number;
   private lastKeepaliveSentAt: number;
   private readonly decoder = new ControlDecoder();
+  private overflowLogged = false;
   private readonly options: SessionOptions;
 
   constructor(options: SessionOptions) {
@@ -89,6 +105,17 @@ export class Session {
   start(announcements: Map<string, RouteAnnouncement[]>): void {
     this.send({ type: 'hello', nonce: this.localNonce });
     for (const [network, routes] of announcements) this.announce(network, routes);
+    if (this.options.keepaliveAtStart) this.send({ type: 'keepalive', time: BigInt(Math.floor(this.options.now() / 1000)) });
+  }
+
+  /**
+   * A control message that came outside the control stream: the original VibePN sends its reload
+   * announcements and Goodbye each on a new stream. Taken like one from the control stream once
+   * the session is open; a Hello there means nothing.
+   */
+  receiveOutOfBand(msg: ControlMessage): void {
+    if (this.state !== 'open' || msg.type === 'hello') return;
+    this.handle(msg);
   }
 
   announce(network: string, routes: RouteAnnouncement[]): void {
@@ -138,7 +165,7 @@ export class Session {
     if (this.state === 'closed') return false;
     const now = this.options.now();
     if (now - this.lastKeepaliveSentAt >= this.options.keepaliveMs) {
-      this.send({ type: 'keepalive', time: BigInt(Math.floor(Date.now() / 1000)) });
+      this.send({ type: 'keepalive', time: BigInt(Math.floor(now / 1000)) });
     }
     return now - this.lastReceivedAt > this.options.deadAfterMs;
   }
@@ -166,9 +193,7 @@ export class Session {
         this.options.events.hello(this);
         return;
       case 'announce': {
-        let routes = this.announced.get(msg.network);
-        if (!routes) this.announced.set(msg.network, (routes = new Map()));
-        for (const r of msg.routes) routes.set(r.prefix, r.metric);
+        this.remember(msg.network, msg.routes);
         this.options.events.announce(this, msg.network, msg.routes);
         return;
       }
@@ -185,6 +210,21 @@ export class Session {
         // Forward compatibility (PROTOCOL.md): newer peers may send types we do not know.
         this.options.logger.debug(`${this.label} sent unknown control message type 0x${msg.code.toString(16)}; skipped`);
         return;
+    }
+  }
+
+  private remember(network: string, routes: readonly RouteAnnouncement[]): void {
+    const keep = this.options.keepAnnounced;
+    let known = this.announced.get(network);
+    for (const r of routes) {
+      if (keep && !keep(network, r.prefix)) continue;
+      if (!known) this.announced.set(network, (known = new Map()));
+      if (known.size >= MAX_ANNOUNCED_PER_NETWORK && !known.has(r.prefix)) {
+        if (!this.overflowLogged) this.options.logger.warn(`${this.label} announces more than ${MAX_ANNOUNCED_PER_NETWORK} routes in one network; the rest are applied but not remembered for a takeover`);
+        this.overflowLogged = true;
+        continue;
+      }
+      known.set(r.prefix, r.metric);
     }
   }
 

@@ -117,6 +117,25 @@ export class Lab {
     return child;
   }
 
+  /**
+   * Like startDaemon, but the daemon's stderr goes to `stderr`: a file descriptor (the daemon's
+   * log writes then never queue inside it, whatever reads the log) or 'pipe', read by the caller
+   * from child.stderr as fast or as slowly as it likes. Resolves once the control socket exists.
+   */
+  async startDaemonWithStderr(host: Host, configPath: string, socketPath: string, stderr: number | 'pipe'): Promise<ChildProcess> {
+    const child = spawn('ip', ['netns', 'exec', host.ns, process.execPath, VPN, '-config', configPath], {
+      stdio: ['ignore', 'ignore', stderr],
+    });
+    this.daemons.push(child);
+    const started = Date.now();
+    while (!existsSync(socketPath)) {
+      if (child.exitCode !== null) throw new Error(`vpn in ${host.ns} exited ${child.exitCode}`);
+      if (Date.now() - started > 15_000) throw new Error(`vpn in ${host.ns} did not open ${socketPath}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return child;
+  }
+
   async destroy(): Promise<void> {
     for (const child of this.daemons) if (child.exitCode === null) child.kill('SIGTERM');
     await Promise.all(

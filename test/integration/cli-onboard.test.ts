@@ -5,6 +5,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
+import { writeConfigFile } from '../../src/config/write.js';
 import { formatPrefix } from '../../src/netgraph/addr.js';
 
 const VPNCTL = resolve(import.meta.dirname, '../../dist/cmd/vpnctl.js');
@@ -80,6 +81,19 @@ describe('vpnctl onboarding', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("peer 'beta' is already in");
     expect(again.stderr).toContain('--force');
+  });
+
+  it('add-peer --original marks an original VibePN node, and needs its address', () => {
+    const config = join(dir, 'alpha/config.toml');
+    const r = vpnctl('add-peer', '--config', config, '--name', 'old', '--address', '127.0.0.1:51830', '--fingerprint', 'ab'.repeat(32), '--networks', 'corp', '--original');
+    expect(r.code).toBe(0);
+    expect(loadConfig(config).peers.find((p) => p.name === 'old')?.original).toBe(true);
+    const inbound = vpnctl('add-peer', '--config', config, '--name', 'old2', '--address', '', '--fingerprint', 'cd'.repeat(32), '--networks', 'corp', '--original');
+    expect(inbound.code).toBe(2);
+    expect(inbound.stderr).toContain('--original needs --address');
+    // Leave alpha's config as the later tests expect it.
+    const cleaned = loadConfig(config);
+    writeConfigFile(config, { ...cleaned, peers: cleaned.peers.filter((p) => p.name !== 'old') }, { force: true });
   });
 
   it('doctor passes on both configs, as text and as JSON', () => {

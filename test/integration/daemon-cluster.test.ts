@@ -132,6 +132,8 @@ describe('daemon cluster', () => {
       await startNode(c, cConfig);
       const mesh = [a, b, c];
       await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 2), 'mesh routes');
+      // a and b dialed each other: the session to watch is the one left once that is settled.
+      await waitFor(() => a.daemon!.connectionCount() === 2 && b.daemon!.connectionCount() === 2, 'duplicate connections to settle');
       const abSession = a.daemon!.sessionWith(b.fingerprint);
       relay.drop = true;
       const silentAt = Date.now();
@@ -215,6 +217,23 @@ describe('daemon cluster', () => {
     expect(await a.daemon!.reload()).toBe('needs restart to take effect: daemon.listen');
     expect(await a.daemon!.reload()).toBe('needs restart to take effect: daemon.listen');
     expect(a.lines.filter((l) => l.includes('daemon.listen changed; restart the daemon to apply'))).toHaveLength(2);
+  });
+
+  it('reload judges a peer’s announcements again when its allowed routes change, without a reconnect', async () => {
+    const [a, b] = await makeNodes('a', 'b');
+    const subnet = '192.168.70.0/24';
+    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]));
+    await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { routes: [subnet] })]));
+    await waitFor(() => a.lines.some((l) => l.includes(`rejected route ${subnet} in corp from b`)), 'a to refuse b’s subnet');
+    const session = a.daemon!.sessionWith(b.fingerprint);
+    writeNodeConfig(a, [peerOf(b, ['corp'], { allowedRoutes: [subnet] })]);
+    expect(await a.daemon!.reload()).toBe('peers updated: b');
+    expect(routeSet(a.daemon!)).toContain(`corp ${subnet} ${b.fingerprint}`);
+    expect(a.daemon!.sessionWith(b.fingerprint)).toBe(session);
+    // And narrowing it again drops the route.
+    writeNodeConfig(a, [peerOf(b, ['corp'])]);
+    await a.daemon!.reload();
+    expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
   });
 
   it('reload sends Withdraw and Announce for export changes without touching the session', async () => {
@@ -314,7 +333,7 @@ describe('daemon cluster', () => {
     const [a, b, evil] = await makeNodes('a', 'b', 'evil');
     await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp']), peerOf(evil, ['corp'], { address: '' })]));
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])]));
-    await waitFor(() => a.daemon!.routeList().length === 1, 'a and b to connect');
+    await waitFor(() => a.daemon!.routeList().length === 1 && a.daemon!.connectionCount() === 1, 'a and b to connect and settle on one connection');
     const abSession = a.daemon!.sessionWith(b.fingerprint);
     // evil is a configured peer but speaks bad protocol: a Hello, then a length field of 0.
     const endpoint = await QuicEndpoint.listen({

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { deriveAutoAddress as deriveBytes, describeNetworkAddress, resolveNetworkAddress } from '../../../src/config/address.js';
+import { deriveAutoAddress as deriveBytes, deriveOriginalAutoAddress, describeNetworkAddress, resolveNetworkAddress } from '../../../src/config/address.js';
 import { newNetwork } from '../../../src/config/write.js';
 import { formatIp, parseCidr, parseIp, prefixContains, type Prefix } from '../../../src/netgraph/addr.js';
 
@@ -119,5 +119,33 @@ describe('describeNetworkAddress', () => {
     expect(describeNetworkAddress(auto, FP)).toBe(`${deriveAutoAddress('corp', '10.42.0.0/24', FP)} (auto)`);
     expect(describeNetworkAddress(auto, undefined)).toBe('auto');
     expect(describeNetworkAddress(newNetwork('v6', 'fd00::/64', { address: 'FD00::0009' }), FP)).toBe('fd00::9');
+  });
+});
+
+describe('deriveOriginalAutoAddress', () => {
+  const corp = parseCidr('10.42.0.0/24');
+  if (!corp.ok) throw new Error(corp.error);
+
+  it('matches the original VibePN binary (it printed 10.42.0.38 for this node)', () => {
+    const fingerprint = 'aed1121f05d68097cf65c2d66155fe7a09072d6cf6ed9108dd683eb86d62495a';
+    expect(formatIp(deriveOriginalAutoAddress('corp', corp.prefix, fingerprint)!)).toBe('10.42.0.38');
+  });
+
+  it('is the original formula: the first 4 hash bytes masked to an even offset, inside the prefix', () => {
+    for (let i = 0; i < 200; i++) {
+      const fingerprint = randomBytes(32).toString('hex');
+      const address = deriveOriginalAutoAddress('corp', corp.prefix, fingerprint)!;
+      const digest = createHash('sha256').update(`corp:${fingerprint}`).digest();
+      expect(address[3]).toBe(digest.readUInt32BE(0) & 254);
+      expect(prefixContains(corp.prefix, address)).toBe(true);
+    }
+  });
+
+  it('exists only where the original has one: IPv4 prefixes shorter than /31', () => {
+    const v6 = parseCidr('fd00::/64');
+    const slash31 = parseCidr('10.0.0.0/31');
+    if (!v6.ok || !slash31.ok) throw new Error('bad test prefix');
+    expect(deriveOriginalAutoAddress('corp', v6.prefix, 'a'.repeat(64))).toBeNull();
+    expect(deriveOriginalAutoAddress('corp', slash31.prefix, 'a'.repeat(64))).toBeNull();
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkPeersAgainstIdentity, findSelfPeers, loadConfig } from '../../../src/config/load.js';
+import { renderConfig } from '../../../src/config/write.js';
 import { FILE, FP1, FP2, HOME, IDENTITY, INBOUND_ONLY_NEEDS_PIN, errorsOf, parse, withIdentity } from './parse-helpers.js';
 
 describe('parseConfig: peer validation', () => {
@@ -24,6 +25,18 @@ ${NETWORKS}`),
       `${FILE}:9: peers[1].name: duplicate peer name 'node2' (also used by peers[0])`,
       `${FILE}:10: peers[1].fingerprint: ${FP1} is already the fingerprint of peer 'node2'`,
     ]);
+  });
+
+  it('reads original = true (an original VibePN peer), which needs an address, and writes it back', () => {
+    const config = parse(withIdentity(`[[peers]]\nname = "old"\naddress = "192.0.2.9:51820"\nfingerprint = "${FP1}"\nnetworks = ["corp"]\noriginal = true\n${NETWORKS}`));
+    expect(config.peers[0]!.original).toBe(true);
+    expect(renderConfig(config)).toContain('original = true');
+    expect(parse(renderConfig(config)).peers[0]!.original).toBe(true);
+    const errors = errorsOf(withIdentity(`[[peers]]\nname = "old"\nfingerprint = "${FP1}"\nnetworks = ["corp"]\noriginal = true\n${NETWORKS}`));
+    expect(errors).toEqual([`${FILE}:8: peers[0].original: an original VibePN node must be dialed by this node (data sent on a connection it dialed is lost): give its address`]);
+    expect(errorsOf(withIdentity(`[[peers]]\nname = "old"\naddress = "192.0.2.9:51820"\nnetworks = ["corp"]\noriginal = "yes"\n${NETWORKS}`))[0]).toContain(
+      'peers[0].original: expected a boolean, got string',
+    );
   });
 
   it('rejects malformed fingerprints', () => {

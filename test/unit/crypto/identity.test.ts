@@ -1,3 +1,4 @@
+import * as nodeFs from 'node:fs';
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, createHash } from 'node:crypto';
@@ -195,6 +196,28 @@ describe('writeIdentityFiles and loadIdentity', () => {
     writeIdentityFiles(certPath, keyPath, second, { force: true });
     expect(loadIdentity(certPath, keyPath).name).toBe('two');
     expect(mode(keyPath)).toBe(0o600);
+  });
+
+  it('replaces a pair so that a crash at any step leaves a usable identity (old, or new once loaded)', async () => {
+    const [first, second] = await Promise.all([generateIdentity('one'), generateIdentity('two')]);
+    const certPath = join(dir, 'node.crt');
+    const keyPath = join(dir, 'node.key');
+    // Each of the three renames (pending certificate, key, certificate into place) fails in turn.
+    for (const failAt of [1, 2, 3]) {
+      writeIdentityFiles(certPath, keyPath, first, { force: true });
+      let renames = 0;
+      const faulty = {
+        ...nodeFs,
+        renameSync: (from: nodeFs.PathLike, to: nodeFs.PathLike) => {
+          if (++renames === failAt) throw Object.assign(new Error('injected crash'), { code: 'EIO' });
+          nodeFs.renameSync(from, to);
+        },
+      };
+      expect(() => writeIdentityFiles(certPath, keyPath, second, { force: true, fs: faulty })).toThrow('injected crash');
+      // Before the key moved the old pair stands; after, loading finishes the swap.
+      expect(loadIdentity(certPath, keyPath).name, `crash at rename ${failAt}`).toBe(failAt <= 2 ? 'one' : 'two');
+      expect(existsSync(`${certPath}.pending`) && failAt === 3).toBe(false);
+    }
   });
 
   it('names a missing file and suggests vpnctl init', () => {

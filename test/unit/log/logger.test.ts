@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Logger, formatLogLine, printable, shortFingerprint, singleLine } from '../../../src/log/logger.js';
+import { Logger, formatLogLine, printable, shortFingerprint, singleLine, streamSink } from '../../../src/log/logger.js';
 
 describe('logger', () => {
   it('writes the documented one-line format', () => {
@@ -36,5 +36,38 @@ describe('singleLine and printable', () => {
     const line = formatLogLine(new Date(0), 'warn', 'control', 'protocol violation: name "x\n[1970-01-01T00:00:00Z] ERROR forged"');
     expect(line.split('\n')).toHaveLength(1);
     expect(printable('corp\n\u001b' + 'x'.repeat(100))).toBe(JSON.stringify('corp??' + 'x'.repeat(58) + '...'));
+  });
+});
+
+describe('streamSink', () => {
+  it('drops lines past the unread limit, then says how many once the stream drains', () => {
+    const written: string[] = [];
+    let queued = 0;
+    let drain: (() => void) | null = null;
+    const stream = {
+      write: (text: string) => {
+        written.push(text);
+        queued += text.length;
+        return true;
+      },
+      get writableLength() {
+        return queued;
+      },
+      once: (_event: string, listener: () => void) => {
+        drain = listener;
+        return stream;
+      },
+    };
+    const sink = streamSink(stream as unknown as Parameters<typeof streamSink>[0], 20);
+    sink('first line');
+    sink('second line');
+    sink('third line');
+    expect(written).toEqual(['first line\n', 'second line\n']);
+    queued = 0;
+    drain!();
+    expect(written[2]).toMatch(/WARN {2}\[log\] 1 log line\(s\) dropped: the log reader was too slow\n$/);
+    queued = 0;
+    sink('fourth line');
+    expect(written[3]).toBe('fourth line\n');
   });
 });

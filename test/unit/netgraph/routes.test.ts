@@ -16,6 +16,8 @@ const ip = (text: string): Uint8Array => parseIp(text)!;
 /** A peer with a fixed auto address per network, and networks/allowed routes a test can change. */
 class FakePeer implements RoutePeer {
   allowed: Prefix[] = [];
+  /** Set for a peer standing in for an original VibePN node: its address by the original formula. */
+  originalAddress: string | null = null;
   /** null: every network (like a peer admitted by accept_unknown_peers). */
   networks: string[] | null;
 
@@ -38,6 +40,10 @@ class FakePeer implements RoutePeer {
 
   allowedRoutes(): readonly Prefix[] {
     return this.allowed;
+  }
+
+  originalAddressIn(): Uint8Array | null {
+    return this.originalAddress === null ? null : parseIp(this.originalAddress);
   }
 
   autoAddressIn(network: string, netPrefix: Prefix): Uint8Array {
@@ -434,5 +440,48 @@ describe('Routes networks and counts', () => {
     routes.announce(stranger, 'corp', [a('10.42.0.14/32'), a('192.168.0.0/16')]);
     routes.announce(stranger, 'lab', [a('10.43.0.14/32')]);
     expect(rows(routes)).toEqual(['corp 10.42.0.14/32 stranger 1', 'lab 10.43.0.14/32 stranger 1']);
+  });
+});
+
+describe('Routes and original VibePN peers', () => {
+  it('takes an original’s whole-network announcement as the host route of its own address', () => {
+    const { routes, corp, alice, rejected } = setup();
+    alice.originalAddress = '10.42.0.38';
+    routes.announce(alice, 'corp', [a('10.42.0.0/24')]);
+    expect(rows(routes, 'corp')).toEqual(['10.42.0.38/32 alice 1']);
+    expect(corp.lookup(ip('10.42.0.38'))).toBe(alice);
+    expect(corp.lookup(ip('10.42.0.99'))).toBeUndefined();
+    // The same text with host bits set, as it may also send.
+    routes.announce(alice, 'corp', [a('10.42.0.38/24')]);
+    expect(rows(routes, 'corp')).toEqual(['10.42.0.38/32 alice 1']);
+    routes.withdraw(alice, 'corp', '10.42.0.0/24');
+    expect(rows(routes, 'corp')).toEqual([]);
+    expect(rejected).toEqual([]);
+  });
+
+  it('keeps the prefix as announced when allowed_routes grants it, and leaves other peers alone', () => {
+    const { routes, alice, bob, rejected } = setup();
+    alice.originalAddress = '10.42.0.38';
+    alice.allowed = [prefix('10.42.0.0/24')];
+    routes.announce(alice, 'corp', [a('10.42.0.0/24')]);
+    expect(rows(routes, 'corp')).toEqual(['10.42.0.0/24 alice 1']);
+    // A peer that is not an original announcing the /24 is refused as before.
+    routes.announce(bob, 'corp', [a('10.42.0.0/24')]);
+    expect(rejected).toEqual([['corp', 'outside_policy']]);
+  });
+
+  it('logs at most 20 refusals per peer and minute, counting every one, then says how many were left out', () => {
+    const clock = { now: 0 };
+    const { logger, lines } = memoryLogger('netgraph');
+    const alice = new FakePeer('a'.repeat(64), 'alice', ['corp'], { corp: '10.42.0.11' });
+    const counted: string[] = [];
+    const routes = new Routes<FakePeer>({ knownPeers: () => [alice], metrics: { routeRejected: (_n, reason) => counted.push(reason) }, logger, onChange: () => {}, now: () => clock.now });
+    routes.addNetwork('corp', prefix('10.42.0.0/24'), ip('10.42.0.1'));
+    for (let i = 0; i < 100; i++) routes.announce(alice, 'corp', [a(`192.168.${i}.0/24`)]);
+    expect(counted).toHaveLength(100);
+    expect(lines.filter((l) => l.includes('rejected route'))).toHaveLength(20);
+    clock.now += 60_000;
+    routes.announce(alice, 'corp', [a('192.168.200.0/24')]);
+    expect(lines.at(-1)).toMatch(/rejected route 192\.168\.200\.0\/24 .* \(80 similar line\(s\) left out before this one\)$/);
   });
 });

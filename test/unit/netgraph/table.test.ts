@@ -352,6 +352,24 @@ function fuzz(seed: number, family: 4 | 6, operations: number): { lookups: numbe
   return { lookups, maxSize };
 }
 
+describe('RouteTable.routesTo (the receive path\'s source check)', () => {
+  it('is true for an address inside any route of the peer, winning or not', () => {
+    const t = new RouteTable();
+    t.add(cidr('192.168.50.0/24'), A, 1);
+    t.add(cidr('192.168.50.0/25'), B, 1);
+    t.add(cidr('10.42.0.7/32'), C, 1);
+    // B's /25 wins lookups, but A routes the whole /24: both may send from inside the /25.
+    expect(t.lookup(ip('192.168.50.3'))).toBe(B);
+    expect(t.routesTo(ip('192.168.50.3'), A)).toBe(true);
+    expect(t.routesTo(ip('192.168.50.3'), B)).toBe(true);
+    expect(t.routesTo(ip('192.168.50.200'), B)).toBe(false);
+    // Another node's host address is not A's to send from.
+    expect(t.routesTo(ip('10.42.0.7'), A)).toBe(false);
+    expect(t.routesTo(ip('10.42.0.7'), C)).toBe(true);
+    expect(t.routesTo(ip('fd00::1'), A)).toBe(false);
+  });
+});
+
 describe('RouteTable against a linear reference (randomized)', () => {
   // Fixed seeds keep CI reproducible; NETGRAPH_SEED replays a failure or explores new seeds.
   const seeds = process.env.NETGRAPH_SEED ? [Number(process.env.NETGRAPH_SEED)] : [1, 2, 0xdecafbad];

@@ -1,7 +1,7 @@
 // Two control sessions wired back to back, no QUIC: the H/A/W/K/G state machine.
 import { describe, expect, it } from 'vitest';
-import { Session, type SessionEvents } from '../../../src/peer/session.js';
-import { encodeControlMessage } from '../../../src/control/messages.js';
+import { MAX_ANNOUNCED_PER_NETWORK, Session, type SessionEvents, type SessionOptions } from '../../../src/peer/session.js';
+import { decodeControlPayload, encodeControlMessage } from '../../../src/control/messages.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { Metrics } from '../../../src/metrics/metrics.js';
 
@@ -10,7 +10,7 @@ interface Recorded {
   closed: Array<[number, string]>;
 }
 
-function makeSession(direction: 'inbound' | 'outbound', clock: { now: number }, out: Uint8Array[], rec: Recorded): Session {
+function makeSession(direction: 'inbound' | 'outbound', clock: { now: number }, out: Uint8Array[], rec: Recorded, extra: Partial<SessionOptions> = {}): Session {
   const events: SessionEvents = {
     hello: (s) => rec.events.push(`hello ${s.peerNonce}`),
     announce: (_s, network, routes) => rec.events.push(`announce ${network} ${routes.map((r) => `${r.prefix}@${r.metric}`).join(',')}`),
@@ -32,6 +32,7 @@ function makeSession(direction: 'inbound' | 'outbound', clock: { now: number }, 
     now: () => clock.now,
     keepaliveMs: 10_000,
     deadAfterMs: 30_000,
+    ...extra,
   });
 }
 
@@ -129,5 +130,57 @@ describe('control session', () => {
     s.start(new Map([['corp', [{ prefix: '10.42.0.7/32', metric: 1 }]]]));
     s.goodbye();
     expect(out).toEqual([]);
+  });
+});
+
+describe('control session, bounded and original-compatible', () => {
+  const opened = () => {
+    const clock = { now: 1000 };
+    const out: Uint8Array[] = [];
+    const rec: Recorded = { events: [], closed: [] };
+    return { clock, out, rec };
+  };
+  const hello = encodeControlMessage({ type: 'hello', nonce: 3n });
+  const announce = (network: string, prefixes: string[]) =>
+    encodeControlMessage({ type: 'announce', network, routes: prefixes.map((prefix) => ({ prefix, metric: 1 })) });
+
+  it('remembers only what keepAnnounced allows, and at most MAX_ANNOUNCED_PER_NETWORK per network', () => {
+    const { clock, out, rec } = opened();
+    const s = makeSession('inbound', clock, out, rec, { keepAnnounced: (network, prefix) => network === 'corp' && !prefix.startsWith('junk') });
+    s.receive(hello);
+    s.receive(announce('corp', ['10.42.0.7/32', 'junk1']));
+    s.receive(announce('made-up', ['10.1.0.0/16']));
+    expect([...s.announced.keys()]).toEqual(['corp']);
+    expect([...s.announced.get('corp')!.keys()]).toEqual(['10.42.0.7/32']);
+    // Every announcement still reaches the owner (route policy refuses and counts what it must).
+    expect(rec.events.filter((e) => e.startsWith('announce'))).toHaveLength(2);
+    for (let i = 0; i < MAX_ANNOUNCED_PER_NETWORK + 10; i += 200) {
+      s.receive(announce('corp', Array.from({ length: 200 }, (_, j) => `10.${(i + j) >> 8}.${(i + j) & 255}.0/24`)));
+    }
+    expect(s.announced.get('corp')!.size).toBe(MAX_ANNOUNCED_PER_NETWORK);
+  });
+
+  it('sends a Keepalive right after Hello and the announcements when asked (original VibePN peers)', () => {
+    const { clock, out, rec } = opened();
+    const s = makeSession('outbound', clock, out, rec, { keepaliveAtStart: true });
+    s.start(new Map([['corp', [{ prefix: '10.42.0.7/32', metric: 1 }]]]));
+    const types = out.map((bytes) => {
+      const decoded = decodeControlPayload(bytes.subarray(2));
+      return decoded.ok ? decoded.msg.type : 'bad';
+    });
+    expect(types).toEqual(['hello', 'announce', 'keepalive']);
+  });
+
+  it('takes control messages from outside the control stream once open, ignoring a Hello there', () => {
+    const { clock, out, rec } = opened();
+    const s = makeSession('inbound', clock, out, rec);
+    s.receiveOutOfBand({ type: 'announce', network: 'corp', routes: [{ prefix: '10.42.0.5/32', metric: 1 }] });
+    expect(rec.events).toEqual([]);
+    s.receive(hello);
+    s.receiveOutOfBand({ type: 'hello', nonce: 9n });
+    s.receiveOutOfBand({ type: 'announce', network: 'corp', routes: [{ prefix: '10.42.0.5/32', metric: 1 }] });
+    s.receiveOutOfBand({ type: 'goodbye' });
+    expect(rec.events).toEqual(['hello 3', 'announce corp 10.42.0.5/32@1', 'goodbye']);
+    expect(s.peerNonce).toBe(3n);
   });
 });
