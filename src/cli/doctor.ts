@@ -108,7 +108,6 @@ function checkPeers(config: Config, configPath: string, ownFingerprint: string |
   });
 }
 
-/** The add-peer command that replaces `peer` by the same entry with a pin. */
 /**
  * `auto` addresses are a hash into the network prefix, so in a /24 two of twenty nodes share one
  * about half the time; the daemon then refuses the second one's route as a conflict. Checked for
@@ -138,12 +137,14 @@ function checkAutoAddresses(config: Config, ownFingerprint: string | undefined, 
   }
 }
 
+/** The add-peer command that replaces `peer` by the same entry with a pin. */
 function pinCommand(peer: PeerConfig, configPath: string): string {
   const words = ['vpnctl', 'add-peer'];
   if (configPath !== DEFAULTS.configPath) words.push('--config', shellWord(configPath));
   words.push('--name', shellWord(peer.name), '--address', shellWord(formatOptionalEndpoint(peer.address)));
   words.push('--fingerprint', '<fp>', '--networks', shellWord(peer.networks.join(',')));
   if (peer.allowedRoutes.length > 0) words.push('--allowed-routes', shellWord(peer.allowedRoutes.map(formatPrefix).join(',')));
+  if (peer.original) words.push('--original');
   words.push('--force');
   return words.join(' ');
 }

@@ -127,7 +127,8 @@ export class ControlApi {
       connected: session !== null,
       last_seen: seenAt ? new Date(seenAt).toISOString() : null,
       direction: session?.direction ?? null,
-      remote: session?.remoteAddress ?? null,
+      // Where it is now: the connection may have migrated since the session started.
+      remote: peer.active ? remoteText(peer.active.conn.remoteEndpoint()) : null,
       connected_since: session ? new Date(session.connectedAt).toISOString() : null,
       last_error: session ? null : peer.lastError,
       trust: this.trustOf(peer),
@@ -143,4 +144,8 @@ export class ControlApi {
       return 'unlearned';
     }
   }
+}
+
+function remoteText(endpoint: { host: string; port: number }): string {
+  return formatHostPort(endpoint.host, endpoint.port);
 }

@@ -58,7 +58,7 @@ export class Node implements ReloadTarget, ControlState {
   private readonly addresses: AddressWatch;
 
   constructor(private readonly parts: NodeParts) {
-    this.addresses = new AddressWatch(parts.localAddresses ?? systemAddresses);
+    this.addresses = new AddressWatch(parts.localAddresses ?? systemAddresses, (name) => parts.dataPlane.ownsInterface(name));
     this.config = parts.config;
     this.trust = parts.trust;
     this.peers = parts.peers;

@@ -8,7 +8,7 @@ import type { HostPort } from '../netgraph/hostport.js';
 export interface ReloadPlan {
   peersAdded: PeerConfig[];
   peersRemoved: PeerConfig[];
-  /** Same name, different address or pin: the old session is dropped and the peer redialed. */
+  /** Same name, different address, pin or `original`: the old session is dropped and the peer redialed. */
   peersReplaced: PeerConfig[];
   /** Same name, address and pin; networks or allowed routes changed: routes are re-checked. */
   peersUpdated: PeerConfig[];
@@ -63,7 +63,10 @@ export function planReload(before: Config, after: Config): ReloadPlan {
   for (const [name, peer] of newPeers) {
     const old = oldPeers.get(name);
     if (!old) plan.peersAdded.push(peer);
-    else if (!sameHostPort(old.address, peer.address) || (old.fingerprint ?? '') !== (peer.fingerprint ?? '')) plan.peersReplaced.push(peer);
+    else if (!sameHostPort(old.address, peer.address) || (old.fingerprint ?? '') !== (peer.fingerprint ?? '') || Boolean(old.original) !== Boolean(peer.original)) {
+      // An original node's session differs from the first byte (Hello nonce, no tie-break): a new one.
+      plan.peersReplaced.push(peer);
+    }
     else if (!samePeer(old, peer)) plan.peersUpdated.push(peer);
   }
   for (const [name, peer] of oldPeers) if (!newPeers.has(name)) plan.peersRemoved.push(peer);

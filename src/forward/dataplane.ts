@@ -96,6 +96,12 @@ export class DataPlane<P extends ForwardTarget> {
     return this.planes.get(network)?.tun?.name;
   }
 
+  /** Whether `name` is one of this daemon's TUN interfaces. */
+  ownsInterface(name: string): boolean {
+    for (const plane of this.planes.values()) if (plane.tun?.name === name) return true;
+    return false;
+  }
+
   counters(network: string): ForwardCounters | undefined {
     return this.planes.get(network)?.counters;
   }

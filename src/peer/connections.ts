@@ -24,7 +24,7 @@ import { ControlDecoder } from '../control/decoder.js';
 import { Session } from './session.js';
 import type { DaemonTiming } from './timing.js';
 
-/** A liveness probe waits about one RTT plus this margin, checked in this many steps, at most this long. */
+/** A liveness probe waits four RTTs plus this margin, checked in this many steps, at most this long. */
 const PROBE_MARGIN_MS = 250;
 const PROBE_CHECKS = 5;
 const PROBE_MAX_MS = 2000;
@@ -204,6 +204,8 @@ export class Connections {
     if (link.session!.announced.size > 0) this.deps.routes.replace(peer, link.session!.announced);
     if (!current) log.info(`connected to ${peer.label} (${link.conn.direction}, ${link.conn.remoteAddress}; original VibePN)`);
     else log.info(`${peer.label}: continuing on the ${link.conn.direction} connection (original VibePN); the ${current.conn.direction} one stays open`);
+    // Connected, for its redial schedule, only over a connection we dialed.
+    if (link.conn.direction === 'outbound') peer.manager?.connected();
     this.carryTraffic(peer, link);
   }
 
@@ -238,7 +240,8 @@ export class Connections {
 
   /**
    * Sends the connection an ack-eliciting packet and reports whether anything came back within
-   * about one RTT plus a margin (a quiche PTO retransmits the probe once on a lossy path).
+   * four RTTs plus a 250 ms margin (time for quiche's loss recovery to send the probe again on a
+   * lossy path), at most 2 s.
    */
   private probe(target: Link, done: (alive: boolean) => void): void {
     const { conn } = target;

@@ -72,7 +72,8 @@ export class Handshakes {
         return;
       }
       const noAnswer = handshakeTimedOut || info.timedOut;
-      metrics.connectionFailure(noAnswer ? 'timeout' : info.isApp ? 'rejected' : 'handshake');
+      const unresolved = !info.isApp && info.reason.startsWith('cannot resolve');
+      metrics.connectionFailure(noAnswer ? 'timeout' : info.isApp ? 'rejected' : unresolved ? 'dns' : 'handshake');
       const why = noAnswer ? `no answer within ${timing.handshakeTimeoutMs / 1000}s` : info.reason || 'handshake failed';
       peer.manager?.dialFailed(`cannot connect to ${shown}: ${why}`);
     };

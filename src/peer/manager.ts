@@ -45,7 +45,8 @@ export class PeerManager {
 
   /** Something changed that may make the peer reachable now (our addresses): dial without waiting out the backoff. */
   retryNow(): void {
-    if (this.state === 'stopped' || this.deps.isConnected()) return;
+    // A dial in flight already tries the new conditions.
+    if (this.state === 'stopped' || this.state === 'dialing' || this.deps.isConnected()) return;
     this.backoff.reset();
     this.clearTimer();
     this.dialNow();

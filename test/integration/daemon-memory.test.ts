@@ -55,7 +55,7 @@ function start(node: TestNode, peers: TestNode[], nonce?: bigint, timing = DEFAU
     clock,
     timing,
     ...(nonce === undefined ? {} : { nonce: () => nonce }),
-    localAddresses: () => ownAddresses.get(node) ?? [host],
+    localAddresses: () => (ownAddresses.get(node) ?? [host]).map((address) => ({ interface: 'eth0', address })),
     endpointFactory: async (options) => {
       const endpoint = await QuicEndpoint.listen({ ...options, socket: network.socket(host) });
       endpoints.set(node, endpoint);
