@@ -38,7 +38,10 @@ function connect(peer: Peer, session: Partial<Session>): void {
     lastReceivedAt: at,
     ...session,
   } as Session;
-  const link = { conn: {} as QuicConnection, peer, session: full, control: null };
+  // The connection reports where the peer is now; here, where the session started.
+  const [host, port] = full.remoteAddress.split(/:(?=\d+$)/);
+  const conn = { remoteEndpoint: () => ({ host: host!, port: Number(port) }) } as unknown as QuicConnection;
+  const link = { conn, peer, session: full, control: null };
   peer.links.add(link);
   peer.active = link;
 }
