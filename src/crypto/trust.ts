@@ -39,6 +39,8 @@ export class TrustStore implements TrustView {
   private entries_: Map<string, string> | null = null;
   /** Writes go one after another, each with the whole map as it was when it was queued. */
   private writing: Promise<void> = Promise.resolve();
+  /** First uses recorded while a reload reads the file, carried into what it read. */
+  private readonly learning = new Set<Map<string, string>>();
 
   constructor(
     readonly path: string,
@@ -54,15 +56,24 @@ export class TrustStore implements TrustView {
    * empty store; a corrupt one rejects and the old entries stay.
    */
   async reload(): Promise<void> {
-    // A first use being written must be in the file before the file is read back.
+    // A first use being written must be in the file before the file is read back, and one learned
+    // while it is read must not be lost when the read replaces the entries.
     await this.writing;
+    const learnedMeanwhile = new Map<string, string>();
+    this.learning.add(learnedMeanwhile);
     let text: string | null;
     try {
-      text = await this.readFile(this.path);
-    } catch (err) {
-      text = this.readFailed(err);
+      try {
+        text = await this.readFile(this.path);
+      } catch (err) {
+        text = this.readFailed(err);
+      }
+      const entries = this.parse(text);
+      for (const [name, fingerprint] of learnedMeanwhile) entries.set(name, fingerprint);
+      this.entries_ = entries;
+    } finally {
+      this.learning.delete(learnedMeanwhile);
     }
-    this.entries_ = this.parse(text);
   }
 
   get(name: string): string | undefined {
@@ -123,11 +134,15 @@ export class TrustStore implements TrustView {
     const entries = this.map();
     const previous = entries.get(name);
     entries.set(name, value);
+    for (const meanwhile of this.learning) meanwhile.set(name, value);
     return this.persist().catch((error: unknown) => {
-      if (entries.get(name) === value) {
-        if (previous === undefined) entries.delete(name);
-        else entries.set(name, previous);
+      // Taken back wherever it went: the current entries (a reload may have replaced the map).
+      const now = this.map();
+      if (now.get(name) === value) {
+        if (previous === undefined) now.delete(name);
+        else now.set(name, previous);
       }
+      for (const meanwhile of this.learning) if (meanwhile.get(name) === value) meanwhile.delete(name);
       throw error;
     });
   }

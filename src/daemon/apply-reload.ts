@@ -66,9 +66,9 @@ export async function applyReload(next: Config, target: ReloadTarget): Promise<s
 
   for (const net of [...plan.networksRemoved, ...plan.networksRebuilt]) target.removeNetwork(net.name);
   for (const net of [...plan.networksAdded, ...plan.networksRebuilt]) target.addNetwork(net);
-  // A rebuilt network starts with an empty table; its peers announced their routes once, on
-  // their sessions, so those are applied again instead of waiting for a reconnect.
-  for (const net of plan.networksRebuilt) {
+  // An added or rebuilt network starts with an empty table; its peers announced their routes
+  // once, on their sessions, so those are applied now instead of waiting for a reconnect.
+  for (const net of [...plan.networksAdded, ...plan.networksRebuilt]) {
     for (const peer of before.keys()) {
       const routes = peer.session?.announced.get(net.name);
       if (routes?.size) target.routes.announce(peer, net.name, [...routes].map(([prefix, metric]) => ({ prefix, metric })));

@@ -83,9 +83,10 @@ export class Routes<P extends RoutePeer> {
     return this.graph.table(network);
   }
 
-  /** Whether an announcement is worth remembering for a re-check: a local network, a prefix that parses. */
-  remembers(network: string, prefix: string): boolean {
-    return this.networks.has(network) && parseCidr(prefix, true).ok;
+  /** Whether an announcement is worth remembering for a re-check, and for which kind of network (see Session). */
+  remembers(network: string, prefix: string): 'local' | 'foreign' | 'drop' {
+    if (!parseCidr(prefix, true).ok) return 'drop';
+    return this.networks.has(network) ? 'local' : 'foreign';
   }
 
   /** Applies one Announce from `peer`: each prefix through policy, refusals logged and counted. */

@@ -279,6 +279,10 @@ export class Connections {
       // stay until they are re-announced.
       if (session.announced.size > 0) this.deps.routes.replace(peer, session.announced);
       log.child('peer/registry').info(`${peer.label}: continuing on the ${session.direction} connection`);
+    } else if (winner === link && loser === previous && session.announced.size > 0) {
+      // It won against a live connection after a probe, during which its announcements were only
+      // remembered: only the survivor's announcements may stand.
+      this.deps.routes.replace(peer, session.announced);
     }
     if (winner === link && previous !== link) {
       if (!previous && !handingOver) log.child('peer/manager').info(`connected to ${peer.label} (${session.direction}, ${session.remoteAddress})`);

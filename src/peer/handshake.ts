@@ -12,7 +12,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { formatHostPort, type HostPort } from '../netgraph/hostport.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
-import { APP_NO_ERROR, APP_PROTOCOL_VIOLATION, APP_UNTRUSTED } from '../quic/errors.js';
+import { APP_GOODBYE, APP_NO_ERROR, APP_PROTOCOL_VIOLATION, APP_UNTRUSTED } from '../quic/errors.js';
 import { admitInbound, admitOutbound, type Admission } from './admission.js';
 import type { Connections } from './connections.js';
 import { HeldStreams } from './held-streams.js';
@@ -110,8 +110,11 @@ export class Handshakes {
     const held = new HeldStreams(() => conn.close(APP_PROTOCOL_VIOLATION, 'too much data before admission'));
     conn.onStream = (stream) => held.hold(stream);
     this.learn(admission, conn, `inbound from ${conn.remoteAddress}`).then((learned) => {
-      const peer = learned ? peerFor() : undefined;
-      if (peer) this.admitted(peer, conn, admission.fingerprint, held);
+      if (!learned) return;
+      const peer = peerFor();
+      // A reload may have removed the peer while its first use was being written.
+      if (!peer) return conn.close(APP_GOODBYE, 'removed from config');
+      this.admitted(peer, conn, admission.fingerprint, held);
     });
   }
 
@@ -131,7 +134,10 @@ export class Handshakes {
       return;
     }
     this.learn(admission, conn, `dialed ${peer.name} at ${shown}`, peer).then((learned) => {
-      if (learned) this.openOutbound(peer, conn, admission.fingerprint);
+      if (!learned) return;
+      // A reload may have removed or replaced the peer while its first use was being written.
+      if (this.deps.peers.byConfigName(peer.name) !== peer) return conn.close(APP_GOODBYE, 'removed from config');
+      this.openOutbound(peer, conn, admission.fingerprint);
     });
   }
 

@@ -46,15 +46,19 @@ export interface SessionOptions {
    */
   keepaliveAtStart?: boolean;
   /**
-   * Whether an announced route is worth remembering for a later takeover or reload: one for a
-   * local network, with a prefix that parses. Anything else is refused by route policy anyway,
-   * and remembering it would let a peer grow this session without bound.
+   * Whether an announced route is worth remembering for a later takeover or reload, and where:
+   * 'local' for a network of this node, 'foreign' for one it may add on reload (kept, but only a
+   * few such networks and routes), 'drop' for a prefix that does not parse. Without a bound a peer
+   * could grow this session as long as it likes.
    */
-  keepAnnounced?(network: string, prefix: string): boolean;
+  keepAnnounced?(network: string, prefix: string): 'local' | 'foreign' | 'drop';
 }
 
 /** Routes remembered per network per session; a subnet router with more is not a real case. */
 export const MAX_ANNOUNCED_PER_NETWORK = 4096;
+/** Networks this node does not have (yet) whose routes a session remembers, and routes in each. */
+export const MAX_FOREIGN_NETWORKS = 8;
+export const MAX_ANNOUNCED_PER_FOREIGN_NETWORK = 256;
 
 export type SessionState = 'awaiting-hello' | 'open' | 'closed';
 
@@ -76,6 +80,7 @@ export class Session {
   private lastKeepaliveSentAt: number;
   private readonly decoder = new ControlDecoder();
   private overflowLogged = false;
+  private foreignNetworks = 0;
   private readonly options: SessionOptions;
 
   constructor(options: SessionOptions) {
@@ -217,9 +222,16 @@ export class Session {
     const keep = this.options.keepAnnounced;
     let known = this.announced.get(network);
     for (const r of routes) {
-      if (keep && !keep(network, r.prefix)) continue;
-      if (!known) this.announced.set(network, (known = new Map()));
-      if (known.size >= MAX_ANNOUNCED_PER_NETWORK && !known.has(r.prefix)) {
+      const kind = keep ? keep(network, r.prefix) : 'local';
+      if (kind === 'drop') continue;
+      const limit = kind === 'local' ? MAX_ANNOUNCED_PER_NETWORK : MAX_ANNOUNCED_PER_FOREIGN_NETWORK;
+      if (!known) {
+        if (kind === 'foreign' && this.foreignNetworks >= MAX_FOREIGN_NETWORKS) return;
+        if (kind === 'foreign') this.foreignNetworks++;
+        this.announced.set(network, (known = new Map()));
+      }
+      if (known.size >= limit && !known.has(r.prefix)) {
+        if (kind === 'foreign') return;
         if (!this.overflowLogged) this.options.logger.warn(`${this.label} announces more than ${MAX_ANNOUNCED_PER_NETWORK} routes in one network; the rest are applied but not remembered for a takeover`);
         this.overflowLogged = true;
         continue;

@@ -110,6 +110,15 @@ export class QuicConnection implements StreamOwner {
       return;
     }
     this.native.close(true, appErrorCode, textEncoder.encode(reason));
+    // The CONNECTION_CLOSE goes out now, not at the next service: a timer may run before that, and
+    // one that fires here can make the close unsendable. Once closing, quiche (0.18) takes no more
+    // input, so a dialer that has not yet read the server's HANDSHAKE_DONE keeps its Handshake
+    // keys; if its Handshake probe timeout fires now, every send() returns a Handshake packet with
+    // just an ACK (a probe may not carry a PING while closing, so the probe is never used up) and
+    // never the APPLICATION_CLOSE, which only goes in 1-RTT packets. The connection would spin out
+    // useless packets until the idle timeout, and the peer would never hear the close.
+    if (!this.released) this.sendDatagrams(this.native);
+    // onClose still fires from the service, asynchronously, like every other close.
     this.host.scheduleService(this);
   }
 

@@ -1,6 +1,7 @@
 // Builds test nodes: identity files, configs and daemons in a temporary directory, on loopback.
 import { createSocket } from 'node:dgram';
-import { mkdirSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, writeIdentityFiles } from '../../src/crypto/identity.js';
 import { newConfig, newNetwork, newPeer, writeConfigFile, type NewConfigOptions } from '../../src/config/write.js';
@@ -19,13 +20,46 @@ export interface TestNode {
   lines: string[];
 }
 
-/** A UDP port that was free a moment ago (bind to 0, read it, release it). */
+/**
+ * A free UDP port for a node that binds it later (its peers' configs name it first). Not one the
+ * kernel picked for a bind to port 0: once released, the kernel may give that port to the next
+ * socket bound to port 0 (a QUIC endpoint, a relay, another test process) before the node binds it.
+ * Ports are taken below the kernel's ephemeral range instead, where nothing is assigned
+ * automatically: in sequence from a random start (parallel test processes rarely meet), each
+ * checked free by binding it.
+ */
 export async function freeUdpPort(): Promise<number> {
+  for (let attempt = 0; attempt < FIXED_PORT_COUNT; attempt++) {
+    const port = FIXED_PORT_FIRST + (nextFixedPort++ % FIXED_PORT_COUNT);
+    if (await udpPortIsFree(port)) return port;
+  }
+  throw new Error(`no free UDP port in ${FIXED_PORT_FIRST}..${FIXED_PORT_FIRST + FIXED_PORT_COUNT - 1}`);
+}
+
+/** The first port of the kernel's ephemeral range (ip_local_port_range), or 32768 when unknown. */
+function ephemeralPortStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 1024) return low;
+  } catch {
+    // not Linux
+  }
+  return 32768;
+}
+
+const FIXED_PORT_END = ephemeralPortStart();
+const FIXED_PORT_FIRST = Math.max(1024, FIXED_PORT_END - 10_000);
+const FIXED_PORT_COUNT = FIXED_PORT_END - FIXED_PORT_FIRST;
+let nextFixedPort = randomInt(FIXED_PORT_COUNT);
+
+async function udpPortIsFree(port: number): Promise<boolean> {
   const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
+  const bound = await new Promise<boolean>((resolve) => {
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => resolve(true));
+  });
   await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
+  return bound;
 }
 
 export async function createNode(root: string, name: string): Promise<TestNode> {

@@ -33,6 +33,15 @@ async function makeNodes<N extends string[]>(...names: N): Promise<{ [K in keyof
   return made as { [K in keyof N]: TestNode };
 }
 
+/**
+ * For a peer entry of a node that must not dial that peer. Tests that check a session stays the
+ * same let only one side dial, and start the dialed side first: a daemon that dials a peer not
+ * listening yet loses its first Initial, quiche resends it about a second later, and if the peer
+ * has dialed us meanwhile, that late connection is a duplicate whose tie-break may replace the
+ * session (correctly: both ends agree, routes stay) after the test took hold of it.
+ */
+const INBOUND_ONLY = { address: '' } as const;
+
 function hostRoute(node: TestNode, network = 'corp', prefix = '10.42.0.0/24'): string {
   return ownHostRoute(newNetwork(network, prefix), node.fingerprint);
 }
@@ -100,15 +109,20 @@ describe('daemon cluster', () => {
     await relay.start();
     try {
       relay.delayMs = 150;
-      // Both start together so both dial: a's direct dial is up long before b's relayed one.
-      await Promise.all([
-        startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]), { nonce: () => 1000n }),
-        // The relayed handshake takes several 150 ms hops: give it more than the tests' 300 ms.
-        startNode(b, writeNodeConfig(b, [peerOf({ ...a, address: `127.0.0.1:${relay.port}` }, ['corp'])]), {
-          nonce: () => 1n,
-          timing: { ...FAST_TIMING, handshakeTimeoutMs: 5000 },
-        }),
-      ]);
+      // Both must dial, and a daemon does not dial a peer it is already connected to. Started
+      // together, a's direct connection could reach b before b's peer manager starts, and b would
+      // never dial. So b starts first and dials a through the relay, which holds its packets back
+      // meanwhile; then a, not connected to b, dials it directly.
+      relay.drop = true;
+      // The relayed handshake takes several 150 ms hops, after quiche resends the held-back Initial.
+      await startNode(b, writeNodeConfig(b, [peerOf({ ...a, address: `127.0.0.1:${relay.port}` }, ['corp'])]), {
+        nonce: () => 1n,
+        timing: { ...FAST_TIMING, handshakeTimeoutMs: 5000 },
+      });
+      await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]), { nonce: () => 1000n });
+      await waitFor(() => b.daemon!.sessionWith(a.fingerprint)?.direction === 'inbound', 'a’s direct dial to connect');
+      // a's direct dial is up long before b's relayed one.
+      relay.drop = false;
       await waitFor(() => a.daemon!.connectionCount() === 1 && b.daemon!.connectionCount() === 1 && b.daemon!.sessionWith(a.fingerprint)?.direction === 'outbound', 'the duplicate to resolve to b’s dial', 10_000);
       await waitFor(() => b.daemon!.routeList().length === 1, 'b to hold a’s route');
       expect(b.lines.filter((l) => l.includes('disconnected from'))).toEqual([]);
@@ -126,19 +140,20 @@ describe('daemon cluster', () => {
     await relay.start();
     const cViaRelay = { ...c, address: `127.0.0.1:${relay.port}` };
     try {
+      // One connection a-b from the start, the session checked below (see INBOUND_ONLY).
+      await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'], INBOUND_ONLY), peerOf(cViaRelay, ['corp'])]));
       await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp']), peerOf(cViaRelay, ['corp'])]));
-      await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp']), peerOf(cViaRelay, ['corp'])]));
       const cConfig = writeNodeConfig(c, [peerOf(a, ['corp'], { address: '' }), peerOf(b, ['corp'], { address: '' })]);
       await startNode(c, cConfig);
       const mesh = [a, b, c];
       await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 2), 'mesh routes');
-      // a and b dialed each other: the session to watch is the one left once that is settled.
-      await waitFor(() => a.daemon!.connectionCount() === 2 && b.daemon!.connectionCount() === 2, 'duplicate connections to settle');
       const abSession = a.daemon!.sessionWith(b.fingerprint);
+      const withC = [a.daemon!.sessionWith(c.fingerprint)!, b.daemon!.sessionWith(c.fingerprint)!];
       relay.drop = true;
-      const silentAt = Date.now();
       await waitFor(() => a.daemon!.routeList().length === 1 && b.daemon!.routeList().length === 1, 'c’s routes to disappear', 10_000);
-      expect(Date.now() - silentAt).toBeGreaterThanOrEqual(1000); // not before the liveness timeout (1.5 s in tests)
+      // Not before the liveness timeout, counted from the last message each heard from c (c's
+      // last Keepalive came up to a keepalive interval, or more on a busy machine, before the drop).
+      for (const session of withC) expect(Date.now() - session.lastReceivedAt).toBeGreaterThanOrEqual(FAST_TIMING.deadAfterMs!);
       expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
       expect(a.lines.some((l) => l.includes('silent for over'))).toBe(true);
       // c restarts and the path comes back: a and b redial it on their own.
@@ -169,7 +184,8 @@ describe('daemon cluster', () => {
     const [a, b, c] = await makeNodes('a', 'b', 'c');
     const lab = newNetwork('lab', '10.77.0.0/24');
     const corp = newNetwork('corp', '10.42.0.0/24');
-    const aConfig = writeNodeConfig(a, [peerOf(b, ['corp'])], [corp]);
+    // Only b dials a, which is up first: one a-b session throughout (see INBOUND_ONLY).
+    const aConfig = writeNodeConfig(a, [peerOf(b, ['corp'], INBOUND_ONLY)], [corp]);
     await startNode(a, aConfig);
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp', 'lab'])], [corp, lab]));
     await startNode(c, writeNodeConfig(c, [peerOf(a, ['corp'])], [corp]));
@@ -178,7 +194,7 @@ describe('daemon cluster', () => {
     expect(a.daemon!.sessionWith(c.fingerprint)).toBeUndefined();
 
     // Reload a: add peer c and network lab.
-    writeNodeConfig(a, [peerOf(b, ['corp', 'lab']), peerOf(c, ['corp'])], [corp, lab]);
+    writeNodeConfig(a, [peerOf(b, ['corp', 'lab'], INBOUND_ONLY), peerOf(c, ['corp'])], [corp, lab]);
     const summary = await a.daemon!.reload();
     expect(summary).toContain('peers added: c');
     expect(summary).toContain('peers updated: b');
@@ -188,7 +204,7 @@ describe('daemon cluster', () => {
     const abSession = a.daemon!.sessionWith(b.fingerprint);
 
     // Reload a: remove peer c and network lab.
-    writeNodeConfig(a, [peerOf(b, ['corp'])], [corp]);
+    writeNodeConfig(a, [peerOf(b, ['corp'], INBOUND_ONLY)], [corp]);
     const second = await a.daemon!.reload();
     expect(second).toContain('peers removed: c');
     expect(second).toContain('networks removed: lab');
@@ -222,32 +238,34 @@ describe('daemon cluster', () => {
   it('reload judges a peer’s announcements again when its allowed routes change, without a reconnect', async () => {
     const [a, b] = await makeNodes('a', 'b');
     const subnet = '192.168.70.0/24';
-    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]));
+    // Only b dials a, which is up first: one session throughout (see INBOUND_ONLY).
+    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'], INBOUND_ONLY)]));
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { routes: [subnet] })]));
     await waitFor(() => a.lines.some((l) => l.includes(`rejected route ${subnet} in corp from b`)), 'a to refuse b’s subnet');
     const session = a.daemon!.sessionWith(b.fingerprint);
-    writeNodeConfig(a, [peerOf(b, ['corp'], { allowedRoutes: [subnet] })]);
+    writeNodeConfig(a, [peerOf(b, ['corp'], { ...INBOUND_ONLY, allowedRoutes: [subnet] })]);
     expect(await a.daemon!.reload()).toBe('peers updated: b');
     expect(routeSet(a.daemon!)).toContain(`corp ${subnet} ${b.fingerprint}`);
     expect(a.daemon!.sessionWith(b.fingerprint)).toBe(session);
     // And narrowing it again drops the route.
-    writeNodeConfig(a, [peerOf(b, ['corp'])]);
+    writeNodeConfig(a, [peerOf(b, ['corp'], INBOUND_ONLY)]);
     await a.daemon!.reload();
     expect(routeSet(a.daemon!)).toEqual([`corp ${hostRoute(b)} ${b.fingerprint}`]);
   });
 
   it('reload sends Withdraw and Announce for export changes without touching the session', async () => {
     const [a, b] = await makeNodes('a', 'b');
-    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]));
+    // Only b dials a, which is up first: one session throughout (see INBOUND_ONLY).
+    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'], INBOUND_ONLY)]));
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'], { allowedRoutes: ['192.168.60.0/24'] })]));
     await waitFor(() => routeSet(b.daemon!).length === 1, 'b to learn a');
     const session = b.daemon!.sessionWith(a.fingerprint);
 
-    writeNodeConfig(a, [peerOf(b, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { export: false })]);
+    writeNodeConfig(a, [peerOf(b, ['corp'], INBOUND_ONLY)], [newNetwork('corp', '10.42.0.0/24', { export: false })]);
     await a.daemon!.reload();
     await waitFor(() => routeSet(b.daemon!).length === 0, 'b to drop a’s withdrawn host route');
 
-    writeNodeConfig(a, [peerOf(b, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { routes: ['192.168.60.0/24'] })]);
+    writeNodeConfig(a, [peerOf(b, ['corp'], INBOUND_ONLY)], [newNetwork('corp', '10.42.0.0/24', { routes: ['192.168.60.0/24'] })]);
     await a.daemon!.reload();
     await waitFor(() => routeSet(b.daemon!).length === 2, 'b to learn a’s host route and subnet again');
     expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`, `corp 192.168.60.0/24 ${a.fingerprint}`].sort());
@@ -331,7 +349,8 @@ describe('daemon cluster', () => {
 
   it('closes a peer that breaks the protocol without affecting the others', async () => {
     const [a, b, evil] = await makeNodes('a', 'b', 'evil');
-    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp']), peerOf(evil, ['corp'], { address: '' })]));
+    // Only b dials a, which is up first: one a-b session throughout (see INBOUND_ONLY).
+    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'], INBOUND_ONLY), peerOf(evil, ['corp'], INBOUND_ONLY)]));
     await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])]));
     await waitFor(() => a.daemon!.routeList().length === 1 && a.daemon!.connectionCount() === 1, 'a and b to connect and settle on one connection');
     const abSession = a.daemon!.sessionWith(b.fingerprint);

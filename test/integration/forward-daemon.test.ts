@@ -48,8 +48,12 @@ async function pair(): Promise<{ a: TestNode; b: TestNode; tunA: MemoryTun; tunB
   nodes.push(a, b);
   const tunsA = memoryTunFactory();
   const tunsB = memoryTunFactory();
+  // Only a dials, and b is up by then: one connection from the start. Were both to dial, a's dial
+  // to b (not up yet) would be answered when quiche resends its Initial about a second later; if
+  // that duplicate won the tie-break, the session would move to it in the middle of a test and
+  // the packets sent on the old connection meanwhile would be lost.
+  await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'], { address: '' })]), { tunFactory: tunsB.factory });
   await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]), { tunFactory: tunsA.factory });
-  await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'])]), { tunFactory: tunsB.factory });
   await waitFor(() => a.daemon!.routeList().length === 1 && b.daemon!.routeList().length === 1, 'a and b to exchange routes');
   return { a, b, tunA: tunsA.created[0]!, tunB: tunsB.created[0]! };
 }

@@ -1,6 +1,6 @@
 // Two control sessions wired back to back, no QUIC: the H/A/W/K/G state machine.
 import { describe, expect, it } from 'vitest';
-import { MAX_ANNOUNCED_PER_NETWORK, Session, type SessionEvents, type SessionOptions } from '../../../src/peer/session.js';
+import { MAX_ANNOUNCED_PER_FOREIGN_NETWORK, MAX_ANNOUNCED_PER_NETWORK, MAX_FOREIGN_NETWORKS, Session, type SessionEvents, type SessionOptions } from '../../../src/peer/session.js';
 import { decodeControlPayload, encodeControlMessage } from '../../../src/control/messages.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { Metrics } from '../../../src/metrics/metrics.js';
@@ -144,20 +144,24 @@ describe('control session, bounded and original-compatible', () => {
   const announce = (network: string, prefixes: string[]) =>
     encodeControlMessage({ type: 'announce', network, routes: prefixes.map((prefix) => ({ prefix, metric: 1 })) });
 
-  it('remembers only what keepAnnounced allows, and at most MAX_ANNOUNCED_PER_NETWORK per network', () => {
+  it('remembers only what keepAnnounced allows: 4096 routes per local network, a few foreign networks of 256', () => {
     const { clock, out, rec } = opened();
-    const s = makeSession('inbound', clock, out, rec, { keepAnnounced: (network, prefix) => network === 'corp' && !prefix.startsWith('junk') });
+    const keepAnnounced = (network: string, prefix: string): 'local' | 'foreign' | 'drop' => (prefix.startsWith('junk') ? 'drop' : network === 'corp' ? 'local' : 'foreign');
+    const s = makeSession('inbound', clock, out, rec, { keepAnnounced });
     s.receive(hello);
     s.receive(announce('corp', ['10.42.0.7/32', 'junk1']));
-    s.receive(announce('made-up', ['10.1.0.0/16']));
-    expect([...s.announced.keys()]).toEqual(['corp']);
     expect([...s.announced.get('corp')!.keys()]).toEqual(['10.42.0.7/32']);
     // Every announcement still reaches the owner (route policy refuses and counts what it must).
-    expect(rec.events.filter((e) => e.startsWith('announce'))).toHaveLength(2);
-    for (let i = 0; i < MAX_ANNOUNCED_PER_NETWORK + 10; i += 200) {
-      s.receive(announce('corp', Array.from({ length: 200 }, (_, j) => `10.${(i + j) >> 8}.${(i + j) & 255}.0/24`)));
-    }
+    expect(rec.events.filter((e) => e.startsWith('announce'))).toHaveLength(1);
+    const many = (count: number, at = 0) => Array.from({ length: count }, (_, j) => `10.${(at + j) >> 8}.${(at + j) & 255}.0/24`);
+    for (let i = 0; i < MAX_ANNOUNCED_PER_NETWORK + 10; i += 200) s.receive(announce('corp', many(200, i)));
     expect(s.announced.get('corp')!.size).toBe(MAX_ANNOUNCED_PER_NETWORK);
+    // Networks this node may add on reload are kept too, but only a few, and small.
+    for (let n = 0; n < MAX_FOREIGN_NETWORKS + 5; n++) s.receive(announce(`net${n}`, many(150)));
+    for (let n = 0; n < MAX_FOREIGN_NETWORKS; n++) s.receive(announce(`net${n}`, many(150, 150)));
+    const foreign = [...s.announced.keys()].filter((k) => k !== 'corp');
+    expect(foreign).toHaveLength(MAX_FOREIGN_NETWORKS);
+    for (const network of foreign) expect(s.announced.get(network)!.size).toBe(MAX_ANNOUNCED_PER_FOREIGN_NETWORK);
   });
 
   it('sends a Keepalive right after Hello and the announcements when asked (original VibePN peers)', () => {

@@ -1,4 +1,5 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createHook } from 'node:async_hooks';
 import { createHash, X509Certificate } from 'node:crypto';
 import { APP_SHUTDOWN, APP_UNTRUSTED } from '../../../src/quic/errors.js';
 import { certDerFromPem } from '../../../src/quic/tls.js';
@@ -154,6 +155,22 @@ describe('QUIC connection close', () => {
     expect(() => client.openStream()).toThrow(/closed/);
   });
 
+  it('delivers the close code even when a probe timer runs between close() and the next service', async () => {
+    // Just after the handshake the dialer has not read the server's HANDSHAKE_DONE yet, so its
+    // Handshake-space probe timer (about 3 RTTs) is armed. Holding the event loop past that
+    // deadline, as a loaded machine does, makes the timer run first once close() has returned.
+    const a = await pool.create(alice);
+    const b = await pool.create(bob);
+    const { client, server } = await connectPair(a, b);
+    const serverClosed = closed(server);
+    const clientClosed = closed(client);
+    client.close(APP_UNTRUSTED, 'fingerprint not pinned');
+    blockEventLoop(8 * (client.stats().rttMs ?? 0) + 50);
+    const [remote, local] = await withTimeout(Promise.all([serverClosed, clientClosed]), 5000, 'close');
+    expect(remote).toEqual({ local: false, isApp: true, errorCode: APP_UNTRUSTED, reason: 'fingerprint not pinned', timedOut: false });
+    expect(local).toMatchObject({ local: true, isApp: true, errorCode: APP_UNTRUSTED });
+  });
+
   it('lets the acceptor refuse a peer from onConnection (trust decision by the caller)', async () => {
     const a = await pool.create(alice);
     const b = await pool.create(bob);
@@ -220,9 +237,8 @@ describe('QUIC endpoint', () => {
   });
 
   it('close() shuts every connection (peer sees APP_SHUTDOWN) and leaves no handles', async () => {
-    // Sockets closed by the previous test's afterEach may still be winding down.
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const handlesBefore = countResources();
+    const resources = trackResources();
+    onTestFinished(() => resources.stop());
     const a = await pool.create(alice);
     const b = await pool.create(bob);
     const { client, server } = await connectPair(a, b);
@@ -235,16 +251,47 @@ describe('QUIC endpoint', () => {
     expect(remote).toMatchObject({ local: false, isApp: true, errorCode: APP_SHUTDOWN });
     expect(() => a.connect(`127.0.0.1:${b.port}`)).toThrow(/not running/);
     await b.close();
-    // Let the closed sockets' handles go away.
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(countResources()).toEqual(handlesBefore);
+    expect(await resources.leftOver()).toEqual({});
   });
 });
 
-function countResources(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const name of process.getActiveResourcesInfo()) {
-    if (name === 'UDPWrap' || name === 'Timeout' || name === 'Immediate') counts[name] = (counts[name] ?? 0) + 1;
+/** Keeps the event loop busy for `ms`, so that every timer due meanwhile runs on the next turn. */
+function blockEventLoop(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy
   }
-  return counts;
+}
+
+/**
+ * Tracks the UDP sockets, timers and immediates created from now on. Only what the test creates
+ * counts: the process's resource list (process.getActiveResourcesInfo) also holds vitest's own
+ * timers, which come and go at any moment (its task-update throttle is a 100 ms timer).
+ */
+function trackResources(): { leftOver(): Promise<Record<string, number>>; stop(): void } {
+  const alive = new Map<number, string>();
+  let recording = true;
+  const hook = createHook({
+    init(asyncId, type) {
+      if (recording && (type === 'UDPWRAP' || type === 'Timeout' || type === 'Immediate')) alive.set(asyncId, type);
+    },
+    destroy(asyncId) {
+      alive.delete(asyncId);
+    },
+  }).enable();
+  return {
+    /** Stops recording, then counts what is still alive once pending destroy events are out. */
+    async leftOver() {
+      recording = false;
+      // node emits destroy events from a later check phase of the event loop than the clear or
+      // close that caused them; this immediate runs after that phase.
+      await new Promise((resolve) => setImmediate(resolve));
+      const counts: Record<string, number> = {};
+      for (const type of alive.values()) counts[type] = (counts[type] ?? 0) + 1;
+      return counts;
+    },
+    stop() {
+      hook.disable();
+    },
+  };
 }

@@ -175,7 +175,11 @@ describe('QUIC over a MemoryNetwork', () => {
     const stream = client.openStream();
     const reply = collect(stream);
     writeAll(stream, data);
-    const echoed = await withTimeout(reply, 30_000, 'echo through loss');
+    const echoed = await withTimeout(reply, 30_000, 'echo through loss').catch((error: Error) => {
+      // Seen once under load (not reproduced since): say where the transfer stood.
+      const state = { client: client.stats(), server: server.stats(), network: network.counters, buffered: stream.bufferedBytes };
+      throw new Error(`${error.message}; ${JSON.stringify(state)}`);
+    });
     expect(sha256Hex(echoed)).toBe(sha256Hex(data));
     expect(network.counters.droppedByFilter).toBeGreaterThan(0);
     expect(client.stats().packetsLost).toBeGreaterThan(0);
