@@ -34,8 +34,13 @@ async function pair(): Promise<Pair> {
   return { m, roamer, other, startedAt: performance.now() };
 }
 
-/** Both sides connected once, with a route, the connection dialed by `dialer`; stable for 1.5 s. */
-async function settled(p: Pair, dialer: MeshNode): Promise<boolean> {
+/** How many times the roamer's daemon has logged that its local addresses changed. */
+function moves(m: Mesh, roamer: MeshNode): number {
+  return m.logs(roamer, Infinity).split('local addresses changed').length - 1;
+}
+
+/** Both sides connected once, with a route, the connection dialed by `dialer` (either, if null); stable for 1.5 s. */
+async function settled(p: Pair, dialer: MeshNode | null): Promise<boolean> {
   const { m, roamer, other } = p;
   const view = async (): Promise<string | null> => {
     const parts: string[] = [];
@@ -44,8 +49,8 @@ async function settled(p: Pair, dialer: MeshNode): Promise<boolean> {
       const row = peers?.find((r) => r.name === o.name);
       if (status?.connections !== 1 || !row?.connected) return null;
       if (!routes?.some((r) => r.prefix === `${overlay(o)}/32` && r.peer === o.fingerprint)) return null;
-      if (row.direction !== (n === dialer ? 'outbound' : 'inbound')) return null;
-      parts.push(`${row.connected_since}`);
+      if (dialer !== null && row.direction !== (n === dialer ? 'outbound' : 'inbound')) return null;
+      parts.push(`${row.connected_since} ${row.direction}`);
     }
     return parts.join(' ');
   };
@@ -122,9 +127,16 @@ async function roamingRuns(label: string, dialerOf: (p: Pair) => MeshNode, optio
     for (let run = 1; run <= RUNS; run++) {
       const dialer = dialerOf(p);
       if (dialer === other && roamer.host.underlay !== `192.0.2.${home}`) {
+        const reactions = moves(m, roamer);
         moveTo(p, home);
+        // Pings may pass by migration before the roamer's address watch (once a second) sees the
+        // move and redials; that redial must be over before the restart below, or it can win.
+        const seen = await waitFor(() => moves(m, roamer) > reactions, 15_000, 100);
+        expect(seen, `the roamer did not notice it moved back:\n${m.allLogs()}`).not.toBeNull();
         const back = await waitFor(async () => (await pingOnce(roamer.host.ns, overlay(other), 1)) && (await pingOnce(other.host.ns, overlay(roamer), 1)), 15_000, 100);
         expect(back, `the roamer is not reachable back at its first address:\n${m.allLogs()}`).not.toBeNull();
+        const calm = await waitFor(() => settled(p, null), 20_000, 100);
+        expect(calm, `the pair did not settle after the move back:\n${m.allLogs()}`).not.toBeNull();
       }
       await makeDialer(p, dialer);
       const pids = [roamer.daemon!.pid, other.daemon!.pid];

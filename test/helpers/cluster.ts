@@ -117,10 +117,14 @@ export async function startNode(node: TestNode, config: Config, options: Partial
   return daemon;
 }
 
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+/** Polls `condition`; on timeout throws naming `what`, with the tail of `logsOf`'s daemon logs. */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000, logsOf: TestNode[] = []): Promise<void> {
   const started = Date.now();
   while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    if (Date.now() - started > timeoutMs) {
+      const logs = logsOf.map((n) => `--- ${n.name} ---\n${n.lines.slice(-60).join('\n')}`).join('\n');
+      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${logs ? `\n${logs}` : ''}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
