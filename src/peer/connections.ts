@@ -48,8 +48,6 @@ export class Connections {
 
   constructor(private readonly deps: ConnectionsDeps) {}
 
-
-
   /** Checks liveness of every session: Keepalive when due, and a silent peer is declared dead. */
   tick(): void {
     for (const link of [...this.links.values()]) {
@@ -308,7 +306,10 @@ export class Connections {
     const reason = describeClose(info);
     if (link.session) this.ended(link, info.local ? reason : `peer closed: ${reason}`);
     // Closed before the Hello exchange finished: for the dialer this was a failed attempt.
-    if ((!link.session || link.session.peerNonce === null) && conn.direction === 'outbound') peer.manager?.dialFailed(reason);
+    if ((!link.session || link.session.peerNonce === null) && conn.direction === 'outbound') {
+      if (peer.original && !info.local && info.isApp && info.reason.startsWith('duplicate connection')) peer.manager?.dialLostLottery(reason);
+      else peer.manager?.dialFailed(reason);
+    }
     if (peer.config === null && peer.links.size === 0) this.deps.peers.remove(peer);
   }
 

@@ -19,11 +19,20 @@ export interface PeerManagerDeps {
 
 export type ManagerState = 'dialing' | 'connected' | 'waiting' | 'stopped';
 
+/**
+ * An original VibePN node closes a second connection by a tie-break that is a fresh lottery each
+ * attempt (it compares a random number with whichever nonce it stored last): losing says nothing
+ * about the next try, so it is retried soon, a bounded number of times before the backoff applies.
+ */
+const LOTTERY_RETRY_MS = 250;
+const LOTTERY_RETRIES = 20;
+
 export class PeerManager {
   state: ManagerState = 'waiting';
   private cancelTimer: Cancel | null = null;
   private readonly backoff: Backoff;
   private connectedAt = 0;
+  private lotteryRetries = 0;
   /** Last reason the peer was not connected, for `vpnctl peers`. */
   lastError: string | null = null;
 
@@ -59,6 +68,18 @@ export class PeerManager {
     this.state = 'connected';
     this.connectedAt = this.deps.clock.now();
     this.lastError = null;
+    this.lotteryRetries = 0;
+  }
+
+  /** The peer closed our dial as the loser of its own tie-break, which is a lottery per attempt. */
+  dialLostLottery(reason: string): void {
+    if (this.state === 'stopped') return;
+    if (this.deps.isConnected() || this.lotteryRetries >= LOTTERY_RETRIES) return this.dialFailed(reason);
+    this.lotteryRetries++;
+    this.lastError = reason;
+    this.clearTimer();
+    this.state = 'waiting';
+    this.cancelTimer = this.deps.clock.after(LOTTERY_RETRY_MS, () => this.dialNow());
   }
 
   /** Our dial failed before a session existed (DNS, timeout, handshake, refused trust). */

@@ -253,6 +253,10 @@ export class RecordingManager {
     this.calls.push(`dialFailed: ${reason}`);
   }
 
+  dialLostLottery(reason: string): void {
+    this.calls.push(`dialLostLottery: ${reason}`);
+  }
+
   retryNow(): void {
     this.calls.push('retryNow');
   }

@@ -768,4 +768,13 @@ describe('Connections with an original VibePN peer', () => {
     expect(s.routeList()).toContain('corp 192.168.4.0/24');
     expect(out.link.session?.announced.get('corp')?.has('192.168.4.0/24')).toBe(true);
   });
+
+  it('retries soon when the original closes our dial as the loser of its tie-break; a vibepn peer doing so is an ordinary failed dial', () => {
+    for (const original of [true, false]) {
+      const s = setup({ original });
+      const out = s.open('outbound');
+      s.peerClosed(out, { reason: 'duplicate connection (loser)' });
+      expect(s.manager.calls, `original ${original}`).toEqual([`${original ? 'dialLostLottery' : 'dialFailed'}: no error (duplicate connection (loser))`]);
+    }
+  });
 });

@@ -246,3 +246,47 @@ describe('PeerManager stop and lastError', () => {
     expect(manager.lastError).toBe('liveness timeout');
   });
 });
+
+describe('PeerManager and an original node’s tie-break lottery', () => {
+  it('redials 250 ms after each lost lottery without growing the backoff, 20 times, then backs off', () => {
+    const { manager, dials, clock } = setup();
+    manager.start();
+    for (let i = 0; i < 20; i++) {
+      manager.dialLostLottery('no error (duplicate connection (loser))');
+      expect(manager.state).toBe('waiting');
+      clock.advance(250);
+    }
+    expect(dials).toEqual(Array.from({ length: 21 }, (_, i) => i * 250));
+    expect(manager.lastError).toBe('no error (duplicate connection (loser))');
+    // The 21st in a row goes on the ordinary schedule: 1 s.
+    manager.dialLostLottery('no error (duplicate connection (loser))');
+    clock.advance(999);
+    expect(dials).toHaveLength(21);
+    clock.advance(1);
+    expect(dials).toHaveLength(22);
+  });
+
+  it('starts counting again after a session, and does nothing while connected or stopped', () => {
+    const { manager, dials, clock, setConnected } = setup();
+    manager.start();
+    for (let i = 0; i < 20; i++) {
+      manager.dialLostLottery('lost');
+      clock.advance(250);
+    }
+    manager.connected();
+    setConnected(true);
+    manager.dialLostLottery('lost');
+    expect(manager.state).toBe('connected');
+    setConnected(false);
+    manager.disconnected('gone');
+    clock.advance(1000);
+    const before = dials.length;
+    manager.dialLostLottery('lost');
+    clock.advance(250);
+    expect(dials).toHaveLength(before + 1);
+    manager.stop();
+    manager.dialLostLottery('lost');
+    clock.advance(60_000);
+    expect(dials).toHaveLength(before + 1);
+  });
+});
