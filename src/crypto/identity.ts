@@ -2,14 +2,22 @@
 // fingerprint (SHA-256 of the certificate DER, PROTOCOL.md section 1); nothing ever checks a CA
 // chain, so trust is a fingerprint decision (pinned or TOFU), not an issuer decision.
 
-// @peculiar/x509 resolves its ASN.1 codecs through tsyringe, which needs the Reflect metadata
-// polyfill loaded before the library itself (its README's documented setup).
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { X509Certificate, KeyObject, createHash, createPrivateKey, webcrypto } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { defaultFs, ensureDir, errnoCode, errorText, writeFileAtomic, type AtomicFs } from './atomic-file.js';
+import { readCertificateFields, type CertificateFields } from './der.js';
+
+/**
+ * @peculiar/x509, loaded only to generate a certificate: it costs ~19 MB of resident memory, and
+ * the daemon reads certificates with der.ts. It resolves its ASN.1 codecs through tsyringe, which
+ * needs the Reflect metadata polyfill loaded before the library (its README's documented setup).
+ */
+async function loadX509(): Promise<typeof X509> {
+  await import('reflect-metadata');
+  return import('@peculiar/x509');
+}
 
 export class IdentityError extends Error {
   override name = 'IdentityError';
@@ -80,7 +88,8 @@ export async function generateIdentity(
   const now = opts.now ?? new Date();
   const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']);
-  const extensions: x509.Extension[] = [
+  const x509 = await loadX509();
+  const extensions: X509.Extension[] = [
     // CA:false, critical: this key must never be mistaken for an issuer.
     new x509.BasicConstraintsExtension(false, undefined, true),
     // TLS 1.3 with ECDSA signs, it never encrypts to the key.
@@ -195,30 +204,17 @@ function parsePemCertificate(text: string, source: string): X509Certificate {
   }
 }
 
-interface CertificateFields {
-  /** First CN attribute of the subject; '' if there is none. */
-  commonName: string;
-  notBefore: Date;
-  notAfter: Date;
-}
-
 /**
- * CN and validity window, read with @peculiar/x509: Node's `subject` is escaped display text and
+ * CN and validity window, read from the DER (der.ts): Node's `subject` is escaped display text and
  * Node 20's `validFrom` a locale-style string. Peer certificates are untrusted input, so every
  * failure, including an unparseable time, becomes an IdentityError.
  */
 function parseCertificateFields(certDer: Uint8Array, source: string): CertificateFields {
-  let fields: CertificateFields;
   try {
-    const cert = new x509.X509Certificate(certDer);
-    fields = { commonName: cert.subjectName.getField('CN')[0] ?? '', notBefore: cert.notBefore, notAfter: cert.notAfter };
+    return readCertificateFields(certDer);
   } catch (err) {
     throw new IdentityError(`${source} holds an unreadable certificate: ${errorText(err)}`);
   }
-  if (Number.isNaN(fields.notBefore.getTime()) || Number.isNaN(fields.notAfter.getTime())) {
-    throw new IdentityError(`${source} holds an unreadable certificate: its validity dates are malformed`);
-  }
-  return fields;
 }
 
 /**
