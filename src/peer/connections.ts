@@ -20,7 +20,7 @@ import {
 } from '../quic/errors.js';
 import type { Link, Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
-import { ControlDecoder } from '../control/decoder.js';
+import { acceptOriginalStream } from './original-streams.js';
 import { Session } from './session.js';
 import type { DaemonTiming } from './timing.js';
 
@@ -207,33 +207,15 @@ export class Connections {
     this.carryTraffic(peer, link);
   }
 
-  /**
-   * A stream the peer opened on an admitted connection. Data, except from an original node: it
-   * sends its reload announcements and Goodbye each on a new stream, and a control message starts
-   * with 0x00 (the high byte of its u16 length) where a data frame never does (its network-name
-   * length is 1..255).
-   */
+  /** A stream the peer opened on an admitted connection: data, or an original node's side stream. */
   acceptStream(link: Link, stream: QuicStream): void {
     const { peer } = link;
     if (!peer.original) return this.deps.acceptStream(peer, stream);
-    stream.onEnd = () => stream.end();
-    stream.onData = (first) => {
-      if (first.length === 0) return;
-      if (first[0] !== 0) {
-        this.deps.acceptStream(peer, stream);
-        stream.onData(first);
-        return;
-      }
-      const decoder = new ControlDecoder();
-      const feed = (chunk: Uint8Array): void => {
-        const error = decoder.push(chunk, (msg) => (peer.session ?? link.session)?.receiveOutOfBand(msg));
-        if (error === null) return;
-        this.deps.logger.child('peer/original').debug(`${peer.label}: bad control message on a separate stream: ${error}`);
-        stream.reset(APP_PROTOCOL_VIOLATION);
-      };
-      stream.onData = feed;
-      feed(first);
-    };
+    acceptOriginalStream(stream, {
+      data: (data) => this.deps.acceptStream(peer, data),
+      control: (msg) => (peer.session ?? link.session)?.receiveOutOfBand(msg),
+      malformed: (error) => this.deps.logger.child('peer/original').debug(`${peer.label}: bad control message on a separate stream: ${error}`),
+    });
   }
 
   /**
