@@ -202,3 +202,13 @@ export function prefixProblem(prefix: Prefix): string | null {
   }
   return null;
 }
+
+/** Family, then address bytes, then length: the order routes and prefixes are listed in. */
+export function comparePrefixes(a: Prefix, b: Prefix): number {
+  if (a.family !== b.family) return a.family - b.family;
+  for (let i = 0; i < a.bytes.length; i++) {
+    const d = a.bytes[i]! - b.bytes[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}

@@ -9,7 +9,7 @@
 // (its fingerprint) that orders equal-metric routes the same way on every node.
 
 import { MAX_METRIC } from '../control/messages.js';
-import { type Family, type Prefix, formatPrefix, maskBytes, prefixProblem } from './addr.js';
+import { type Family, type Prefix, comparePrefixes, formatPrefix, maskBytes, prefixProblem } from './addr.js';
 
 export interface Route<P = string> {
   readonly prefix: Prefix;
@@ -346,7 +346,7 @@ export class RouteTable<P = string> {
         for (const a of node.announcements) out.push({ prefix: copyPrefix(node.prefix), peer: a.peer, key: a.key, metric: a.metric });
       }
     }
-    out.sort((a, b) => comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || compareText(a.key, b.key));
+    out.sort((a, b) => comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return out.map(({ prefix, peer, metric }) => ({ prefix, peer, metric }));
   }
 
@@ -386,21 +386,4 @@ function ownPrefix(prefix: Prefix): Prefix {
 
 function copyPrefix(prefix: Prefix): Prefix {
   return { family: prefix.family, bytes: new Uint8Array(prefix.bytes), length: prefix.length };
-}
-
-export function comparePrefixes(a: Prefix, b: Prefix): number {
-  if (a.family !== b.family) return a.family - b.family;
-  for (let i = 0; i < a.bytes.length; i++) {
-    const d = a.bytes[i]! - b.bytes[i]!;
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-export function compareRoutes(a: Route, b: Route): number {
-  return comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || compareText(a.peer, b.peer);
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -13,6 +13,7 @@
 import type { Connection } from '@matrixai/quic/native/index.js';
 import type { ConnectionHost, QuicCloseInfo, QuicConnectionStats, QuicDirection } from './connection-types.js';
 import { describeAppError, describeTransportError } from './errors.js';
+import { StreamIds } from './stream-ids.js';
 import { QuicStream, type StreamOwner } from './stream.js';
 import { fingerprintOfDer } from '../crypto/identity.js';
 
@@ -45,11 +46,7 @@ export class QuicConnection implements StreamOwner {
 
   private readonly streams = new Map<number, QuicStream>();
   private readonly streamsWithOutput = new Set<QuicStream>();
-  private nextLocalStreamId: number;
-  // Peer stream ids we have already seen, so a late frame for a released stream never looks new:
-  // every id below the floor was seen, plus the out-of-order ids above it.
-  private peerStreamFloor: number;
-  private readonly peerStreamsAboveFloor = new Set<number>();
+  private readonly streamIds: StreamIds;
 
   private readonly readableIds: number[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -60,9 +57,7 @@ export class QuicConnection implements StreamOwner {
     readonly remoteAddress: string,
     private readonly host: ConnectionHost,
   ) {
-    // RFC 9000 section 2.1: bit 0 is the initiator (0 = client = dialer), bit 1 is 0 for bidi.
-    this.nextLocalStreamId = direction === 'outbound' ? 0 : 1;
-    this.peerStreamFloor = direction === 'outbound' ? 1 : 0;
+    this.streamIds = new StreamIds(direction === 'outbound');
   }
 
   /** Leaf certificate the peer presented (DER), available from onEstablished / onConnection on. */
@@ -92,8 +87,7 @@ export class QuicConnection implements StreamOwner {
     if (this.native !== null && this.established && this.native.peerStreamsLeftBidi() === 0) {
       throw new Error(`cannot open a stream to ${this.remoteAddress}: the peer's stream limit is used up; reuse streams`);
     }
-    const stream = new QuicStream(this.nextLocalStreamId, this, this.host.maxStreamBuffer);
-    this.nextLocalStreamId += 4;
+    const stream = new QuicStream(this.streamIds.takeLocal(), this, this.host.maxStreamBuffer);
     this.streams.set(stream.id, stream);
     return stream;
   }
@@ -294,19 +288,11 @@ export class QuicConnection implements StreamOwner {
   }
 
   private acceptPeerStream(id: number): QuicStream | undefined {
-    const peerInitiated = (id & 1) === (this.direction === 'outbound' ? 1 : 0);
-    if (!peerInitiated || !this.markPeerStreamSeen(id)) return undefined;
+    if (!this.streamIds.firstSightOfPeer(id)) return undefined;
     const stream = new QuicStream(id, this, this.host.maxStreamBuffer);
     this.streams.set(id, stream);
     this.onStream(stream);
     return stream;
-  }
-
-  private markPeerStreamSeen(id: number): boolean {
-    if (id < this.peerStreamFloor || this.peerStreamsAboveFloor.has(id)) return false;
-    this.peerStreamsAboveFloor.add(id);
-    while (this.peerStreamsAboveFloor.delete(this.peerStreamFloor)) this.peerStreamFloor += 4;
-    return true;
   }
 
   private pumpStreams(native: Connection): void {

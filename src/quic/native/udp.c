@@ -11,9 +11,8 @@
 //   new UdpSender(fd)                       fd of a bound UDP socket owned by node's dgram
 //   sender.send(buffer, lengths, count, host, port) -> datagrams handed to the kernel
 //   new UdpReceiver(fd, onBatch(count, error?))   polls a dup of fd; node's reader must be stopped
-//   receiver.buffer (Uint8Array) / .lengths (Uint32Array) / .sources (Uint32Array, 5 words each:
-//     the 16 address bytes, IPv4 in the first 4, then port | 0x10000 for IPv6), all reused
-//   receiver.host(i) -> the address of datagram i as node's dgram formats it    receiver.close()
+//   receiver.buffer / .lengths / .sources (6 words a datagram: address bytes, port | IPv6 flag,
+//   scope id), all reused; receiver.host(i): datagram i's address as dgram formats it; .close()
 #define _GNU_SOURCE  // recvmmsg
 #define NAPI_VERSION 8
 #define ADDON_NAME "vibepn_udp"

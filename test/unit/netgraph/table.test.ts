@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Prefix, formatIp, formatPrefix, maskBytes, parseCidr, parseIp, prefixContains } from '../../../src/netgraph/addr.js';
-import { type Route, RouteTable, compareRoutes } from '../../../src/netgraph/table.js';
+import { type Route, RouteTable } from '../../../src/netgraph/table.js';
+import { comparePrefixes } from '../../../src/netgraph/addr.js';
 import { prng } from '../../helpers/bytes.js';
 
 const A = 'a'.repeat(64);
@@ -385,3 +386,7 @@ describe('RouteTable against a linear reference (randomized)', () => {
     }
   }
 });
+
+function compareRoutes(a: Route, b: Route): number {
+  return comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
+}
