@@ -12,6 +12,7 @@
 
 import type { Connection } from '@matrixai/quic/native/index.js';
 import type { ConnectionHost, QuicCloseInfo, QuicConnectionStats, QuicDirection } from './connection-types.js';
+import { closeInfoOf } from './close-info.js';
 import { describeAppError, describeTransportError } from './errors.js';
 import { StreamIds } from './stream-ids.js';
 import { QuicStream, type StreamOwner } from './stream.js';
@@ -23,7 +24,6 @@ export type { ConnectionHost, QuicCloseInfo, QuicConnectionStats, QuicDirection 
 const MAX_DATAGRAMS_PER_SERVICE = 128;
 const ascending = (a: number, b: number): number => a - b;
 const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder();
 
 export class QuicConnection implements StreamOwner {
   onEstablished: () => void = () => {};
@@ -336,7 +336,7 @@ export class QuicConnection implements StreamOwner {
   private notifyClosed(native: Connection | null): void {
     if (this.closeNotified) return;
     this.closeNotified = true;
-    const info = this.closeInfo(native);
+    const info = closeInfoOf(native, this.localClose);
     const logger = this.host.logger;
     if (logger.enabled('debug')) {
       const what = info.isApp ? describeAppError(info.errorCode) : describeTransportError(info.errorCode);
@@ -346,24 +346,6 @@ export class QuicConnection implements StreamOwner {
       );
     }
     this.onClose(info);
-  }
-
-  private closeInfo(native: Connection | null): QuicCloseInfo {
-    const peer = native?.peerError();
-    if (peer) {
-      const reason = textDecoder.decode(peer.reason);
-      return { local: false, errorCode: peer.errorCode, reason, isApp: peer.isApp, timedOut: false };
-    }
-    if (this.localClose !== null) return this.localClose;
-    const local = native?.localError();
-    if (local) {
-      const reason = local.reason.byteLength > 0 ? textDecoder.decode(local.reason) : '';
-      return { local: true, errorCode: local.errorCode, reason, isApp: local.isApp, timedOut: false };
-    }
-    if (native?.isTimedOut()) {
-      return { local: true, errorCode: 0, reason: 'idle timeout', isApp: false, timedOut: true };
-    }
-    return { local: true, errorCode: 0, reason: 'connection closed', isApp: false, timedOut: false };
   }
 
   private armTimer(native: Connection): void {
