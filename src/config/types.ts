@@ -85,7 +85,7 @@ export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   network: 'corp',
   prefix: '10.42.0.0/24',
-  mtu: 1280,
+  mtu: 8000,
   /** Relative to the home directory. */
   knownPeersInHome: '.vibepn/known_peers.json',
 } as const;

@@ -51,7 +51,7 @@ routes = ["2001:DB8::/32"]
       prefix: cidr('fd00::/64'),
       address: ip('fd00::1'),
       export: true,
-      mtu: 1280,
+      mtu: 8000,
       routes: [cidr('2001:db8::/32')],
     });
     // Written back, every value reads in its canonical form.

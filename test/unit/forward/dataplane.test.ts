@@ -68,12 +68,12 @@ describe('DataPlane networks', () => {
     const { plane, registry, lines } = setup();
     const tun = registry.devices.get('vpn-corp')!;
     expect(tun).toBeDefined();
-    expect(tun.options).toMatchObject({ address: ipBytes('10.42.0.1'), prefixLength: 24, mtu: 1280 });
+    expect(tun.options).toMatchObject({ address: ipBytes('10.42.0.1'), prefixLength: 24, mtu: 8000 });
     expect(plane.interfaceName('corp')).toBe('vpn-corp');
     plane.addNetwork(newNetwork('lab', 'fd00:7::/64', { interface: 'tun-lab', mtu: 1400 }), parseIp('fd00:7::1')!, new RouteTable<Target>());
     expect(plane.interfaceName('lab')).toBe('tun-lab');
     expect(registry.devices.get('tun-lab')!.options).toMatchObject({ address: ipBytes('fd00:7::1'), prefixLength: 64, mtu: 1400 });
-    expect(lines.some((l) => l.includes('network corp: interface vpn-corp up, 10.42.0.1/24, mtu 1280'))).toBe(true);
+    expect(lines.some((l) => l.includes('network corp: interface vpn-corp up, 10.42.0.1/24, mtu 8000'))).toBe(true);
   });
 
   it('removeNetwork closes the TUN, stops reading it and unregisters the network', async () => {
