@@ -4,6 +4,7 @@
 // timestamped ping loop to measure gaps in overlay traffic.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { inNs } from './netns.js';
+import { TRAFFIC_CLIENT } from './traffic.js';
 
 /** Loads an nftables ruleset (nft -f syntax) in `ns`. */
 export function nft(ns: string, ruleset: string): void {
@@ -235,27 +236,8 @@ const server = net.createServer((socket) => {
 server.listen(port, host, () => process.stdout.write('ready\\n'));
 `;
 
-// The same deterministic stream as test/helpers/traffic.ts, so the figures compare.
-const SOURCE = `
-const net = require('net'), crypto = require('crypto');
-const [host, port, total] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
-let seed = crypto.createHash('sha256').update('vibepn').digest();
-const hash = crypto.createHash('sha256'); let sent = 0;
-const socket = net.connect(port, host, () => {
-  const pump = () => {
-    while (sent < total) {
-      const chunk = Buffer.alloc(Math.min(65536, total - sent));
-      for (let i = 0; i < chunk.length; i += 32) { seed = crypto.createHash('sha256').update(seed).digest(); seed.copy(chunk, i); }
-      hash.update(chunk); sent += chunk.length;
-      if (!socket.write(chunk)) return socket.once('drain', pump);
-    }
-    socket.end();
-  };
-  pump();
-});
-socket.on('close', () => process.stdout.write('done ' + sent + ' ' + hash.digest('hex') + '\\n'));
-socket.on('error', (e) => { process.stderr.write(e.message + '\\n'); process.exit(2); });
-`;
+// traffic.ts's deterministic stream, so the figures compare.
+const SOURCE = TRAFFIC_CLIENT;
 
 export interface TimedTransfer {
   /** "<bytes> <sha256>" as sent, null if the sender did not finish. */
@@ -298,7 +280,7 @@ export async function timedTcpTransfer(fromNs: string, toNs: string, address: st
   const ms = performance.now() - t0;
   for (const child of [client, server]) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await Promise.all([exited(client), exited(server)]);
-  const done = (text: string): string | null => /^done (\d+ [0-9a-f]{64})$/m.exec(text)?.[1] ?? null;
+  const done = (text: string): string | null => /^(?:done )?(\d+ [0-9a-f]{64})$/m.exec(text)?.[1] ?? null;
   const received = done(out);
   const progress = [...out.matchAll(/^progress (\d+)$/gm)].at(-1)?.[1];
   const receivedBytes = received ? Number(received.split(' ')[0]) : Number(progress ?? 0);

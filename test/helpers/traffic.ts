@@ -14,7 +14,8 @@ server.listen(port, host, () => process.stdout.write('ready\\n'));
 setTimeout(() => process.exit(3), 120000).unref();
 `;
 
-const CLIENT = `
+/** Sends `total` bytes of a deterministic stream; prints `<sent> <sha256>` when the socket closes. */
+export const TRAFFIC_CLIENT = `
 const net = require('net'), crypto = require('crypto');
 const [host, port, total] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
 let seed = crypto.createHash('sha256').update('vibepn').digest();
@@ -52,7 +53,7 @@ export async function tcpTransfer(fromNs: string, toNs: string, address: string,
     if (server.exitCode !== null || Date.now() - started > 10_000) throw new Error(`TCP server in ${toNs} did not start: ${err}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  const sent = inNs(fromNs, process.execPath, ['-e', CLIENT, address, String(port), String(bytes)], { timeout: 120_000 }).trim();
+  const sent = inNs(fromNs, process.execPath, ['-e', TRAFFIC_CLIENT, address, String(port), String(bytes)], { timeout: 120_000 }).trim();
   await new Promise<void>((resolve) => (server.exitCode !== null ? resolve() : server.on('exit', () => resolve())));
   const received = out.replace('ready\n', '').trim();
   return { sent, received };
