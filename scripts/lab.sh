@@ -1,6 +1,7 @@
 # Sourced by demo.sh and bench.sh: two hosts (network namespaces $A and $B joined by a veth pair,
 # underlay 192.0.2.1 <-> 192.0.2.2), onboarded with vpnctl init/invite/join/add-peer, one vibepn
-# daemon in each. Call lab_up, then lab_wait_connected; lab_down runs on exit.
+# daemon in each. Call lab_up (it waits until they connect); lab_down runs on exit. bench.sh uses
+# the parts separately (lab_netns, lab_onboard) because it restarts the daemons per measurement.
 
 A=${A:-vlabA} B=${B:-vlabB}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,13 +24,14 @@ as_user() {
 }
 
 # Checks root and TUN, installs missing Debian packages (apt), builds the project if needed.
+# A package whose command has another name is given as command:package (wg:wireguard-tools).
 lab_prepare() { # packages...
   [ "$(id -u)" = 0 ] || die "needs root for network namespaces and TUN devices (sudo)"
   [ -e /dev/net/tun ] || die "/dev/net/tun is missing (modprobe tun)"
   local missing=()
   command -v ip >/dev/null || missing+=(iproute2)
   command -v ping >/dev/null || missing+=(iputils-ping)
-  for pkg in "$@"; do command -v "$pkg" >/dev/null || missing+=("$pkg"); done
+  for pkg in "$@"; do command -v "${pkg%%:*}" >/dev/null || missing+=("${pkg#*:}"); done
   if [ ${#missing[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || die "install ${missing[*]} first"
     say "installing ${missing[*]}"
@@ -68,17 +70,30 @@ json_field() { # expression on the parsed JSON `j`, reads stdin
 }
 
 lab_up() { # verbose(0|1)
-  local show=${1:-0} out
   trap lab_down EXIT
   trap 'exit 130' INT TERM
+  lab_netns
+  lab_onboard "${1:-0}"
+  [ "${1:-0}" = 1 ] && say "starting a daemon in each namespace"
+  ip netns exec "$A" $VPN -config "$WORK/alpha/config.toml" 2>"$WORK/alpha.log" & LAB_PIDS+=($!)
+  ip netns exec "$B" $VPN -config "$WORK/beta/config.toml" 2>"$WORK/beta.log" & LAB_PIDS+=($!)
+  lab_wait_connected
+}
+
+# The veth ends are created inside the namespaces, so their names never meet another lab's in the
+# root namespace (the demo and the bench may run at the same time).
+lab_netns() {
   ip netns del "$A" 2>/dev/null || true; ip netns del "$B" 2>/dev/null || true
   ip netns add "$A"; ip netns add "$B"
-  ip link add vlab0 type veth peer name vlab1
-  ip link set vlab0 netns "$A"; ip link set vlab1 netns "$B"
+  ip link add vlab0 netns "$A" type veth peer name vlab1 netns "$B"
   ip -n "$A" addr add 192.0.2.1/24 dev vlab0; ip -n "$B" addr add 192.0.2.2/24 dev vlab1
   for n in "$A" "$B"; do ip -n "$n" link set lo up; done
   ip -n "$A" link set vlab0 up; ip -n "$B" link set vlab1 up
+}
 
+# Writes $WORK/alpha and $WORK/beta: configs, certificates, each other as trusted peer.
+lab_onboard() { # verbose(0|1)
+  local show=${1:-0} out
   [ "$show" = 1 ] && say "alpha: vpnctl init"
   out=$($VPNCTL init $(node_flags alpha) --listen 192.0.2.1:51820); [ "$show" = 1 ] && echo "$out"
   [ "$show" = 1 ] && say "alpha: vpnctl invite --network corp --address 192.0.2.1:51820"
@@ -96,11 +111,6 @@ lab_up() { # verbose(0|1)
     for n in alpha beta; do sed -i "/^\[networks\.corp\]/,/^prefix = /{/^prefix = /a mtu = $MTU
 }" "$WORK/$n/config.toml"; done
   fi
-
-  [ "$show" = 1 ] && say "starting a daemon in each namespace"
-  ip netns exec "$A" $VPN -config "$WORK/alpha/config.toml" 2>"$WORK/alpha.log" & LAB_PIDS+=($!)
-  ip netns exec "$B" $VPN -config "$WORK/beta/config.toml" 2>"$WORK/beta.log" & LAB_PIDS+=($!)
-  lab_wait_connected
 }
 
 lab_wait_connected() {

@@ -1,0 +1,49 @@
+# Sourced by bench.sh: vibepn as lab.sh sets it up (vpnctl init/invite/join/add-peer, vibepn's
+# default overlay MTU unless MTU is set), onboarded afresh for every measurement so that rounds
+# do not share state.
+
+vibepn_version() {
+  local v git built
+  v=$(node -p "require('$REPO/package.json').version")
+  git=$(GIT_OPTIONAL_LOCKS=0 git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
+  # The newest file: an incremental build rewrites only what changed.
+  built=$(date -u -d "@$(find "$REPO/dist" -type f -printf '%T@\n' | sort -n | tail -n 1)" +%Y-%m-%dT%H:%M:%SZ)
+  echo "$v (git $git, dist built $built, node $(node --version))"
+}
+
+vibepn_up() { # -> DST
+  local try alpha_ip
+  for try in 1 2 3; do
+    # lab.sh keeps both nodes' files and control sockets under $WORK; this runs in a subshell.
+    WORK=$BENCH_DIR/nodes$try
+    mkdir -p "$WORK"
+    lab_onboard 0
+    sed -i '/^daemon /d' "$BENCH_DIR/facts"
+    spawn "$A" "$BENCH_DIR/alpha.log" $VPN -config "$WORK/alpha/config.toml"
+    note_daemon A "$SPAWNED"
+    spawn "$B" "$BENCH_DIR/beta.log" $VPN -config "$WORK/beta/config.toml"
+    note_daemon B "$SPAWNED"
+    vibepn_wait_connected
+    DST=$(overlay_address beta) alpha_ip=$(overlay_address alpha)
+    [ -n "$DST" ] || bench_fail "vibepn: beta reports no overlay address"
+    [ "$DST" != "$alpha_ip" ] && return 0
+    # Auto addresses come from the fingerprints: 1 pair in 254 collides on a /24, and the daemons
+    # still connect, with beta's address local to alpha. New keys give new addresses.
+    echo "note: alpha and beta both derived $DST; onboarding again with new keys" >&2
+    bench_stop
+  done
+  bench_fail "vibepn: alpha and beta derived the same overlay address three times"
+}
+
+# Like lab_wait_connected, but gives up as soon as a daemon has exited, and counts wall time
+# (each vpnctl call is a Node start-up, a good part of a 0.1 s poll).
+vibepn_wait_connected() {
+  local until=$((SECONDS + 10)) n
+  while [ $SECONDS -lt $until ]; do
+    [ -z "$(dead_daemons)" ] || bench_fail "vibepn: a daemon exited before connecting$(dead_daemons)"
+    n=$($VPNCTL --socket "$WORK/alpha/vpn.sock" --json status 2>/dev/null | json_field 'j.peers_connected' || true)
+    [ "$n" = 1 ] && return 0
+    sleep 0.1
+  done
+  bench_fail "vibepn: the daemons did not connect within 10 s$(dead_daemons)"
+}
