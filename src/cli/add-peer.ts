@@ -11,6 +11,7 @@ import { fingerprintOfPem } from '../crypto/identity.js';
 import { parseCidr } from '../netgraph/addr.js';
 import { CommandError, FORCE_FLAG, UsageError, flagValue, optionalString, parseCommandFlags, requireString, splitList, stringFlags } from './args.js';
 import type { Output } from './output.js';
+import { autoAddressClashes } from './auto-addresses.js';
 
 export const ADD_PEER_HELP = `usage: vpnctl add-peer [--config P] --name N --address HOST:PORT [--fingerprint FP] --networks a,b
                       [--allowed-routes CIDR,...] [--original] [--force]
@@ -62,6 +63,10 @@ export async function runAddPeer(argv: string[], out: Output): Promise<void> {
   // writeConfigFile re-validates the whole file: unknown networks and duplicate fingerprints are
   // refused with the loader's own messages.
   writeConfigFile(configPath, { ...config, peers }, { force: true });
+  const own = ownFingerprint({ ...config, peers }, { stdout: () => {}, stderr: () => {} });
+  for (const clash of autoAddressClashes({ ...config, peers }, own)) {
+    if (clash.first === `peer ${name}` || clash.second === `peer ${name}`) out.stderr(`warning: ${clash.problem}: ${clash.fix}`);
+  }
   const trust = fingerprint ? `pinned ${fingerprint.slice(0, 16)}…` : 'trust on first use';
   out.stdout(
     `${existing >= 0 ? 'replaced' : 'added'} peer ${name} (${formatOptionalEndpoint(address) || 'inbound only'}, ${trust}) for ${networks.join(', ')} in ${configPath}`,

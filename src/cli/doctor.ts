@@ -4,13 +4,14 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { deriveAutoAddress, describeNetworkAddress } from '../config/address.js';
+import { describeNetworkAddress } from '../config/address.js';
 import { ConfigError, findSelfPeers, loadConfig } from '../config/load.js';
 import { DEFAULTS, type Config, type PeerConfig } from '../config/types.js';
 import { PIN_SOURCE, formatOptionalEndpoint } from '../config/values.js';
 import { checkValidity, fingerprintOfPem } from '../crypto/identity.js';
-import { formatIp, formatPrefix } from '../netgraph/addr.js';
+import { formatPrefix } from '../netgraph/addr.js';
 import { optionalString, parseCommandFlags, stringFlags } from './args.js';
+import { autoAddressClashes } from './auto-addresses.js';
 import { shellWord, type Output } from './output.js';
 
 export const DOCTOR_HELP = `usage: vpnctl doctor [--config P] [--json]
@@ -108,33 +109,8 @@ function checkPeers(config: Config, configPath: string, ownFingerprint: string |
   });
 }
 
-/**
- * `auto` addresses are a hash into the network prefix, so in a /24 two of twenty nodes share one
- * about half the time; the daemon then refuses the second one's route as a conflict. Checked for
- * this node and every pinned peer (whose auto address is known here), as if all used `auto`.
- */
 function checkAutoAddresses(config: Config, ownFingerprint: string | undefined, checks: Check[]): void {
-  for (const net of config.networks.values()) {
-    const nodes: Array<{ name: string; fingerprint: string }> = [];
-    if (ownFingerprint && net.address === 'auto') nodes.push({ name: 'this node', fingerprint: ownFingerprint });
-    for (const peer of config.peers) if (peer.fingerprint && peer.networks.includes(net.name)) nodes.push({ name: `peer ${peer.name}`, fingerprint: peer.fingerprint });
-    const byAddress = new Map<string, string>();
-    for (const node of nodes) {
-      const address = formatIp(deriveAutoAddress(net.name, net.prefix, node.fingerprint));
-      const other = byAddress.get(address);
-      if (other === undefined) {
-        byAddress.set(address, node.name);
-        continue;
-      }
-      checks.push(
-        warned(
-          `auto addresses in ${net.name}`,
-          `${other} and ${node.name} both derive ${address} in ${formatPrefix(net.prefix)}; if both use address = "auto", the second one's route is refused as a conflict`,
-          `set a static networks.${net.name}.address on one of them (or use a larger prefix)`,
-        ),
-      );
-    }
-  }
+  for (const clash of autoAddressClashes(config, ownFingerprint)) checks.push(warned(`auto addresses in ${clash.network}`, clash.problem, clash.fix));
 }
 
 /** The add-peer command that replaces `peer` by the same entry with a pin. */

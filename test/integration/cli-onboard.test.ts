@@ -1,12 +1,14 @@
 // Runs the built vpnctl as a user would: a subprocess in a temporary directory.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { writeConfigFile } from '../../src/config/write.js';
-import { formatPrefix } from '../../src/netgraph/addr.js';
+import { formatIp, formatPrefix } from '../../src/netgraph/addr.js';
+import { deriveAutoAddress } from '../../src/config/address.js';
 
 const VPNCTL = resolve(import.meta.dirname, '../../dist/cmd/vpnctl.js');
 let dir: string;
@@ -286,6 +288,25 @@ describe('vpnctl trust checks', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`vpnctl: --fingerprint ${own} is this node's own (${join(dir, 'trust/node.crt')}); a node cannot be its own peer`);
     expect(readFileSync(config(), 'utf8')).toBe(before);
+  });
+
+  it('add-peer and doctor warn when a pinned peer would derive the same auto address as this node, naming the fix', () => {
+    const r = vpnctl('init', ...nodeFlags('clash'));
+    expect(r.code).toBe(0);
+    const mine = /fingerprint ([0-9a-f]{64})/.exec(r.stdout)![1]!;
+    const corp = loadConfig(join(dir, 'clash', 'config.toml')).networks.get('corp')!;
+    const address = formatIp(deriveAutoAddress('corp', corp.prefix, mine));
+    let twin = '';
+    for (let i = 0; twin === ''; i++) {
+      const candidate = createHash('sha256').update(`twin ${i}`).digest('hex');
+      if (formatIp(deriveAutoAddress('corp', corp.prefix, candidate)) === address) twin = candidate;
+    }
+    const added = vpnctl('add-peer', '--config', join(dir, 'clash', 'config.toml'), '--name', 'twin', '--address', '127.0.0.1:51998', '--fingerprint', twin, '--networks', 'corp');
+    expect(added.code).toBe(0);
+    const warning = `this node and peer twin both derive ${address} in 10.42.0.0/24; if both use address = "auto", the second one's route is refused as a conflict: set a static networks.corp.address on one of them (or use a larger prefix)`;
+    expect(added.stderr).toContain(`warning: ${warning}`);
+    const doctor = vpnctl('doctor', '--config', join(dir, 'clash', 'config.toml'));
+    expect(doctor.stdout).toContain(`both derive ${address}`);
   });
 
   it('add-peer parses its values with the config rules', () => {
