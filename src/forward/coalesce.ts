@@ -78,6 +78,8 @@ export class TcpCoalescer {
   readonly maxPacketLength: number;
   /** The vnet header of output i at i * VNET_HEADER_LENGTH, valid after finish(). */
   readonly headers: Uint8Array;
+  /** The output the packet of the last successful add() went into (to map results back to inputs). */
+  lastOutput = -1;
 
   private count = 0;
   private finished = false;
@@ -115,7 +117,12 @@ export class TcpCoalescer {
     const kind = this.classify(packet);
     const flow = kind === OTHER ? null : this.findFlow(packet, kind === CANDIDATE);
     const open = flow === null || flow.run < 0 ? null : this.runs[flow.run]!;
-    if (kind === CANDIDATE && open !== null && this.append(open, flow!, packet)) return true;
+    // Read before append(), which closes the flow's run when this packet ends it.
+    const openIndex = flow === null ? -1 : flow.run;
+    if (kind === CANDIDATE && open !== null && this.append(open, flow!, packet)) {
+      this.lastOutput = openIndex;
+      return true;
+    }
     if (this.count === this.maxBatch) return false;
     if (open !== null) {
       open.open = false;
@@ -139,7 +146,7 @@ export class TcpCoalescer {
         flow.run = this.count;
       }
     }
-    this.count++;
+    this.lastOutput = this.count++;
     return true;
   }
 

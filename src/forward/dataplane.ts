@@ -69,7 +69,7 @@ export class DataPlane<P extends ForwardTarget> {
       const taken = new Set([...this.planes.values()].map((p) => p.tun?.name ?? '').filter(Boolean));
       const name = config.interface ?? deriveInterfaceName(config.name, taken);
       const shown = formatIp(address);
-      plane.tun = this.deps.tunFactory({ name, address, prefixLength: config.prefix.length, mtu: config.mtu });
+      plane.tun = this.deps.tunFactory({ name, address, prefixLength: config.prefix.length, mtu: config.mtu, offload: true });
       plane.tun.onPackets = (packets, count) => this.send(plane, packets, count);
       plane.writer = new TunWriter(plane.tun, plane.counters);
       plane.kernelRoutes = new KernelRoutes(plane.tun, config.prefix, this.deps.logger);

@@ -6,16 +6,19 @@ import type { Logger } from '../log/logger.js';
 import { loadAddon } from '../native/load.js';
 import { formatIp, prefixProblem, type Prefix } from '../netgraph/addr.js';
 import { interfaceNameProblem } from './name.js';
+import { OffloadReader } from './offload-reader.js';
+import { OffloadWriter } from './offload-writer.js';
 import type { TunFactory, TunLike, TunOptions } from './types.js';
-
 
 interface NativeTun {
   readonly name: string;
   /** Packets of the current batch, back to back; overwritten by the next batch. */
   readonly buffer: Uint8Array;
   readonly lengths: Uint32Array;
+  /** Reads and writes carry a virtio_net_hdr; reads may be TCP super-segments. */
+  readonly offload?: boolean;
   write(packet: Uint8Array): boolean;
-  writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array): number;
+  writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array, headers?: Uint8Array): number;
   takeWriteError(): string | undefined;
   close(): void;
 }
@@ -40,7 +43,7 @@ export interface Netlink {
 }
 
 interface NativeAddon extends Netlink {
-  Tun: new (name: string, onBatch: (count: number, error?: string) => void) => NativeTun;
+  Tun: new (name: string, onBatch: (count: number, error?: string) => void, offload?: boolean) => NativeTun;
 }
 
 export function loadTunAddon(fromUrl: string = import.meta.url): NativeAddon {
@@ -76,21 +79,49 @@ export class TunDevice implements TunLike {
   private readonly reportedWriteErrors = new Set<string>();
   private closed = false;
 
-  /** Creates the interface without configuring it; openTun() is the usual entry point. */
+  private readonly offloadReader: OffloadReader | null = null;
+  private readonly offloadWriter: OffloadWriter | null = null;
+  private scratchStatus: Uint8Array = new Uint8Array(0);
+  private readonly headeredWrite = (packets: Uint8Array[], count: number, status: Uint8Array, headers: Uint8Array): number =>
+    this.native.writeBatch(packets, count, status, headers);
+
+  /**
+   * Creates the interface without configuring it; openTun() is the usual entry point. With
+   * `offload`, TSO and checksum offload are asked of the kernel; one that refuses gets a plain device.
+   */
   constructor(
     requestedName: string,
     private readonly logger: Logger,
     deps: TunDeviceDeps = {},
+    offload = false,
   ) {
     const problem = interfaceNameProblem(requestedName);
     if (problem !== null) throw new Error(`cannot create TUN device '${requestedName}': the name ${problem}`);
     const addon = deps.addon ?? loadTunAddon();
     this.netlinkImpl = deps.netlink;
+    const onBatch = (count: number, error?: string): void => this.deliver(count, error);
+    let native: NativeTun | null = null;
+    if (offload) {
+      try {
+        native = new addon.Tun(requestedName, onBatch, true);
+      } catch (err) {
+        logger.info(`${requestedName}: no TUN offloads (${(err as Error).message}); reading packet by packet`);
+      }
+    }
     try {
-      this.native = new addon.Tun(requestedName, (count, error) => this.deliver(count, error));
+      this.native = native ?? new addon.Tun(requestedName, onBatch);
     } catch (err) {
       throw explainOpenFailure(requestedName, err);
     }
+    if (this.native.offload === true) {
+      this.offloadReader = new OffloadReader();
+      this.offloadWriter = new OffloadWriter();
+    }
+  }
+
+  /** Whether the kernel hands this device TCP super-segments (TSO) that are split here. */
+  get offload(): boolean {
+    return this.offloadReader !== null;
   }
 
   get name(): string {
@@ -104,7 +135,10 @@ export class TunDevice implements TunLike {
   }
 
   writePackets(packets: Uint8Array[], count: number = packets.length, status?: Uint8Array): number {
-    const written = this.native.writeBatch(packets, count, status);
+    const written =
+      this.offloadWriter === null
+        ? this.native.writeBatch(packets, count, status)
+        : this.offloadWriter.write(packets, count, status ?? (this.scratchStatus = growTo(this.scratchStatus, count)), this.headeredWrite);
     if (written < count) this.reportWriteError();
     return written;
   }
@@ -142,18 +176,32 @@ export class TunDevice implements TunLike {
     const handler = this.onPackets;
     if (count === 0 || handler === null) return;
     const { buffer, lengths } = this.native;
-    let offset = 0;
-    for (let i = 0; i < count; i++) {
-      const length = lengths[i]!;
-      this.views[i] = buffer.subarray(offset, offset + length);
-      offset += length;
+    let packets = count;
+    if (this.offloadReader !== null) {
+      packets = this.offloadReader.expand(buffer, lengths, count, this.views);
+      for (const [reason, n] of this.offloadReader.takeRefused()) this.reportRefusedRead(reason, n);
+    } else {
+      let offset = 0;
+      for (let i = 0; i < count; i++) {
+        const length = lengths[i]!;
+        this.views[i] = buffer.subarray(offset, offset + length);
+        offset += length;
+      }
     }
+    if (packets === 0) return;
     try {
-      handler(this.views, count);
+      handler(this.views, packets);
     } catch (err) {
       // One bad packet must not take the daemon down; the bug still shows in the log.
       this.logger.error(`packet handler for ${this.name} threw: ${(err as Error).stack ?? String(err)}`);
     }
+  }
+
+  private reportRefusedRead(reason: string, count: number): void {
+    const key = `read:${reason}`;
+    if (this.reportedWriteErrors.has(key)) return;
+    this.reportedWriteErrors.add(key);
+    this.logger.warn(`${this.name}: dropped ${count} packet(s) the kernel handed over with an offload header we cannot split (${reason}); repeats are not logged`);
   }
 
   private reportWriteError(): void {
@@ -162,6 +210,10 @@ export class TunDevice implements TunLike {
     this.reportedWriteErrors.add(message);
     this.logger.warn(`${message}; packets dropped (repeats of this error are not logged)`);
   }
+}
+
+function growTo(array: Uint8Array, length: number): Uint8Array {
+  return array.length >= length ? array : new Uint8Array(Math.max(length, array.length * 2));
 }
 
 function checkPrefix(prefix: Prefix, device: string): void {
@@ -189,7 +241,7 @@ export function openTun(opts: TunOptions, logger: Logger, deps: TunDeviceDeps = 
     throw new Error(`cannot create TUN device ${opts.name}: mtu ${opts.mtu} is not in ${minMtu}..65535`);
   }
 
-  const device = new TunDevice(opts.name, logger, deps);
+  const device = new TunDevice(opts.name, logger, deps, opts.offload === true);
   const name = device.name;
   try {
     const netlink = deps.netlink ?? loadTunAddon();
@@ -208,7 +260,7 @@ export function openTun(opts: TunOptions, logger: Logger, deps: TunDeviceDeps = 
     device.close();
     throw new Error(`cannot configure TUN device ${name}: ${(err as Error).message}`);
   }
-  logger.info(`created ${name} ${formatIp(address)}/${opts.prefixLength} mtu ${opts.mtu}`);
+  logger.info(`created ${name} ${formatIp(address)}/${opts.prefixLength} mtu ${opts.mtu}${device.offload ? ', TSO offload' : ''}`);
   return device;
 }
 

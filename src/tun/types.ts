@@ -14,6 +14,11 @@ export interface TunOptions {
   mtu: number;
   /** Extra prefixes routed into this device (e.g. subnets other nodes export). */
   extraRoutes?: Prefix[];
+  /**
+   * Ask the kernel for TSO and checksum offload (IFF_VNET_HDR): it then hands over TCP
+   * super-segments, which the device splits into ordinary packets, so readers see no difference.
+   */
+  offload?: boolean;
 }
 
 export interface TunLike {

@@ -6,9 +6,13 @@
 // tells us when it is readable.
 //
 // JS surface (wrapped by src/tun/device.ts):
-//   new Tun(name, onBatch(count, error?))   name may contain %d for a kernel-assigned number
+//   new Tun(name, onBatch(count, error?), offload?)   name may contain %d for a kernel-assigned number
 //   tun.name / tun.buffer (Uint8Array, reused) / tun.lengths (Uint32Array, reused)
-//   tun.write(packet) -> bool      tun.writeBatch(packets, count, status?) -> written
+//   tun.offload (bool): reads and writes carry a 10-byte virtio_net_hdr (IFF_VNET_HDR), and the
+//     kernel hands over TCP super-segments (TSO4/TSO6) with partial checksums (TUN_F_CSUM);
+//     a kernel that refuses TUNSETOFFLOAD fails the open (the caller retries without offload)
+//   tun.write(packet) -> bool      tun.writeBatch(packets, count, status?, headers?) -> written
+//     with offload, packet i is written behind headers[10 i..10 i + 10] (zeros when absent)
 //   tun.takeWriteError() -> string | undefined     tun.close()
 // plus the rtnetlink calls that configure the interface (netlink_js.c).
 #define NAPI_VERSION 8
@@ -22,6 +26,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
 
@@ -30,6 +35,8 @@
 
 #define MAX_BATCH 256
 #define MAX_PACKET 65535
+#define VNET_HDR 10        // struct virtio_net_hdr, the TUN default vnet_hdr_sz
+#define MAX_READ (VNET_HDR + MAX_PACKET)
 #define READ_BUFFER (1024 * 1024)
 
 typedef struct {
@@ -38,7 +45,10 @@ typedef struct {
   uint8_t *data;
   uint32_t *lens;
   int write_errno;   // first non-EAGAIN write failure since the last takeWriteError()
+  bool offload;      // IFF_VNET_HDR with TSO and checksum offload accepted by the kernel
 } tun_t;
+
+static const uint8_t NO_VNET_HDR[VNET_HDR];  // gso none, no checksum to finish
 
 static uint32_t tun_drain(poll_source_t *s, int *err) {
   tun_t *t = (tun_t *)s;
@@ -46,8 +56,8 @@ static uint32_t tun_drain(poll_source_t *s, int *err) {
   size_t used = 0;
   // Cap the batch so a flood cannot starve the rest of the loop; level-triggered polling
   // brings us back for whatever is left.
-  while (count < MAX_BATCH && READ_BUFFER - used >= MAX_PACKET) {
-    ssize_t n = read(s->fd, t->data + used, MAX_PACKET);
+  while (count < MAX_BATCH && READ_BUFFER - used >= MAX_READ) {
+    ssize_t n = read(s->fd, t->data + used, MAX_READ);
     if (n > 0) {
       t->lens[count++] = (uint32_t)n;
       used += (size_t)n;
@@ -76,8 +86,12 @@ static const poll_source_kind_t TUN_KIND = {
 };
 
 static napi_value tun_new(napi_env env, napi_callback_info info) {
-  napi_value argv[2], self;
-  CHECK(get_args(env, info, 2, argv, &self));
+  napi_value argv[3], self;
+  CHECK(get_args(env, info, 3, argv, &self));
+  bool want_offload = false;
+  napi_valuetype offload_type;
+  CHECK(napi_typeof(env, argv[2], &offload_type));
+  if (offload_type == napi_boolean) CHECK(napi_get_value_bool(env, argv[2], &want_offload));
   char name[IFNAMSIZ + 1];
   size_t name_len = 0;
   if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_len) != napi_ok ||
@@ -99,12 +113,16 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (want_offload ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, name_len);
   const char *failed = NULL;
+  bool offload = false;
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) failed = "TUNSETIFF";
   // A device left persistent by another tool would otherwise outlive us.
   else if (ioctl(fd, TUNSETPERSIST, 0) < 0) failed = "TUNSETPERSIST";
+  // The header stays even if the kernel refuses the offloads: it then only says "gso none".
+  else if (want_offload && ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0) failed = "TUNSETOFFLOAD";
+  offload = want_offload && failed == NULL;
   tun_t *t = failed != NULL ? NULL : calloc(1, sizeof *t);
   if (t == NULL) {
     int e = failed != NULL ? errno : ENOMEM;
@@ -115,11 +133,14 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   }
   t->data = data;
   t->lens = lens;
+  t->offload = offload;
   memcpy(t->name, ifr.ifr_name, IFNAMSIZ - 1);
   if (!poll_source_wrap(env, self, &t->src, &TUN_KIND, fd)) return NULL;
   napi_value actual_name;
+  napi_value offload_value;
   napi_status prepared = napi_create_string_utf8(env, t->name, NAPI_AUTO_LENGTH, &actual_name);
-  const js_property_t props[] = {{"name", actual_name}, {"buffer", buffer}, {"lengths", lengths}};
+  if (prepared == napi_ok) prepared = napi_get_boolean(env, offload, &offload_value);
+  const js_property_t props[] = {{"name", actual_name}, {"buffer", buffer}, {"lengths", lengths}, {"offload", offload_value}};
   return poll_source_start(env, &t->src, prepared, self, argv[1], props, COUNT_OF(props));
 }
 
@@ -128,7 +149,8 @@ static tun_t *unwrap(napi_env env, napi_callback_info info, size_t argc, napi_va
 }
 
 // 0 if written, else the errno; -1 if `packet` is not a Uint8Array (a TypeError is pending).
-static int write_packet(napi_env env, tun_t *t, napi_value packet) {
+// With offload the packet goes behind `vnet` (VNET_HDR bytes; NULL: no offload asked).
+static int write_packet(napi_env env, tun_t *t, napi_value packet, const uint8_t *vnet) {
   size_t len;
   void *data;
   if (!get_typed_array(env, packet, napi_uint8_array, &data, &len)) {
@@ -137,8 +159,14 @@ static int write_packet(napi_env env, tun_t *t, napi_value packet) {
   }
   if (t->src.fd < 0) return EBADF;
   ssize_t n;
-  do n = write(t->src.fd, data, len);
-  while (n < 0 && errno == EINTR);
+  if (t->offload) {
+    struct iovec iov[2] = {{(void *)(vnet != NULL ? vnet : NO_VNET_HDR), VNET_HDR}, {data, len}};
+    do n = writev(t->src.fd, iov, 2);
+    while (n < 0 && errno == EINTR);
+  } else {
+    do n = write(t->src.fd, data, len);
+    while (n < 0 && errno == EINTR);
+  }
   if (n >= 0) return 0;
   if (errno != EAGAIN && errno != EWOULDBLOCK && t->write_errno == 0) t->write_errno = errno;
   return errno;
@@ -149,12 +177,23 @@ static int write_packet(napi_env env, tun_t *t, napi_value packet) {
 // Uint8Array `status` gets 1 for each packet written and 0 for each dropped one, so the caller
 // can count bytes exactly even when a packet in the middle was refused.
 static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  tun_t *t = unwrap(env, info, 3, argv);
+  napi_value argv[4];
+  tun_t *t = unwrap(env, info, 4, argv);
   if (t == NULL) return NULL;
   uint32_t count = 0, length = 0;
   if (napi_get_array_length(env, argv[0], &length) != napi_ok || napi_get_value_uint32(env, argv[1], &count) != napi_ok) {
-    return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array)");
+    return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array, headers?: Uint8Array)");
+  }
+  const uint8_t *headers = NULL;
+  size_t headers_length = 0;
+  napi_valuetype headers_type;
+  CHECK(napi_typeof(env, argv[3], &headers_type));
+  if (headers_type != napi_undefined) {
+    void *data;
+    if (!get_typed_array(env, argv[3], napi_uint8_array, &data, &headers_length)) {
+      return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array, headers?: Uint8Array)");
+    }
+    headers = data;
   }
   uint8_t *status = NULL;
   size_t status_length = 0;
@@ -169,12 +208,13 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   }
   if (count > length) count = length;
   if (status != NULL && status_length < count) return throw_type_error(env, ADDON_NAME ": status array is shorter than count");
+  if (headers != NULL && headers_length < (size_t)count * VNET_HDR) return throw_type_error(env, ADDON_NAME ": headers array is shorter than 10 bytes per packet");
   if (status != NULL) memset(status, 0, count);
   uint32_t written = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value packet;
     CHECK(napi_get_element(env, argv[0], i, &packet));
-    int err = write_packet(env, t, packet);
+    int err = write_packet(env, t, packet, headers != NULL ? headers + (size_t)i * VNET_HDR : NULL);
     if (err < 0) return NULL;
     if (err == 0) {
       written++;
@@ -189,7 +229,7 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   napi_value packet, result;
   tun_t *t = unwrap(env, info, 1, &packet);
   if (t == NULL) return NULL;
-  int err = write_packet(env, t, packet);  // a missing argument arrives as undefined
+  int err = write_packet(env, t, packet, NULL);  // a missing argument arrives as undefined
   if (err < 0) return NULL;
   CHECK(napi_get_boolean(env, err == 0, &result));
   return result;

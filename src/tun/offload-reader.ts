@@ -1,0 +1,72 @@
+// Reads from a TUN opened with offloads (IFF_VNET_HDR, TSO4/TSO6, TUN_F_CSUM) come as a 10-byte
+// virtio_net_hdr and a packet that may be a TCP super-segment of up to 64 KiB with a partial
+// checksum. The rest of the daemon sends ordinary packets, so each read is turned back into the
+// MTU-sized packets it stands for (wireguard-go's handleVirtioRead + gsoSplit): the kernel's TCP
+// stack still did its work once per 64 KiB instead of once per packet.
+
+import { SegmentError, TcpSegmenter, completeChecksum } from '../forward/segment.js';
+import { VNET_HEADER_LENGTH, VnetHeaderError, decodeVnetHeaderInto, noneVnetHeader } from './vnet-header.js';
+
+/** Room for one batch of reads (the addon's 1 MiB buffer) split into packets with copied headers. */
+const SCRATCH_BYTES = 2 * 1024 * 1024;
+
+export class OffloadReader {
+  private readonly header = noneVnetHeader();
+  private readonly segmenter = new TcpSegmenter();
+  private readonly scratch = new Uint8Array(SCRATCH_BYTES);
+  /** Reads refused since the last takeRefused(), by reason. */
+  private refused = new Map<string, number>();
+
+  /**
+   * Fills `views` with the packets of `count` reads lying back to back in `buffer` (lengths in
+   * `lengths`, each starting with its header) and returns how many there are. Views point into
+   * `buffer` or this reader's scratch space, valid until the next call.
+   */
+  expand(buffer: Uint8Array, lengths: Uint32Array, count: number, views: Uint8Array[]): number {
+    let offset = 0;
+    let used = 0;
+    let out = 0;
+    for (let i = 0; i < count; i++) {
+      const length = lengths[i]!;
+      const start = offset;
+      offset += length;
+      if (length < VNET_HEADER_LENGTH) {
+        this.refuse('truncated');
+        continue;
+      }
+      const packet = buffer.subarray(start + VNET_HEADER_LENGTH, start + length);
+      try {
+        const header = decodeVnetHeaderInto(buffer, start, this.header, packet.length);
+        if (header.gsoType === 'none') {
+          // A partial checksum is finished in place: the kernel left it to us (TUN_F_CSUM).
+          completeChecksum(packet, header);
+          views[out++] = packet;
+          continue;
+        }
+        if (SCRATCH_BYTES - used < packet.length + 2048) {
+          this.refuse('batch-too-large');
+          continue;
+        }
+        const n = this.segmenter.split(packet, header, this.scratch, used);
+        const { offsets, lengths: segmentLengths } = this.segmenter;
+        for (let s = 0; s < n; s++) views[out++] = this.scratch.subarray(offsets[s]!, offsets[s]! + segmentLengths[s]!);
+        used = offsets[n - 1]! + segmentLengths[n - 1]!;
+      } catch (err) {
+        if (err instanceof SegmentError || err instanceof VnetHeaderError) this.refuse(err.reason);
+        else throw err;
+      }
+    }
+    return out;
+  }
+
+  /** What was refused since the last call, by reason (for a log line or a counter). */
+  takeRefused(): Map<string, number> {
+    const refused = this.refused;
+    this.refused = new Map();
+    return refused;
+  }
+
+  private refuse(reason: string): void {
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+  }
+}
