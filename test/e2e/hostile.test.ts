@@ -23,6 +23,7 @@ import { HostileAgent, toHex, type CloseInfo } from '../helpers/hostile-agent.js
 import { BackgroundPing, MemorySampler, figure, icmpEcho, pingAsync, statusLatency, udpPacket } from '../helpers/hostile-measure.js';
 import { Lab, daemonLogs, inNs, netnsUnavailable, type Host } from '../helpers/netns.js';
 import { sample, scrape } from '../helpers/traffic.js';
+import { distinctIdentity } from '../helpers/identities.js';
 
 const skip = netnsUnavailable();
 const METRICS_PORT = 9100;
@@ -119,22 +120,13 @@ describe.skipIf(skip !== null)(`[slow] hostile peers against a daemon in a names
   let background: BackgroundPing;
   let sinceA = '';
 
-  // `auto` addresses are hashed into the /24: draw again on the rare collision (1 in ~250 per
-  // pair), which would make A refuse the other's address as a conflict.
+  // Auto addresses hashed into the /24 could collide (test/helpers/identities.ts).
   const taken = new Set<string>();
-  async function distinctIdentity(name: string): Promise<GeneratedIdentity> {
-    for (;;) {
-      const identity = await generateIdentity(name);
-      const address = overlayOf(identity.fingerprint);
-      if (taken.has(address)) continue;
-      taken.add(address);
-      return identity;
-    }
-  }
+  const drawIdentity = (name: string): Promise<GeneratedIdentity> => distinctIdentity(name, taken);
 
   async function makeNode(name: string, index: number): Promise<Node> {
     const dir = join(root, name);
-    const identity = await distinctIdentity(name);
+    const identity = await drawIdentity(name);
     writeIdentityFiles(join(dir, 'node.crt'), join(dir, 'node.key'), identity);
     return { name, host: lab.addHost(index), dir, fingerprint: identity.fingerprint, socket: join(dir, 'vpn.sock') };
   }
@@ -191,7 +183,7 @@ describe.skipIf(skip !== null)(`[slow] hostile peers against a daemon in a names
     b = await makeNode('n2', 2);
     hostM = lab.addHost(3);
     hostT = lab.addHost(4);
-    mallory = await distinctIdentity('mallory');
+    mallory = await drawIdentity('mallory');
     // Valid from 20 days ago for 10 days: expired 10 days ago.
     elder = await generateIdentity('elder', { now: new Date(Date.now() - 20 * 86_400_000), validityDays: 10 });
     tofu1 = await generateIdentity('tofu');

@@ -7,13 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { generateIdentity, writeIdentityFiles } from '../../src/crypto/identity.js';
+import { writeIdentityFiles } from '../../src/crypto/identity.js';
 import { newConfig, newNetwork, newPeer, writeConfigFile } from '../../src/config/write.js';
 import { resolveNetworkAddress } from '../../src/config/address.js';
 import { formatIp } from '../../src/netgraph/addr.js';
 import type { NetworkConfig, PeerConfig } from '../../src/config/types.js';
 import { Lab, VPNCTL, daemonLogs, inNs, netnsUnavailable, type Host } from '../helpers/netns.js';
 import { ping, sample, scrape, tcpTransfer } from '../helpers/traffic.js';
+import { distinctIdentity } from '../helpers/identities.js';
 
 const skip = netnsUnavailable();
 const METRICS_PORT = 9100;
@@ -40,10 +41,11 @@ async function makeNodes(count: number): Promise<Node[]> {
   lab = new Lab();
   root = mkdtempSync(join(tmpdir(), 'vibepn-e2e-'));
   const nodes: Node[] = [];
+  const taken = new Set<string>();
   for (let i = 1; i <= count; i++) {
     const name = `n${i}`;
     const dir = join(root, name);
-    const identity = await generateIdentity(name);
+    const identity = await distinctIdentity(name, taken);
     writeIdentityFiles(join(dir, 'node.crt'), join(dir, 'node.key'), identity);
     nodes.push({ name, host: lab.addHost(i), dir, fingerprint: identity.fingerprint, socket: join(dir, 'vpn.sock') });
   }

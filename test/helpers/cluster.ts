@@ -3,11 +3,12 @@ import { createSocket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateIdentity, writeIdentityFiles } from '../../src/crypto/identity.js';
+import { writeIdentityFiles } from '../../src/crypto/identity.js';
 import { newConfig, newNetwork, newPeer, writeConfigFile, type NewConfigOptions } from '../../src/config/write.js';
 import type { Config, NetworkConfig, PeerConfig } from '../../src/config/types.js';
 import { Daemon, type DaemonOptions, type DaemonTiming } from '../../src/daemon/daemon.js';
 import { Logger } from '../../src/log/logger.js';
+import { distinctIdentity } from './identities.js';
 
 export interface TestNode {
   name: string;
@@ -62,10 +63,15 @@ async function udpPortIsFree(port: number): Promise<boolean> {
   return bound;
 }
 
+/** Auto addresses already given to nodes under each test root (see identities.ts). */
+const takenUnderRoot = new Map<string, Set<string>>();
+
 export async function createNode(root: string, name: string): Promise<TestNode> {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
-  const identity = await generateIdentity(name);
+  let taken = takenUnderRoot.get(root);
+  if (taken === undefined) takenUnderRoot.set(root, (taken = new Set()));
+  const identity = await distinctIdentity(name, taken);
   writeIdentityFiles(join(dir, 'node.crt'), join(dir, 'node.key'), identity);
   const port = await freeUdpPort();
   return { name, dir, configPath: join(dir, 'config.toml'), fingerprint: identity.fingerprint, port, address: `127.0.0.1:${port}`, lines: [] };

@@ -6,7 +6,8 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateIdentity, writeIdentityFiles } from '../../src/crypto/identity.js';
+import { writeIdentityFiles } from '../../src/crypto/identity.js';
+import { distinctIdentity } from './identities.js';
 import { newConfig, newNetwork, newPeer, writeConfigFile } from '../../src/config/write.js';
 import { resolveNetworkAddress } from '../../src/config/address.js';
 import { formatIp } from '../../src/netgraph/addr.js';
@@ -41,6 +42,7 @@ export class Mesh {
   readonly lab = new Lab();
   readonly root = mkdtempSync(join(tmpdir(), 'vibepn-e2e-'));
   readonly nodes: MeshNode[] = [];
+  private readonly takenAddresses = new Set<string>();
   private readonly cleanups: Array<() => Promise<unknown> | unknown> = [];
 
   /** Runs `fn` on destroy(), before the namespaces go (helper processes, e.g. a relay). */
@@ -55,7 +57,7 @@ export class Mesh {
       const index = indices?.[i] ?? this.nodes.length + 1;
       const name = `n${index}`;
       const dir = join(this.root, name);
-      const identity = await generateIdentity(name);
+      const identity = await distinctIdentity(name, this.takenAddresses);
       writeIdentityFiles(join(dir, 'node.crt'), join(dir, 'node.key'), identity);
       const node: MeshNode = { name, host: this.lab.addHost(index), dir, fingerprint: identity.fingerprint, socket: join(dir, 'vpn.sock'), runs: [] };
       this.nodes.push(node);

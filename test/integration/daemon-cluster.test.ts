@@ -72,11 +72,11 @@ function expectMeshRoutes(mesh: TestNode[]): void {
 describe('daemon cluster', () => {
   it('connects every pair and learns every other node’s host route, with one connection per pair', async () => {
     const mesh = await fullMesh(['a', 'b', 'c', 'd']);
-    await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 3), 'every node to learn 3 host routes', 30_000, mesh);
+    await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 3), 'every node to learn 3 host routes', 10_000, mesh);
     expectMeshRoutes(mesh);
     // Every node dialed every other at start-up: simultaneous mutual dials. After the tie-break
     // exactly one connection per pair remains, and both ends agree which one.
-    await waitFor(() => mesh.every((n) => n.daemon!.connectionCount() === 3), 'duplicate connections to close', 30_000, mesh);
+    await waitFor(() => mesh.every((n) => n.daemon!.connectionCount() === 3), 'duplicate connections to close', 10_000, mesh);
     // Resolving the duplicates never takes a peer down: no route flaps while the mesh forms.
     for (const node of mesh) expect(node.lines.filter((l) => l.includes('disconnected from')), node.name).toEqual([]);
     for (const node of mesh) {

@@ -1,0 +1,38 @@
+// `auto` overlay addresses are a hash of the fingerprint into the network prefix: two random
+// nodes share one in a /24 with odds 1 in 254 (four nodes: 1 in 42), and the daemon then refuses
+// the second one's route as a conflict (PROTOCOL.md). That was the suite's one-in-dozens flake:
+// tests that make several nodes draw an identity again until its addresses are free.
+
+import { deriveAutoAddress } from '../../src/config/address.js';
+import { generateIdentity, type GeneratedIdentity } from '../../src/crypto/identity.js';
+import { formatIp, parseCidr, type Prefix } from '../../src/netgraph/addr.js';
+
+/** The networks tests put several nodes into with address = "auto". */
+const TEST_NETWORKS: Array<[string, Prefix]> = [
+  ['corp', '10.42.0.0/24'],
+  ['lab', '10.43.0.0/24'],
+  ['lab', '10.77.0.0/24'],
+].map(([name, cidr]) => {
+  const parsed = parseCidr(cidr!);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return [name!, parsed.prefix];
+});
+
+function addressesOf(fingerprint: string): string[] {
+  return TEST_NETWORKS.map(([name, prefix]) => `${name} ${formatIp(deriveAutoAddress(name, prefix, fingerprint))}`);
+}
+
+/**
+ * A new identity whose auto addresses in the test networks are not in `taken`; they are added to
+ * it. The check and the add run without an await between them, so concurrent calls sharing one
+ * set cannot both take an address.
+ */
+export async function distinctIdentity(name: string, taken: Set<string>): Promise<GeneratedIdentity> {
+  for (;;) {
+    const identity = await generateIdentity(name);
+    const addresses = addressesOf(identity.fingerprint);
+    if (addresses.some((a) => taken.has(a))) continue;
+    for (const a of addresses) taken.add(a);
+    return identity;
+  }
+}
