@@ -172,6 +172,19 @@ static int write_packet(napi_env env, tun_t *t, napi_value packet, const uint8_t
   return errno;
 }
 
+#define WRITE_BATCH_USAGE "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array, headers?: Uint8Array)"
+
+// An optional Uint8Array argument: undefined leaves *data NULL; false for anything else.
+static bool optional_bytes(napi_env env, napi_value value, uint8_t **data, size_t *length) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return false;
+  if (type == napi_undefined) return true;
+  void *bytes;
+  if (!get_typed_array(env, value, napi_uint8_array, &bytes, length)) return false;
+  *data = bytes;
+  return true;
+}
+
 // One JS->C call per batch. EAGAIN means the kernel queue is full: stop rather than spin, the
 // caller counts the rest as dropped. Any other error drops just that packet. An optional
 // Uint8Array `status` gets 1 for each packet written and 0 for each dropped one, so the caller
@@ -182,29 +195,12 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   if (t == NULL) return NULL;
   uint32_t count = 0, length = 0;
   if (napi_get_array_length(env, argv[0], &length) != napi_ok || napi_get_value_uint32(env, argv[1], &count) != napi_ok) {
-    return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array, headers?: Uint8Array)");
+    return throw_type_error(env, WRITE_BATCH_USAGE);
   }
-  const uint8_t *headers = NULL;
-  size_t headers_length = 0;
-  napi_valuetype headers_type;
-  CHECK(napi_typeof(env, argv[3], &headers_type));
-  if (headers_type != napi_undefined) {
-    void *data;
-    if (!get_typed_array(env, argv[3], napi_uint8_array, &data, &headers_length)) {
-      return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array, headers?: Uint8Array)");
-    }
-    headers = data;
-  }
-  uint8_t *status = NULL;
-  size_t status_length = 0;
-  napi_valuetype status_type;
-  CHECK(napi_typeof(env, argv[2], &status_type));
-  if (status_type != napi_undefined) {
-    void *data;
-    if (!get_typed_array(env, argv[2], napi_uint8_array, &data, &status_length)) {
-      return throw_type_error(env, "usage: tun.writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array)");
-    }
-    status = data;
+  uint8_t *status = NULL, *headers = NULL;
+  size_t status_length = 0, headers_length = 0;
+  if (!optional_bytes(env, argv[2], &status, &status_length) || !optional_bytes(env, argv[3], &headers, &headers_length)) {
+    return throw_type_error(env, WRITE_BATCH_USAGE);
   }
   if (count > length) count = length;
   if (status != NULL && status_length < count) return throw_type_error(env, ADDON_NAME ": status array is shorter than count");
