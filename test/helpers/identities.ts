@@ -18,6 +18,13 @@ const TEST_NETWORKS: Array<[string, Prefix]> = [
   return [name!, parsed.prefix];
 });
 
+/** Static addresses tests give nodes in those networks: an auto address must not take them either. */
+const RESERVED = new Set([
+  ...['1', '5', '7', '9', '77', '200'].map((h) => `corp 10.42.0.${h}`),
+  ...['1', '2', '5', '9'].map((h) => `lab 10.43.0.${h}`),
+  ...['1', '2', '3'].map((h) => `lab 10.77.0.${h}`),
+]);
+
 function addressesOf(fingerprint: string): string[] {
   return TEST_NETWORKS.map(([name, prefix]) => `${name} ${formatIp(deriveAutoAddress(name, prefix, fingerprint))}`);
 }
@@ -27,11 +34,11 @@ function addressesOf(fingerprint: string): string[] {
  * it. The check and the add run without an await between them, so concurrent calls sharing one
  * set cannot both take an address.
  */
-export async function distinctIdentity(name: string, taken: Set<string>): Promise<GeneratedIdentity> {
+export async function distinctIdentity(name: string, taken: Set<string>, options?: Parameters<typeof generateIdentity>[1]): Promise<GeneratedIdentity> {
   for (;;) {
-    const identity = await generateIdentity(name);
+    const identity = await generateIdentity(name, options);
     const addresses = addressesOf(identity.fingerprint);
-    if (addresses.some((a) => taken.has(a))) continue;
+    if (addresses.some((a) => taken.has(a) || RESERVED.has(a))) continue;
     for (const a of addresses) taken.add(a);
     return identity;
   }

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Config, NetworkConfig, PeerConfig } from '../../../src/config/types.js';
 import { newConfig, newNetwork, newPeer, type NewConfigOptions } from '../../../src/config/write.js';
 import type { ControlMessage } from '../../../src/control/messages.js';
-import { generateIdentity, type GeneratedIdentity } from '../../../src/crypto/identity.js';
+import type { GeneratedIdentity } from '../../../src/crypto/identity.js';
 import { ownHostRoute } from '../../../src/daemon/announce.js';
 import { applyReload } from '../../../src/daemon/apply-reload.js';
 import { formatPrefix, hostPrefix } from '../../../src/netgraph/addr.js';
@@ -16,6 +16,10 @@ import type { Peer } from '../../../src/peer/peer.js';
 import { APP_GOODBYE } from '../../../src/quic/errors.js';
 import { nextTurn } from '../../helpers/unit-fakes.js';
 import { MemoryKnownPeers, certDer, controlSent, fakeNode, openLink, type DrivenLink } from '../../helpers/unit-peer-fakes.js';
+import { distinctIdentity } from '../../helpers/identities.js';
+
+/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
+const takenAddresses = new Set<string>();
 
 let self: GeneratedIdentity;
 let alice: GeneratedIdentity;
@@ -25,11 +29,11 @@ let dave: GeneratedIdentity;
 
 beforeAll(async () => {
   [self, alice, bob, carol, dave] = await Promise.all([
-    generateIdentity('self'),
-    generateIdentity('alice'),
-    generateIdentity('bob'),
-    generateIdentity('carol'),
-    generateIdentity('dave'),
+    distinctIdentity('self', takenAddresses),
+    distinctIdentity('alice', takenAddresses),
+    distinctIdentity('bob', takenAddresses),
+    distinctIdentity('carol', takenAddresses),
+    distinctIdentity('dave', takenAddresses),
   ]);
 });
 

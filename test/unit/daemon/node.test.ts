@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { deriveAutoAddress } from '../../../src/config/address.js';
 import type { Config, PeerConfig } from '../../../src/config/types.js';
 import { newConfig, newNetwork, newPeer } from '../../../src/config/write.js';
-import { generateIdentity, type GeneratedIdentity } from '../../../src/crypto/identity.js';
+import type { GeneratedIdentity } from '../../../src/crypto/identity.js';
 import type { TrustStore } from '../../../src/crypto/trust.js';
 import { formatIp } from '../../../src/netgraph/addr.js';
 import type { Peer } from '../../../src/peer/peer.js';
@@ -13,6 +13,10 @@ import { DEFAULT_TIMING } from '../../../src/peer/timing.js';
 import { APP_DEAD_PEER, APP_GOODBYE } from '../../../src/quic/errors.js';
 import { nextTurn } from '../../helpers/unit-fakes.js';
 import { MemoryKnownPeers, controlTypes, fakeNode, openLink, type DrivenLink } from '../../helpers/unit-peer-fakes.js';
+import { distinctIdentity } from '../../helpers/identities.js';
+
+/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
+const takenAddresses = new Set<string>();
 
 let self: GeneratedIdentity;
 let alice: GeneratedIdentity;
@@ -22,11 +26,11 @@ let dave: GeneratedIdentity;
 
 beforeAll(async () => {
   [self, alice, bob, carol, dave] = await Promise.all([
-    generateIdentity('self'),
-    generateIdentity('alice'),
-    generateIdentity('bob'),
-    generateIdentity('carol'),
-    generateIdentity('dave'),
+    distinctIdentity('self', takenAddresses),
+    distinctIdentity('alice', takenAddresses),
+    distinctIdentity('bob', takenAddresses),
+    distinctIdentity('carol', takenAddresses),
+    distinctIdentity('dave', takenAddresses),
   ]);
 });
 

@@ -6,7 +6,7 @@ import { FakeClock } from '../../../src/clock/fake.js';
 import { resolveNetworkAddress } from '../../../src/config/address.js';
 import type { Config } from '../../../src/config/types.js';
 import { newConfig, newNetwork, newPeer } from '../../../src/config/write.js';
-import { generateIdentity, type GeneratedIdentity } from '../../../src/crypto/identity.js';
+import type { GeneratedIdentity } from '../../../src/crypto/identity.js';
 import { announcementsFor, ownHostRoute } from '../../../src/daemon/announce.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { Metrics } from '../../../src/metrics/metrics.js';
@@ -36,6 +36,10 @@ import {
   type DrivenLink,
 } from '../../helpers/unit-peer-fakes.js';
 import { encodeFrame } from '../../../src/forward/frame.js';
+import { distinctIdentity } from '../../helpers/identities.js';
+
+/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
+const takenAddresses = new Set<string>();
 
 const MAX_NONCE = (1n << 64n) - 1n;
 /** Before an RTT sample: 250 ms + 4 × 250 ms, checked in five steps of 250 ms. */
@@ -46,7 +50,7 @@ let alice: GeneratedIdentity;
 
 beforeAll(async () => {
   const now = new Date('2026-01-01T00:00:00Z');
-  [self, alice] = await Promise.all([generateIdentity('self', { now }), generateIdentity('alice', { now })]);
+  [self, alice] = await Promise.all([distinctIdentity('self', takenAddresses, { now }), distinctIdentity('alice', takenAddresses, { now })]);
 });
 
 interface DataStream {

@@ -6,7 +6,7 @@ import { FakeClock } from '../../../src/clock/fake.js';
 import { resolveNetworkAddress } from '../../../src/config/address.js';
 import type { PeerConfig } from '../../../src/config/types.js';
 import { newConfig, newNetwork, newPeer } from '../../../src/config/write.js';
-import { generateIdentity, type GeneratedIdentity } from '../../../src/crypto/identity.js';
+import type { GeneratedIdentity } from '../../../src/crypto/identity.js';
 import { announcementsFor } from '../../../src/daemon/announce.js';
 import { encodeFrame } from '../../../src/forward/frame.js';
 import { memoryLogger } from '../../../src/log/logger.js';
@@ -34,6 +34,10 @@ import {
   counterValue,
   helloBytes,
 } from '../../helpers/unit-peer-fakes.js';
+import { distinctIdentity } from '../../helpers/identities.js';
+
+/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
+const takenAddresses = new Set<string>();
 
 let self: GeneratedIdentity;
 let alice: GeneratedIdentity;
@@ -44,11 +48,11 @@ let carol: GeneratedIdentity;
 
 beforeAll(async () => {
   [self, alice, bob, impostor, carol] = await Promise.all([
-    generateIdentity('self'),
-    generateIdentity('alice'),
-    generateIdentity('bob'),
-    generateIdentity('alice'),
-    generateIdentity('carol'),
+    distinctIdentity('self', takenAddresses),
+    distinctIdentity('alice', takenAddresses),
+    distinctIdentity('bob', takenAddresses),
+    distinctIdentity('alice', takenAddresses),
+    distinctIdentity('carol', takenAddresses),
   ]);
 });
 
