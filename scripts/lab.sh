@@ -104,10 +104,17 @@ lab_onboard() { # verbose(0|1)
   local beta_fp
   beta_fp=$(sed -n 's/.*fingerprint \([0-9a-f]\{64\}\).*/\1/p' <<<"$out" | head -n1)
   [ "$show" = 1 ] && say "alpha: vpnctl add-peer --name beta"
-  out=$($VPNCTL add-peer --config "$WORK/alpha/config.toml" --name beta --address 192.0.2.2:51820 --fingerprint "$beta_fp" --networks corp)
+  out=$($VPNCTL add-peer --config "$WORK/alpha/config.toml" --name beta --address 192.0.2.2:51820 --fingerprint "$beta_fp" --networks corp 2>&1)
   [ "$show" = 1 ] && echo "$out"
+  if grep -q 'both derive' <<<"$out"; then
+    # Random keys: 1 pair in 254 derives the same auto address in the /24. New keys, new addresses.
+    [ "${LAB_ONBOARD_TRIES:-0}" -lt 3 ] || die "alpha and beta derived the same overlay address three times"
+    rm -rf "${WORK:?}/alpha" "${WORK:?}/beta"
+    LAB_ONBOARD_TRIES=$((${LAB_ONBOARD_TRIES:-0} + 1)) lab_onboard "$show"
+    return
+  fi
   [ "$show" = 1 ] && $VPNCTL doctor --config "$WORK/beta/config.toml" | tail -n 1
-  if [ -n "${MTU:-}" ]; then # overlay MTU for both nodes (default 1280)
+  if [ -n "${MTU:-}" ]; then # overlay MTU for both nodes (default 8000)
     for n in alpha beta; do sed -i "/^\[networks\.corp\]/,/^prefix = /{/^prefix = /a mtu = $MTU
 }" "$WORK/$n/config.toml"; done
   fi
