@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { resolveNetworkAddress } from '../../src/config/address.js';
 import { newConfig, newNetwork, newPeer, writeConfigFile } from '../../src/config/write.js';
 import { controlRequest } from '../../src/control/client.js';
-import { generateIdentity, writeIdentityFiles } from '../../src/crypto/identity.js';
+import { writeIdentityFiles } from '../../src/crypto/identity.js';
 import { formatIp } from '../../src/netgraph/addr.js';
 import { figure, median, memoryOf } from '../helpers/hostile-measure.js';
 import { Lab, daemonLogs, netnsUnavailable, type Host } from '../helpers/netns.js';
 import { ping } from '../helpers/traffic.js';
+import { distinctIdentity } from '../helpers/identities.js';
 
 const skip = netnsUnavailable();
 const COUNT = 20;
@@ -122,16 +123,11 @@ describe.skipIf(skip !== null)(`[slow] scale: ${COUNT} daemons in one network, f
     // other's route (PROTOCOL.md, "conflict"). Operators would set a static address; here an
     // identity whose address is taken is simply drawn again.
     const taken = new Set<string>();
-    let redrawn = 0;
+    const redrawn = { count: 0 };
     for (let i = 1; i <= COUNT; i++) {
       const name = `s${i}`;
       const dir = join(root, name);
-      let identity = await generateIdentity(name);
-      while (taken.has(formatIp(resolveNetworkAddress(CORP, identity.fingerprint)))) {
-        redrawn++;
-        identity = await generateIdentity(name);
-      }
-      taken.add(formatIp(resolveNetworkAddress(CORP, identity.fingerprint)));
+      const identity = await distinctIdentity(name, taken, undefined, redrawn);
       writeIdentityFiles(join(dir, 'node.crt'), join(dir, 'node.key'), identity);
       nodes.push({ name, host: lab.addHost(i), dir, fingerprint: identity.fingerprint, socket: join(dir, 'vpn.sock') });
     }
@@ -159,7 +155,7 @@ describe.skipIf(skip !== null)(`[slow] scale: ${COUNT} daemons in one network, f
     const convergeS = Math.max(...first);
     const rssMb = nodes.map((n) => memoryOf(n.daemon!.pid!).rssKb / 1024);
     figure('scale_nodes', COUNT);
-    figure('scale_auto_address_collisions_redrawn', redrawn);
+    figure('scale_auto_address_collisions_redrawn', redrawn.count);
     figure('scale_start_all_sockets_s', allUpS);
     figure('scale_converge_s', convergeS);
     figure('scale_rss_min_mb', Math.min(...rssMb));

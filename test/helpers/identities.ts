@@ -34,12 +34,31 @@ function addressesOf(fingerprint: string): string[] {
  * it. The check and the add run without an await between them, so concurrent calls sharing one
  * set cannot both take an address.
  */
-export async function distinctIdentity(name: string, taken: Set<string>, options?: Parameters<typeof generateIdentity>[1]): Promise<GeneratedIdentity> {
+export async function distinctIdentity(
+  name: string,
+  taken: Set<string>,
+  options?: Parameters<typeof generateIdentity>[1],
+  /** Counts the identities drawn again, for a figure. */
+  redraws?: { count: number },
+): Promise<GeneratedIdentity> {
   for (;;) {
     const identity = await generateIdentity(name, options);
     const addresses = addressesOf(identity.fingerprint);
-    if (addresses.some((a) => taken.has(a) || RESERVED.has(a))) continue;
+    if (addresses.some((a) => taken.has(a) || RESERVED.has(a))) {
+      if (redraws) redraws.count++;
+      continue;
+    }
     for (const a of addresses) taken.add(a);
     return identity;
   }
+}
+
+/** Identities for `names` whose auto addresses are all distinct from each other (and the reserved ones). */
+export async function distinctIdentities<const N extends readonly string[]>(
+  names: N,
+  options?: Parameters<typeof generateIdentity>[1],
+): Promise<{ -readonly [K in keyof N]: GeneratedIdentity }> {
+  const taken = new Set<string>();
+  const made = await Promise.all(names.map((name) => distinctIdentity(name, taken, options)));
+  return made as { -readonly [K in keyof N]: GeneratedIdentity };
 }

@@ -16,10 +16,8 @@ import type { Peer } from '../../../src/peer/peer.js';
 import { APP_GOODBYE } from '../../../src/quic/errors.js';
 import { nextTurn } from '../../helpers/unit-fakes.js';
 import { MemoryKnownPeers, certDer, controlSent, fakeNode, openLink, type DrivenLink } from '../../helpers/unit-peer-fakes.js';
-import { distinctIdentity } from '../../helpers/identities.js';
+import { distinctIdentities } from '../../helpers/identities.js';
 
-/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
-const takenAddresses = new Set<string>();
 
 let self: GeneratedIdentity;
 let alice: GeneratedIdentity;
@@ -28,13 +26,7 @@ let carol: GeneratedIdentity;
 let dave: GeneratedIdentity;
 
 beforeAll(async () => {
-  [self, alice, bob, carol, dave] = await Promise.all([
-    distinctIdentity('self', takenAddresses),
-    distinctIdentity('alice', takenAddresses),
-    distinctIdentity('bob', takenAddresses),
-    distinctIdentity('carol', takenAddresses),
-    distinctIdentity('dave', takenAddresses),
-  ]);
+  [self, alice, bob, carol, dave] = await distinctIdentities(['self', 'alice', 'bob', 'carol', 'dave']);
 });
 
 const FILE = '/etc/vibepn/config.toml';

@@ -13,10 +13,8 @@ import { DEFAULT_TIMING } from '../../../src/peer/timing.js';
 import { APP_DEAD_PEER, APP_GOODBYE } from '../../../src/quic/errors.js';
 import { nextTurn } from '../../helpers/unit-fakes.js';
 import { MemoryKnownPeers, controlTypes, fakeNode, openLink, type DrivenLink } from '../../helpers/unit-peer-fakes.js';
-import { distinctIdentity } from '../../helpers/identities.js';
+import { distinctIdentities } from '../../helpers/identities.js';
 
-/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
-const takenAddresses = new Set<string>();
 
 let self: GeneratedIdentity;
 let alice: GeneratedIdentity;
@@ -25,13 +23,7 @@ let carol: GeneratedIdentity;
 let dave: GeneratedIdentity;
 
 beforeAll(async () => {
-  [self, alice, bob, carol, dave] = await Promise.all([
-    distinctIdentity('self', takenAddresses),
-    distinctIdentity('alice', takenAddresses),
-    distinctIdentity('bob', takenAddresses),
-    distinctIdentity('carol', takenAddresses),
-    distinctIdentity('dave', takenAddresses),
-  ]);
+  [self, alice, bob, carol, dave] = await distinctIdentities(['self', 'alice', 'bob', 'carol', 'dave']);
 });
 
 const KNOWN = '/virtual/vibepn/known_peers.json';

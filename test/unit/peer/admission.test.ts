@@ -8,10 +8,8 @@ import { TrustStore } from '../../../src/crypto/trust.js';
 import { newPeer } from '../../../src/config/write.js';
 import type { PeerConfig } from '../../../src/config/types.js';
 import { admitInbound, admitOutbound, normalizeHost, type InboundCheck } from '../../../src/peer/admission.js';
-import { distinctIdentity } from '../../helpers/identities.js';
+import { distinctIdentities } from '../../helpers/identities.js';
 
-/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
-const takenAddresses = new Set<string>();
 
 let alice: GeneratedIdentity;
 let bob: GeneratedIdentity;
@@ -21,7 +19,7 @@ let trust: TrustStore;
 const der = (id: GeneratedIdentity) => new Uint8Array(new X509Certificate(id.certPem).raw);
 
 beforeAll(async () => {
-  [alice, bob, self] = await Promise.all([distinctIdentity('alice', takenAddresses), distinctIdentity('bob', takenAddresses), distinctIdentity('self', takenAddresses)]);
+  [alice, bob, self] = await distinctIdentities(['alice', 'bob', 'self']);
   expired = await generateIdentity('alice', { now: new Date(Date.now() - 10 * 86400_000), validityDays: 2 });
 });
 
@@ -134,7 +132,7 @@ describe('admitInbound', () => {
     await trust.learn('alice', alice.fingerprint);
     const peers = [newPeer('alice', ['corp'], { address: '192.0.2.10:51820' })];
     expect(inbound(bob, peers, { remoteHost: '192.0.2.10' })).toMatchObject({ ok: false, reason: 'unknown_fingerprint' });
-    const changed = inbound(await distinctIdentity('alice', takenAddresses), peers);
+    const changed = inbound(await generateIdentity('alice'), peers);
     expect(changed).toMatchObject({ ok: false, reason: 'tofu_mismatch' });
   });
 

@@ -36,10 +36,8 @@ import {
   type DrivenLink,
 } from '../../helpers/unit-peer-fakes.js';
 import { encodeFrame } from '../../../src/forward/frame.js';
-import { distinctIdentity } from '../../helpers/identities.js';
+import { distinctIdentities } from '../../helpers/identities.js';
 
-/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
-const takenAddresses = new Set<string>();
 
 const MAX_NONCE = (1n << 64n) - 1n;
 /** Before an RTT sample: 250 ms + 4 × 250 ms, checked in five steps of 250 ms. */
@@ -50,7 +48,7 @@ let alice: GeneratedIdentity;
 
 beforeAll(async () => {
   const now = new Date('2026-01-01T00:00:00Z');
-  [self, alice] = await Promise.all([distinctIdentity('self', takenAddresses, { now }), distinctIdentity('alice', takenAddresses, { now })]);
+  [self, alice] = await distinctIdentities(['self', 'alice'], { now });
 });
 
 interface DataStream {

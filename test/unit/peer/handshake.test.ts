@@ -34,10 +34,8 @@ import {
   counterValue,
   helloBytes,
 } from '../../helpers/unit-peer-fakes.js';
-import { distinctIdentity } from '../../helpers/identities.js';
+import { distinctIdentities } from '../../helpers/identities.js';
 
-/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
-const takenAddresses = new Set<string>();
 
 let self: GeneratedIdentity;
 let alice: GeneratedIdentity;
@@ -47,13 +45,7 @@ let impostor: GeneratedIdentity;
 let carol: GeneratedIdentity;
 
 beforeAll(async () => {
-  [self, alice, bob, impostor, carol] = await Promise.all([
-    distinctIdentity('self', takenAddresses),
-    distinctIdentity('alice', takenAddresses),
-    distinctIdentity('bob', takenAddresses),
-    distinctIdentity('alice', takenAddresses),
-    distinctIdentity('carol', takenAddresses),
-  ]);
+  [self, alice, bob, impostor, carol] = await distinctIdentities(['self', 'alice', 'bob', 'alice', 'carol']);
 });
 
 const ALICE_AT = '192.0.2.10:51820';

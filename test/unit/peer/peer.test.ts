@@ -6,10 +6,8 @@ import { memoryLogger } from '../../../src/log/logger.js';
 import { formatPrefix, parseCidr, prefixContains, type Prefix } from '../../../src/netgraph/addr.js';
 import { PeerManager } from '../../../src/peer/manager.js';
 import { Peer } from '../../../src/peer/peer.js';
-import { distinctIdentity } from '../../helpers/identities.js';
+import { distinctIdentities } from '../../helpers/identities.js';
 
-/** Auto addresses of this file's identities, kept distinct (test/helpers/identities.ts). */
-const takenAddresses = new Set<string>();
 
 function prefix(text: string): Prefix {
   const parsed = parseCidr(text);
@@ -22,7 +20,7 @@ let fpB: string;
 
 beforeAll(async () => {
   const now = new Date('2026-01-01T00:00:00Z');
-  [fpA, fpB] = (await Promise.all([distinctIdentity('alice', takenAddresses, { now }), distinctIdentity('bob', takenAddresses, { now })])).map((g) => g.fingerprint) as [string, string];
+  [fpA, fpB] = (await distinctIdentities(['alice', 'bob'], { now })).map((g) => g.fingerprint) as [string, string];
 });
 
 describe('Peer.autoAddressIn', () => {
