@@ -59,12 +59,13 @@ export async function runAddPeer(argv: string[], out: Output): Promise<void> {
   if (fingerprint !== undefined) peer.fingerprint = fingerprint;
   if (values.original === true) peer.original = true;
   const peers = existing >= 0 ? config.peers.map((p, i) => (i === existing ? peer : p)) : [...config.peers, peer];
-  refuseSelfPeer({ ...config, peers }, existing >= 0 ? existing : peers.length - 1, out);
+  const updated = { ...config, peers };
+  const own = ownFingerprint(config, out);
+  refuseSelfPeer(updated, own, existing >= 0 ? existing : peers.length - 1, out);
   // writeConfigFile re-validates the whole file: unknown networks and duplicate fingerprints are
   // refused with the loader's own messages.
-  writeConfigFile(configPath, { ...config, peers }, { force: true });
-  const own = ownFingerprint({ ...config, peers }, { stdout: () => {}, stderr: () => {} });
-  for (const clash of autoAddressClashes({ ...config, peers }, own)) {
+  writeConfigFile(configPath, updated, { force: true });
+  for (const clash of autoAddressClashes(updated, own)) {
     if (clash.first === `peer ${name}` || clash.second === `peer ${name}`) out.stderr(`warning: ${clash.problem}: ${clash.fix}`);
   }
   const trust = fingerprint ? `pinned ${fingerprint.slice(0, 16)}…` : 'trust on first use';
@@ -78,8 +79,7 @@ export async function runAddPeer(argv: string[], out: Output): Promise<void> {
  * Refuses to pin this node's own certificate as the peer being added; the daemon would refuse
  * the config. Other entries that already do so are only reported: this command did not add them.
  */
-function refuseSelfPeer(config: Config, added: number, out: Output): void {
-  const own = ownFingerprint(config, out);
+function refuseSelfPeer(config: Config, own: string | undefined, added: number, out: Output): void {
   if (own === undefined) return;
   for (const self of findSelfPeers(config, own)) {
     if (self.index === added) {
