@@ -12,27 +12,21 @@ vibepn_version() {
 }
 
 vibepn_up() { # -> DST
-  local try alpha_ip
-  for try in 1 2 3; do
-    # lab.sh keeps both nodes' files and control sockets under $WORK; this runs in a subshell.
-    WORK=$BENCH_DIR/nodes$try
-    mkdir -p "$WORK"
-    lab_onboard 0
-    sed -i '/^daemon /d' "$BENCH_DIR/facts"
-    spawn "$A" "$BENCH_DIR/alpha.log" $VPN -config "$WORK/alpha/config.toml"
-    note_daemon A "$SPAWNED"
-    spawn "$B" "$BENCH_DIR/beta.log" $VPN -config "$WORK/beta/config.toml"
-    note_daemon B "$SPAWNED"
-    vibepn_wait_connected
-    DST=$(overlay_address beta) alpha_ip=$(overlay_address alpha)
-    [ -n "$DST" ] || bench_fail "vibepn: beta reports no overlay address"
-    [ "$DST" != "$alpha_ip" ] && return 0
-    # Auto addresses come from the fingerprints: 1 pair in 254 collides on a /24, and the daemons
-    # still connect, with beta's address local to alpha. New keys give new addresses.
-    echo "note: alpha and beta both derived $DST; onboarding again with new keys" >&2
-    bench_stop
-  done
-  bench_fail "vibepn: alpha and beta derived the same overlay address three times"
+  local alpha_ip
+  # lab.sh keeps both nodes' files and control sockets under $WORK; this runs in a subshell.
+  # lab_onboard draws new keys when the two would derive the same auto address.
+  WORK=$BENCH_DIR/nodes
+  mkdir -p "$WORK"
+  lab_onboard 0
+  sed -i '/^daemon /d' "$BENCH_DIR/facts"
+  spawn "$A" "$BENCH_DIR/alpha.log" $VPN -config "$WORK/alpha/config.toml"
+  note_daemon A "$SPAWNED"
+  spawn "$B" "$BENCH_DIR/beta.log" $VPN -config "$WORK/beta/config.toml"
+  note_daemon B "$SPAWNED"
+  vibepn_wait_connected
+  DST=$(overlay_address beta) alpha_ip=$(overlay_address alpha)
+  [ -n "$DST" ] || bench_fail "vibepn: beta reports no overlay address"
+  [ "$DST" != "$alpha_ip" ] || bench_fail "vibepn: alpha and beta both derived $DST (lab_onboard should have drawn new keys)"
 }
 
 # Like lab_wait_connected, but gives up as soon as a daemon has exited, and counts wall time
