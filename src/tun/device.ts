@@ -76,7 +76,8 @@ export class TunDevice implements TunLike {
   private netlinkImpl: Netlink | undefined;
   /** Reused across batches: one view per packet, valid only during onPackets. */
   private readonly views: Uint8Array[] = [];
-  private readonly reportedWriteErrors = new Set<string>();
+  /** Read and write problems already logged: each is logged once. */
+  private readonly reportedOnce = new Set<string>();
   private closed = false;
 
   private readonly offloadReader: OffloadReader | null = null;
@@ -199,15 +200,15 @@ export class TunDevice implements TunLike {
 
   private reportRefusedRead(reason: string, count: number): void {
     const key = `read:${reason}`;
-    if (this.reportedWriteErrors.has(key)) return;
-    this.reportedWriteErrors.add(key);
+    if (this.reportedOnce.has(key)) return;
+    this.reportedOnce.add(key);
     this.logger.warn(`${this.name}: dropped ${count} packet(s) the kernel handed over with an offload header we cannot split (${reason}); repeats are not logged`);
   }
 
   private reportWriteError(): void {
     const message = this.native.takeWriteError();
-    if (message === undefined || this.reportedWriteErrors.has(message)) return;
-    this.reportedWriteErrors.add(message);
+    if (message === undefined || this.reportedOnce.has(message)) return;
+    this.reportedOnce.add(message);
     this.logger.warn(`${message}; packets dropped (repeats of this error are not logged)`);
   }
 }
