@@ -24,6 +24,11 @@ export interface DaemonConfig {
   metricsListen: HostPort | null;
   logLevel: LogLevel;
   acceptUnknownPeers: boolean;
+  /**
+   * TUN offloads (TSO, checksum, GRO-style writes) and TCP super-segments on the wire to peers
+   * that accept them. false: plain TUNs and no C message, as a node that predates them. Default true.
+   */
+  offload: boolean;
 }
 
 export interface PeerConfig {

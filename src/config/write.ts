@@ -68,6 +68,7 @@ function renderDaemon(daemon: DaemonConfig): string[] {
   if (metricsListen !== DEFAULTS.metricsListen) lines.push(`metrics_listen = ${tomlString(metricsListen)}`);
   if (daemon.logLevel !== DEFAULTS.logLevel) lines.push(`log_level = ${tomlString(daemon.logLevel)}`);
   if (daemon.acceptUnknownPeers) lines.push('accept_unknown_peers = true');
+  if (!daemon.offload) lines.push('offload = false');
   return lines;
 }
 
@@ -150,6 +151,7 @@ export interface NewConfigOptions {
     metricsListen?: string;
     logLevel?: LogLevel;
     acceptUnknownPeers?: boolean;
+    offload?: boolean;
   };
   peers?: PeerConfig[];
   networks?: NetworkConfig[];
@@ -195,6 +197,7 @@ export function newConfig(path: string, options: NewConfigOptions = {}): Config 
       metricsListen: parsed('daemon.metrics_listen', parseMetricsListen(daemon.metricsListen ?? DEFAULTS.metricsListen)),
       logLevel: daemon.logLevel ?? DEFAULTS.logLevel,
       acceptUnknownPeers: daemon.acceptUnknownPeers ?? false,
+      offload: daemon.offload ?? true,
     },
     peers: [...(options.peers ?? [])],
     networks: new Map((options.networks ?? []).map((net) => [net.name, net])),

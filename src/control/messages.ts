@@ -24,7 +24,12 @@ export const ControlType = {
   Withdraw: 0x57, // 'W'
   Keepalive: 0x4b, // 'K'
   Goodbye: 0x47, // 'G'
+  /** vibepn extension (PROTOCOL.md#v-capabilities): what this node accepts beyond v0.1. */
+  Capabilities: 0x43, // 'C'
 } as const;
+
+/** Capability: raw streams to this node may carry TCP super-segment frames (PROTOCOL.md#v-super-segments). */
+export const CAPABILITY_TCP_SUPER_SEGMENTS = 'tcp-gso';
 
 export interface RouteAnnouncement {
   prefix: string;
@@ -37,6 +42,7 @@ export type ControlMessage =
   | { type: 'withdraw'; network: string; prefix: string }
   | { type: 'keepalive'; time: bigint }
   | { type: 'goodbye' }
+  | { type: 'capabilities'; tokens: string[] }
   | { type: 'unknown'; code: number; body: Uint8Array };
 
 export type ControlDecodeResult = { ok: true; msg: ControlMessage } | { ok: false; error: string };
@@ -44,6 +50,8 @@ export type ControlDecodeResult = { ok: true; msg: ControlMessage } | { ok: fals
 const KNOWN_CODES: ReadonlySet<number> = new Set(Object.values(ControlType));
 const U64_LIMIT = 1n << 64n;
 const LONE_SURROGATE = /\p{Cs}/u;
+/** A capability token: 1..255 bytes of printable ASCII, so it can be logged and compared as sent. */
+const CAPABILITY_TOKEN = /^[\x21-\x7e]{1,255}$/;
 
 // Stateless when used without { stream: true }, so sharing them is not shared mutable state.
 // ignoreBOM keeps a leading U+FEFF in the string, so re-encoding gives the same bytes back.
@@ -160,6 +168,24 @@ export function encodeControlMessage(msg: ControlMessage): Uint8Array {
       const out = namedMessage(ControlType.Withdraw, nameBytes, payloadLength);
       out[4 + nameBytes.length] = prefix.length;
       out.set(prefix, 5 + nameBytes.length);
+      return out;
+    }
+    case 'capabilities': {
+      let payloadLength = 1;
+      for (const token of msg.tokens) {
+        if (!CAPABILITY_TOKEN.test(token)) throw new Error(`capability '${token}' must be 1..255 printable ASCII characters`);
+        payloadLength += 1 + token.length;
+      }
+      if (payloadLength > MAX_CONTROL_PAYLOAD) throw new Error(`capabilities message would be ${payloadLength} bytes (limit ${MAX_CONTROL_PAYLOAD})`);
+      const out = new Uint8Array(CONTROL_LENGTH_BYTES + payloadLength);
+      out[0] = payloadLength >> 8;
+      out[1] = payloadLength & 0xff;
+      out[2] = ControlType.Capabilities;
+      let pos = 3;
+      for (const token of msg.tokens) {
+        out[pos++] = token.length;
+        for (let i = 0; i < token.length; i++) out[pos++] = token.charCodeAt(i);
+      }
       return out;
     }
     case 'unknown': {
@@ -282,6 +308,24 @@ export function decodeControlPayload(payload: Uint8Array): ControlDecodeResult {
       if (!prefix.ok) return fail(prefix.error);
       if (prefix.next !== payload.length) return fail(`Withdraw has ${payload.length - prefix.next} trailing bytes after the prefix`);
       return { ok: true, msg: { type: 'withdraw', network: name.text, prefix: prefix.text } };
+    }
+    case ControlType.Capabilities: {
+      const tokens: string[] = [];
+      let pos = 1;
+      while (pos < payload.length) {
+        const length = payload[pos]!;
+        const end = pos + 1 + length;
+        if (length === 0 || end > payload.length) return fail(`Capabilities token ${tokens.length + 1} has length ${length}, ${payload.length - pos - 1} bytes remain`);
+        let token = '';
+        for (let i = pos + 1; i < end; i++) {
+          const byte = payload[i]!;
+          if (byte < 0x21 || byte > 0x7e) return fail(`Capabilities token ${tokens.length + 1} has a byte 0x${byte.toString(16)} that is not printable ASCII`);
+          token += String.fromCharCode(byte);
+        }
+        tokens.push(token);
+        pos = end;
+      }
+      return { ok: true, msg: { type: 'capabilities', tokens } };
     }
     default:
       // A copy: the payload is usually a view into a stream buffer that is about to be reused.

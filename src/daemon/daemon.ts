@@ -85,7 +85,8 @@ export class Daemon {
     this.clock = options.clock ?? systemClock;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
-    this.dataPlane = new DataPlane({ metrics: this.metrics, logger: this.log.child('forward'), tunFactory: options.tunFactory });
+    const forwarding = { tunFactory: options.tunFactory, offload: options.config.daemon.offload };
+    this.dataPlane = new DataPlane({ metrics: this.metrics, logger: this.log.child('forward'), ...forwarding });
     this.routes = new Routes<Peer>({
       knownPeers: () => this.peers.withKeys(),
       metrics: this.metrics,

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock/clock.js';
 import { resolveNetworkAddress } from '../config/address.js';
+import { CAPABILITY_TCP_SUPER_SEGMENTS } from '../control/messages.js';
 import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
 import type { Identity } from '../crypto/identity.js';
 import type { TrustStore } from '../crypto/trust.js';
@@ -79,6 +80,7 @@ export class Node implements ReloadTarget, ControlState {
       announcementsFor: (peer) => announcementsFor(this.config, peer.config, identity.fingerprint),
       routes: this.routes,
       acceptStream,
+      capabilities: parts.config.daemon.offload ? [CAPABILITY_TCP_SUPER_SEGMENTS] : undefined,
     });
     this.handshakes = new Handshakes({
       dial: parts.dial,

@@ -89,6 +89,8 @@ export function planReload(before: Config, after: Config): ReloadPlan {
     ['daemon.listen', !sameHostPort(before.daemon.listen, after.daemon.listen)],
     ['daemon.control_socket', before.daemon.controlSocket !== after.daemon.controlSocket],
     ['daemon.metrics_listen', !sameHostPort(before.daemon.metricsListen, after.daemon.metricsListen)],
+    // TUNs are opened with or without offloads, and capabilities are sent once per connection.
+    ['daemon.offload', before.daemon.offload !== after.daemon.offload],
   ];
   for (const [key, differs] of changed) if (differs) plan.needsRestart.push(key);
   const live: Array<[string, boolean]> = [

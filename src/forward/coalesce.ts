@@ -51,6 +51,7 @@ class Run {
   nextSeq = 0;
   open = false; // may take another packet
   checksum = 0; // the first packet's TCP checksum: 0 not checked yet, 1 valid, 2 invalid
+  superGso = 0; // > 0: a super-segment from a peer, passed through under its own GSO header
 }
 
 /** A flow seen this batch: addresses (IPv4 zero-padded), ports and IP version; its open run or -1. */
@@ -135,6 +136,7 @@ export class TcpCoalescer {
     run.segments = 1;
     run.open = false;
     run.checksum = 0;
+    run.superGso = 0;
     if (kind === CANDIDATE && flow !== null) {
       run.ip = this.ip;
       run.tcp = this.tcp;
@@ -150,39 +152,76 @@ export class TcpCoalescer {
     return true;
   }
 
+  /**
+   * Adds a TCP super-segment that arrived whole (SuperSegmentLayout-checked by the caller, two or
+   * more segments of `gsoSize`). It passes through, ending its flow's open run, and finish()
+   * gives it a GSO header and rewrites, in `packet` itself, the checksums the kernel relies on.
+   * False when the batch is full, as add().
+   */
+  addSuperSegment(packet: Uint8Array, gsoSize: number): boolean {
+    if (this.finished) throw new Error('TcpCoalescer: reset() before adding to a new batch');
+    if (this.count === this.maxBatch) return false;
+    const flow = this.classify(packet) === OTHER ? null : this.findFlow(packet, false);
+    if (flow !== null && flow.run >= 0) {
+      this.runs[flow.run]!.open = false;
+      flow.run = -1;
+    }
+    const run = this.runs[this.count]!;
+    run.source = packet;
+    run.slot = -1;
+    run.length = packet.length;
+    run.segments = 1;
+    run.open = false;
+    run.checksum = 0;
+    run.superGso = gsoSize;
+    this.lastOutput = this.count++;
+    return true;
+  }
+
   /** Completes the batch: fixes up merged packets and writes every output's vnet header. Returns the output count. */
   finish(): number {
     if (this.finished) return this.count;
     this.finished = true;
     this.headers.fill(0, 0, this.count * VNET_HEADER_LENGTH);
-    const header = this.header;
-    const base = VNET_HEADER_LENGTH;
     for (let i = 0; i < this.count; i++) {
       const run = this.runs[i]!;
-      if (run.segments < 2) continue;
-      const buffer = this.slots[run.slot]!;
-      const { length, ip } = run;
-      const v6 = buffer[base]! >> 4 === 6;
-      if (v6) {
-        writeU16(buffer, base + 4, length - ip);
-      } else {
-        writeU16(buffer, base + 2, length);
-        writeU16(buffer, base + 10, 0);
-        writeU16(buffer, base + 10, ipv4HeaderChecksum(buffer, base, ip));
+      if (run.superGso > 0) {
+        const p = run.source!;
+        const ip = p[0]! >> 4 === 6 ? 40 : (p[0]! & 0x0f) * 4;
+        this.writeGso(p, 0, ip, (p[ip + 12]! >> 4) * 4, run.length, run.superGso, i);
+      } else if (run.segments > 1) {
+        const buffer = this.slots[run.slot]!;
+        this.writeGso(buffer, VNET_HEADER_LENGTH, run.ip, run.tcp, run.length, run.gsoSize, i);
+        buffer.set(this.headers.subarray(i * VNET_HEADER_LENGTH, (i + 1) * VNET_HEADER_LENGTH), 0);
       }
-      // CHECKSUM_PARTIAL: the field holds the pseudo-header sum; the kernel adds the rest.
-      writeU16(buffer, base + ip + 16, pseudoHeaderSum(buffer, base, v6, PROTOCOL_TCP, length - ip));
-      header.needsChecksum = true;
-      header.gsoType = v6 ? 'tcpv6' : 'tcpv4';
-      header.ecn = (buffer[base + ip + 13]! & CWR) !== 0; // as tcp_gro_complete sets SKB_GSO_TCP_ECN
-      header.hdrLen = ip + run.tcp;
-      header.gsoSize = run.gsoSize;
-      header.csumStart = ip;
-      header.csumOffset = 16;
-      encodeVnetHeader(header, buffer, 0);
-      this.headers.set(buffer.subarray(0, VNET_HEADER_LENGTH), i * VNET_HEADER_LENGTH);
     }
     return this.count;
+  }
+
+  /**
+   * Makes the IP packet at buffer[base..] a valid GSO write: its length fields, IPv4 header
+   * checksum and, as CHECKSUM_PARTIAL wants, the pseudo-header sum in the TCP checksum field
+   * (the kernel adds the rest); output i's vnet header goes into `headers`.
+   */
+  private writeGso(buffer: Uint8Array, base: number, ip: number, tcp: number, length: number, gsoSize: number, i: number): void {
+    const v6 = buffer[base]! >> 4 === 6;
+    if (v6) {
+      writeU16(buffer, base + 4, length - ip);
+    } else {
+      writeU16(buffer, base + 2, length);
+      writeU16(buffer, base + 10, 0);
+      writeU16(buffer, base + 10, ipv4HeaderChecksum(buffer, base, ip));
+    }
+    writeU16(buffer, base + ip + 16, pseudoHeaderSum(buffer, base, v6, PROTOCOL_TCP, length - ip));
+    const header = this.header;
+    header.needsChecksum = true;
+    header.gsoType = v6 ? 'tcpv6' : 'tcpv4';
+    header.ecn = (buffer[base + ip + 13]! & CWR) !== 0; // as tcp_gro_complete sets SKB_GSO_TCP_ECN
+    header.hdrLen = ip + tcp;
+    header.gsoSize = gsoSize;
+    header.csumStart = ip;
+    header.csumOffset = 16;
+    encodeVnetHeader(header, this.headers, i * VNET_HEADER_LENGTH);
   }
 
   /** Starts a new batch; outputs of the last one become invalid. */

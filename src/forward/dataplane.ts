@@ -16,8 +16,11 @@ import { FrameEncoder } from './frame.js';
 import { KernelRoutes } from './kernel-routes.js';
 import { readDestination } from './packet.js';
 import { StreamReceiver } from './receive.js';
+import { DEFAULT_MAX_SEGMENTS, SegmentError, SuperSegmentLayout, TcpSegmenter } from './segment.js';
 import type { PeerSender } from './send.js';
 import { TunWriter } from './tun-writer.js';
+import { MAX_PACKET_LENGTH } from './frame.js';
+import { noneVnetHeader } from '../tun/vnet-header.js';
 
 /** A route's destination as the forwarder sees it: the peer's sender while it is connected. */
 export interface ForwardTarget {
@@ -41,7 +44,12 @@ export interface DataPlaneDeps {
   logger: Logger;
   /** Absent: a control-plane-only daemon (no interfaces, no forwarding). */
   tunFactory: TunFactory | undefined;
+  /** Open TUNs with offloads (config daemon.offload). */
+  offload: boolean;
 }
+
+/** A split super-segment: at most 2048 segments, each repeating at most 120 header bytes, of 64 KiB. */
+const SPLIT_BYTES = MAX_PACKET_LENGTH + DEFAULT_MAX_SEGMENTS * 120;
 
 export class DataPlane<P extends ForwardTarget> {
   private readonly planes = new Map<string, NetworkPlane<P>>();
@@ -49,6 +57,11 @@ export class DataPlane<P extends ForwardTarget> {
   private readonly touched: PeerSender[] = [];
   private readonly dst4 = new Uint8Array(4);
   private readonly dst16 = new Uint8Array(16);
+  /** For super-segments bound to a peer that does not take them whole. */
+  private readonly layout = new SuperSegmentLayout();
+  private segmenter: TcpSegmenter | null = null;
+  private splitBuffer: Uint8Array | null = null;
+  private readonly splitHeader = noneVnetHeader();
   /** Networks whose kernel routes are re-derived at the end of this event-loop turn. */
   private readonly routeSyncs = new Set<string>();
   private routeSyncImmediate: NodeJS.Immediate | null = null;
@@ -69,8 +82,8 @@ export class DataPlane<P extends ForwardTarget> {
       const taken = new Set([...this.planes.values()].map((p) => p.tun?.name ?? '').filter(Boolean));
       const name = config.interface ?? deriveInterfaceName(config.name, taken);
       const shown = formatIp(address);
-      plane.tun = this.deps.tunFactory({ name, address, prefixLength: config.prefix.length, mtu: config.mtu, offload: true });
-      plane.tun.onPackets = (packets, count) => this.send(plane, packets, count);
+      plane.tun = this.deps.tunFactory({ name, address, prefixLength: config.prefix.length, mtu: config.mtu, offload: this.deps.offload });
+      plane.tun.onPackets = (packets, count, gsoSizes) => this.send(plane, packets, count, gsoSizes);
       plane.writer = new TunWriter(plane.tun, plane.counters);
       plane.kernelRoutes = new KernelRoutes(plane.tun, config.prefix, this.deps.logger);
       this.deps.logger.info(`network ${config.name}: interface ${plane.tun.name} up, ${shown}/${config.prefix.length}, mtu ${config.mtu}`);
@@ -151,7 +164,7 @@ export class DataPlane<P extends ForwardTarget> {
    * HOT PATH, once per TUN batch: destination → longest-prefix route → peer's sender. Nothing is
    * awaited and nothing queues without bound; every packet that cannot go is counted by reason.
    */
-  private send(plane: NetworkPlane<P>, packets: Uint8Array[], count: number): void {
+  private send(plane: NetworkPlane<P>, packets: Uint8Array[], count: number, gsoSizes: Uint16Array | null): void {
     const { counters, table, encoder } = plane;
     const touched = this.touched;
     for (let i = 0; i < count; i++) {
@@ -171,12 +184,16 @@ export class DataPlane<P extends ForwardTarget> {
         counters.drops.peer_down++;
         continue;
       }
-      if (!sender.add(encoder, packet)) {
+      const gsoSize = gsoSizes === null ? 0 : gsoSizes[i]!;
+      if (gsoSize > 0) {
+        this.sendSuperSegment(counters, encoder, sender, packet, gsoSize);
+      } else if (sender.add(encoder, packet)) {
+        counters.packetsOut++;
+        counters.bytesOut += packet.length;
+      } else {
         counters.drops.queue_full++;
         continue;
       }
-      counters.packetsOut++;
-      counters.bytesOut += packet.length;
       if (!sender.pendingFlush) {
         sender.pendingFlush = true;
         touched.push(sender);
@@ -184,5 +201,47 @@ export class DataPlane<P extends ForwardTarget> {
     }
     for (let i = 0; i < touched.length; i++) touched[i]!.flush();
     touched.length = 0;
+  }
+
+  /**
+   * One frame for a peer that takes super-segments (and one that fits a frame); the packets it
+   * stands for, cut here, for any other. Counted as the packets either way.
+   */
+  private sendSuperSegment(counters: ForwardCounters, encoder: FrameEncoder, sender: PeerSender, packet: Uint8Array, gsoSize: number): void {
+    let layout: SuperSegmentLayout;
+    try {
+      layout = this.layout.read(packet, gsoSize, DEFAULT_MAX_SEGMENTS);
+    } catch (err) {
+      if (!(err instanceof SegmentError)) throw err;
+      counters.drops.malformed++;
+      return;
+    }
+    const segments = layout.count;
+    if (sender.takesSuperSegments && packet.length <= MAX_PACKET_LENGTH) {
+      if (!sender.addSuperSegment(encoder, packet, gsoSize)) {
+        counters.drops.queue_full += segments;
+        return;
+      }
+      counters.packetsOut += segments;
+      counters.bytesOut += packet.length + (segments - 1) * layout.headerLength;
+      counters.superSegmentsOut++;
+      return;
+    }
+    const header = this.splitHeader;
+    header.gsoType = layout.v6 ? 'tcpv6' : 'tcpv4';
+    header.gsoSize = gsoSize;
+    const segmenter = (this.segmenter ??= new TcpSegmenter());
+    const buffer = (this.splitBuffer ??= new Uint8Array(SPLIT_BYTES));
+    const n = segmenter.split(packet, header, buffer);
+    for (let s = 0; s < n; s++) {
+      const start = segmenter.offsets[s]!;
+      const length = segmenter.lengths[s]!;
+      if (sender.add(encoder, buffer.subarray(start, start + length))) {
+        counters.packetsOut++;
+        counters.bytesOut += length;
+      } else {
+        counters.drops.queue_full++;
+      }
+    }
   }
 }

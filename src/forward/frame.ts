@@ -1,5 +1,8 @@
 // Raw-stream data frames (PROTOCOL.md section 6), one IP packet each:
 //   u8 netLen | network name (1..255 bytes) | u16 packetLen (BE, 1..65535) | packet
+// and, only to a peer that announced CAPABILITY_TCP_SUPER_SEGMENTS, a TCP super-segment
+// (PROTOCOL.md#v-super-segments): netLen 0, never valid in v0.1, escapes to an extension:
+//   00 | 01 | u16 gsoSize (BE, 1..65535) | an ordinary frame whose packet is the super-segment
 //
 // This is the per-packet hot path in both directions, so neither side allocates per frame in
 // the common case: the encoder precomputes the name prefix once per network, and the decoder
@@ -12,7 +15,12 @@ export const MAX_NETWORK_NAME_BYTES = 255;
 export const MAX_PACKET_LENGTH = 0xffff;
 /** Largest frame header: netLen byte + 255-byte name + u16 packet length. */
 export const MAX_FRAME_HEADER = 1 + MAX_NETWORK_NAME_BYTES + 2;
-export const MAX_FRAME_LENGTH = MAX_FRAME_HEADER + MAX_PACKET_LENGTH;
+/** The escape, the extension kind and the gso size in front of a super-segment's frame. */
+export const SUPER_SEGMENT_PREFIX = 4;
+const EXTENSION_ESCAPE = 0;
+const EXTENSION_SUPER_SEGMENT = 1;
+/** Largest frame on the wire, a super-segment's prefix included. */
+export const MAX_FRAME_LENGTH = SUPER_SEGMENT_PREFIX + MAX_FRAME_HEADER + MAX_PACKET_LENGTH;
 
 function checkPacketLength(packetLength: number): void {
   if (!(packetLength >= 1 && packetLength <= MAX_PACKET_LENGTH && Number.isInteger(packetLength))) {
@@ -87,10 +95,28 @@ export class FrameEncoder {
     return packetStart + packet.length;
   }
 
-  /** A fresh buffer with one frame: for tests and cold paths. */
-  encode(packet: Uint8Array): Uint8Array {
-    const out = new Uint8Array(this.frameLength(packet.length));
-    this.writeInto(out, 0, packet);
+  /**
+   * Writes a super-segment frame: `packet` is a TCP super-segment of `gsoSize`-byte segments, for
+   * a peer that announced it takes them. Returns the offset just past the frame.
+   */
+  writeSuperSegmentInto(out: Uint8Array, offset: number, packet: Uint8Array, gsoSize: number): number {
+    if (!(Number.isInteger(gsoSize) && gsoSize >= 1 && gsoSize <= 0xffff)) throw new Error(`gso size ${gsoSize} cannot be framed; 1..65535`);
+    if (offset + SUPER_SEGMENT_PREFIX + this.header.length + packet.length > out.length) {
+      throw new Error(`super-segment frame of ${SUPER_SEGMENT_PREFIX + this.header.length + packet.length} bytes does not fit at offset ${offset} in a ${out.length}-byte buffer`);
+    }
+    out[offset] = EXTENSION_ESCAPE;
+    out[offset + 1] = EXTENSION_SUPER_SEGMENT;
+    out[offset + 2] = gsoSize >> 8;
+    out[offset + 3] = gsoSize & 0xff;
+    return this.writeInto(out, offset + SUPER_SEGMENT_PREFIX, packet);
+  }
+
+  /** A fresh buffer with one frame (a super-segment's when gsoSize > 0): for tests and cold paths. */
+  encode(packet: Uint8Array, gsoSize = 0): Uint8Array {
+    const prefix = gsoSize > 0 ? SUPER_SEGMENT_PREFIX : 0;
+    const out = new Uint8Array(prefix + this.frameLength(packet.length));
+    if (gsoSize > 0) this.writeSuperSegmentInto(out, 0, packet, gsoSize);
+    else this.writeInto(out, 0, packet);
     return out;
   }
 }
@@ -100,13 +126,16 @@ export function encodeFrame(network: string, packet: Uint8Array): Uint8Array {
   return new FrameEncoder(network).encode(packet);
 }
 
-export type FrameHandler = (network: string, packet: Uint8Array) => void;
+/** `gsoSize` is 0 for an ordinary packet, else the segment size of a TCP super-segment. */
+export type FrameHandler = (network: string, packet: Uint8Array, gsoSize: number) => void;
 
 const NAME_ZERO = -1;
 const PACKET_ZERO = -2;
+const UNKNOWN_EXTENSION = -3;
+const GSO_ZERO = -4;
 
-/** Total wire size of the frame starting at `start` as far as `available` bytes reveal it. */
-function frameSize(bytes: Uint8Array, start: number, available: number): number {
+/** Size of the ordinary frame at `start` as far as `available` bytes reveal it, or an error code. */
+function plainFrameSize(bytes: Uint8Array, start: number, available: number): number {
   if (available < 1) return 1;
   const nameLength = bytes[start]!;
   if (nameLength === 0) return NAME_ZERO;
@@ -116,10 +145,29 @@ function frameSize(bytes: Uint8Array, start: number, available: number): number 
   return nameLength + 3 + packetLength;
 }
 
+/** Total wire size of the frame starting at `start` as far as `available` bytes reveal it. */
+function frameSize(bytes: Uint8Array, start: number, available: number): number {
+  if (available < 1) return 1;
+  if (bytes[start] !== EXTENSION_ESCAPE) return plainFrameSize(bytes, start, available);
+  if (available < 2) return 2;
+  if (bytes[start + 1] !== EXTENSION_SUPER_SEGMENT) return UNKNOWN_EXTENSION;
+  if (available < SUPER_SEGMENT_PREFIX) return SUPER_SEGMENT_PREFIX;
+  if (bytes[start + 2] === 0 && bytes[start + 3] === 0) return GSO_ZERO;
+  const inner = plainFrameSize(bytes, start + SUPER_SEGMENT_PREFIX, available - SUPER_SEGMENT_PREFIX);
+  return inner < 0 ? inner : SUPER_SEGMENT_PREFIX + inner;
+}
+
 function sizeError(code: number): string {
-  return code === NAME_ZERO
-    ? 'malformed frame: network name length is 0 (must be 1..255)'
-    : `malformed frame: packet length is 0 (must be 1..${MAX_PACKET_LENGTH})`;
+  switch (code) {
+    case NAME_ZERO:
+      return 'malformed frame: network name length is 0 (must be 1..255)';
+    case UNKNOWN_EXTENSION:
+      return 'malformed frame: network name length is 0 and the next byte is not 1 (the only extension frame, a TCP super-segment)';
+    case GSO_ZERO:
+      return 'malformed frame: super-segment gso size is 0 (must be 1..65535)';
+    default:
+      return `malformed frame: packet length is 0 (must be 1..${MAX_PACKET_LENGTH})`;
+  }
 }
 
 const INITIAL_PENDING_CAPACITY = 2048;
@@ -187,10 +235,15 @@ export class FrameDecoder extends StreamDecoder<FrameHandler> {
   }
 
   private deliver(bytes: Uint8Array, start: number, size: number, onFrame: FrameHandler): string | null {
+    let gsoSize = 0;
+    if (bytes[start] === EXTENSION_ESCAPE) {
+      gsoSize = (bytes[start + 2]! << 8) | bytes[start + 3]!;
+      start += SUPER_SEGMENT_PREFIX;
+    }
     const nameLength = bytes[start]!;
     const network = this.networkName(bytes, start + 1, nameLength);
     if (network === null) return 'malformed frame: network name is not valid UTF-8';
-    onFrame(network, bytes.subarray(start + nameLength + 3, start + size));
+    onFrame(network, bytes.subarray(start + nameLength + 3, start + size - (gsoSize > 0 ? SUPER_SEGMENT_PREFIX : 0)), gsoSize);
     return null;
   }
 

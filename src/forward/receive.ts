@@ -1,7 +1,8 @@
 // Peer → TUN. Every raw stream a peer opens is decoded frame by frame (one frame per stream as the
 // original sends, or many back to back as we send); each packet goes to the TUN of the network it
-// names, if its source address is one the peer may use. Accepted packets go to the network's
-// TunWriter and reach the kernel in one batch per chunk read from the stream.
+// names, if its source address is one the peer may use. Accepted packets (and TCP super-segments,
+// which the TunWriter checks) go to the network's TunWriter and reach the kernel in one batch
+// per chunk read from the stream.
 
 import type { QuicStream } from '../quic/stream.js';
 import { APP_PROTOCOL_VIOLATION } from '../quic/errors.js';
@@ -29,7 +30,7 @@ export class StreamReceiver<P> {
   private readonly decoder = new FrameDecoder();
   private readonly src4 = new Uint8Array(4);
   private readonly src16 = new Uint8Array(16);
-  private readonly onFrame = (network: string, packet: Uint8Array): void => this.deliver(network, packet);
+  private readonly onFrame = (network: string, packet: Uint8Array, gsoSize: number): void => this.deliver(network, packet, gsoSize);
   /** A failed stream is reset; what still arrives on it is neither delivered nor counted again. */
   private failed = false;
   /** Writers with packets queued from the current chunk; reused across chunks. */
@@ -54,7 +55,7 @@ export class StreamReceiver<P> {
     };
   }
 
-  private deliver(network: string, packet: Uint8Array): void {
+  private deliver(network: string, packet: Uint8Array, gsoSize: number): void {
     const plane = this.deps.plane(network);
     if (!plane || !plane.writer) {
       this.deps.unattributed.drops.unknown_network++;
@@ -72,7 +73,7 @@ export class StreamReceiver<P> {
       return;
     }
     const writer = plane.writer;
-    writer.queue(packet);
+    writer.queue(packet, gsoSize);
     if (!writer.pendingFlush) {
       writer.pendingFlush = true;
       this.touched.push(writer);

@@ -101,6 +101,8 @@ export class TcpSegmenter {
   /** Length of packet i of the last split. */
   readonly lengths: Int32Array;
 
+  private readonly layout = new SuperSegmentLayout();
+
   constructor(readonly maxSegments = DEFAULT_MAX_SEGMENTS) {
     if (!(Number.isInteger(maxSegments) && maxSegments >= 1)) throw new Error(`maxSegments must be a positive integer, got ${maxSegments}`);
     this.offsets = new Int32Array(maxSegments);
@@ -132,27 +134,17 @@ export class TcpSegmenter {
     if (header.gsoType !== 'tcpv4' && header.gsoType !== 'tcpv6') {
       throw new SegmentError('unsupported-gso-type', `gso_type ${header.gsoType} is not TCP`);
     }
-    const ipLength = this.checkIp(packet, header.gsoType === 'tcpv6');
-    const isV6 = header.gsoType === 'tcpv6';
+    const layout = this.layout.read(packet, header.gsoSize, this.maxSegments, header.gsoType === 'tcpv6' ? 6 : 4);
+    const { ipLength, headerLength, count } = layout;
+    const isV6 = layout.v6;
     if (header.needsChecksum && (header.csumStart !== ipLength || header.csumOffset !== TCP_CHECKSUM)) {
       throw new SegmentError(
         'checksum-start-mismatch',
         `csum_start ${header.csumStart} / csum_offset ${header.csumOffset} do not point at the TCP checksum (${ipLength}+${TCP_CHECKSUM})`,
       );
     }
-    if (ipLength + TCP_MIN_HEADER > length) throw new SegmentError('tcp-header', `no room for a TCP header after the ${ipLength}-byte IP header`);
-    const tcpLength = (packet[ipLength + 12]! >> 4) * 4;
-    if (tcpLength < TCP_MIN_HEADER || ipLength + tcpLength > length) {
-      throw new SegmentError('tcp-header', `TCP data offset ${tcpLength} bytes does not fit the ${length - ipLength}-byte segment`);
-    }
     const gsoSize = header.gsoSize;
-    if (!(Number.isInteger(gsoSize) && gsoSize >= 1)) throw new SegmentError('zero-gso-size', `gso_size ${gsoSize} must be positive`);
-
-    const headerLength = ipLength + tcpLength;
     const payload = length - headerLength;
-    // Like tcp_gso_segment, a super-segment that fits one packet (or carries no data) is one packet.
-    const count = payload <= gsoSize ? 1 : Math.ceil(payload / gsoSize);
-    if (count > this.maxSegments) throw new SegmentError('too-many-segments', `${count} segments of ${gsoSize} bytes exceed the limit of ${this.maxSegments}`);
     this.checkRoom(out, outOffset + count * (gap + headerLength) + payload);
 
     // Constant across segments: the address part of the pseudo-header, the first sequence
@@ -216,12 +208,50 @@ export class TcpSegmenter {
   private checkRoom(out: Uint8Array, end: number): void {
     if (end > out.length) throw new SegmentError('output-too-small', `segments need ${end} bytes of output, buffer holds ${out.length}`);
   }
+}
+
+/**
+ * The shape of a TCP super-segment, as read and checked by read(): a valid IPv4 (options
+ * allowed, no fragment) or IPv6 (no extension headers) TCP packet whose IP length fields match
+ * the buffer exactly, and how many packets of `gsoSize` payload bytes it stands for. One
+ * instance is reused per caller, so reading allocates nothing.
+ */
+export class SuperSegmentLayout {
+  v6 = false;
+  ipLength = 0;
+  tcpLength = 0;
+  /** Packets it stands for; 1 when the payload fits one packet (or there is none), as in tcp_gso_segment. */
+  count = 0;
+
+  get headerLength(): number {
+    return this.ipLength + this.tcpLength;
+  }
+
+  /** Throws SegmentError when `packet` is not one; `family`, when given, must be its IP version. */
+  read(packet: Uint8Array, gsoSize: number, maxSegments: number, family?: 4 | 6): this {
+    const ipLength = this.checkIp(packet, family);
+    const length = packet.length;
+    if (ipLength + TCP_MIN_HEADER > length) throw new SegmentError('tcp-header', `no room for a TCP header after the ${ipLength}-byte IP header`);
+    const tcpLength = (packet[ipLength + 12]! >> 4) * 4;
+    if (tcpLength < TCP_MIN_HEADER || ipLength + tcpLength > length) {
+      throw new SegmentError('tcp-header', `TCP data offset ${tcpLength} bytes does not fit the ${length - ipLength}-byte segment`);
+    }
+    if (!(Number.isInteger(gsoSize) && gsoSize >= 1)) throw new SegmentError('zero-gso-size', `gso_size ${gsoSize} must be positive`);
+    const payload = length - ipLength - tcpLength;
+    const count = payload <= gsoSize ? 1 : Math.ceil(payload / gsoSize);
+    if (count > maxSegments) throw new SegmentError('too-many-segments', `${count} segments of ${gsoSize} bytes exceed the limit of ${maxSegments}`);
+    this.ipLength = ipLength;
+    this.tcpLength = tcpLength;
+    this.count = count;
+    return this;
+  }
 
   /** Validates the IP header of a TCP super-segment and returns its length. */
-  private checkIp(packet: Uint8Array, wantV6: boolean): number {
+  private checkIp(packet: Uint8Array, family: 4 | 6 | undefined): number {
     const version = ipVersion(packet);
     if (version !== 4 && version !== 6) throw new SegmentError('not-ip', `not an IP packet (version ${version})`);
-    if ((version === 6) !== wantV6) throw new SegmentError('gso-family-mismatch', `gso_type tcpv${wantV6 ? 6 : 4} on an IPv${version} packet`);
+    if (family !== undefined && version !== family) throw new SegmentError('gso-family-mismatch', `gso_type tcpv${family} on an IPv${version} packet`);
+    this.v6 = version === 6;
     const problem = ipHeaderError(packet);
     if (problem !== null) throw new SegmentError('ip-header', problem);
     if (version === 6) {

@@ -17,6 +17,11 @@ const BATCH_BYTES = 64 * 1024;
  */
 export const SEND_QUEUE_LIMIT = 1024 * 1024;
 
+/** What the peer said it takes, owned by its control session (a C message may come at any time). */
+export interface ReceiverCapabilities {
+  readonly superSegments: boolean;
+}
+
 export class PeerSender {
   private stream: QuicStream | null = null;
   private readonly batch = new Uint8Array(BATCH_BYTES + MAX_FRAME_LENGTH);
@@ -24,10 +29,19 @@ export class PeerSender {
   /** Set while this sender is listed for a flush at the end of the current TUN batch. */
   pendingFlush = false;
 
-  constructor(private connection: QuicConnection) {}
+  constructor(
+    private connection: QuicConnection,
+    private capabilities: ReceiverCapabilities,
+  ) {}
 
-  /** Another connection now carries the peer's session: later packets go there. */
-  retarget(connection: QuicConnection): void {
+  /** Whether TCP super-segments may go to this peer whole (it announced it takes them). */
+  get takesSuperSegments(): boolean {
+    return this.capabilities.superSegments;
+  }
+
+  /** Another connection (and its session) now carries the peer's traffic: later packets go there. */
+  retarget(connection: QuicConnection, capabilities: ReceiverCapabilities): void {
+    this.capabilities = capabilities;
     if (connection === this.connection) return;
     this.flush();
     this.stream?.end();
@@ -41,6 +55,15 @@ export class PeerSender {
     if (!stream || stream.bufferedBytes >= SEND_QUEUE_LIMIT) return false;
     if (this.batchLength >= BATCH_BYTES) this.flush();
     this.batchLength = encoder.writeInto(this.batch, this.batchLength, packet);
+    return true;
+  }
+
+  /** Appends a super-segment frame; only for a peer that takesSuperSegments. False as add(). */
+  addSuperSegment(encoder: FrameEncoder, packet: Uint8Array, gsoSize: number): boolean {
+    const stream = this.ensureStream();
+    if (!stream || stream.bufferedBytes >= SEND_QUEUE_LIMIT) return false;
+    if (this.batchLength >= BATCH_BYTES) this.flush();
+    this.batchLength = encoder.writeSuperSegmentInto(this.batch, this.batchLength, packet, gsoSize);
     return true;
   }
 

@@ -14,6 +14,9 @@ export interface ForwardCounters {
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** TCP super-segments carried whole in one frame (each also counts as the packets it stands for). */
+  superSegmentsIn: number;
+  superSegmentsOut: number;
   drops: Record<DropReason, number>;
 }
 
@@ -23,6 +26,8 @@ export function newForwardCounters(): ForwardCounters {
     packetsOut: 0,
     bytesIn: 0,
     bytesOut: 0,
+    superSegmentsIn: 0,
+    superSegmentsOut: 0,
     drops: { no_route: 0, peer_down: 0, unknown_network: 0, malformed: 0, queue_full: 0, spoofed: 0 },
   };
 }
@@ -95,6 +100,8 @@ export class ForwardTotals {
     totals.packetsOut += growth(source.packetsOut, seen.packetsOut);
     totals.bytesIn += growth(source.bytesIn, seen.bytesIn);
     totals.bytesOut += growth(source.bytesOut, seen.bytesOut);
+    totals.superSegmentsIn += growth(source.superSegmentsIn, seen.superSegmentsIn);
+    totals.superSegmentsOut += growth(source.superSegmentsOut, seen.superSegmentsOut);
     for (const reason of DROP_REASONS) {
       totals.drops[reason] += growth(source.drops[reason], seen.drops[reason]);
     }

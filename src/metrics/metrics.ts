@@ -18,7 +18,7 @@ export type HandshakeRejectReason = (typeof HANDSHAKE_REJECT_REASONS)[number];
 export const CONNECTION_FAILURE_REASONS = ['dns', 'timeout', 'handshake', 'rejected', 'closed', 'error'] as const;
 export type ConnectionFailureReason = (typeof CONNECTION_FAILURE_REASONS)[number];
 
-export const CONTROL_MESSAGE_TYPES = ['hello', 'announce', 'withdraw', 'keepalive', 'goodbye', 'unknown'] as const;
+export const CONTROL_MESSAGE_TYPES = ['hello', 'announce', 'withdraw', 'keepalive', 'goodbye', 'capabilities', 'unknown'] as const;
 export type ControlMessageType = (typeof CONTROL_MESSAGE_TYPES)[number];
 
 export const DIRECTIONS = ['in', 'out'] as const;
@@ -202,6 +202,11 @@ export class Metrics {
       t.bytesIn,
       t.bytesOut,
     ]);
+    inOut(
+      'vibepn_forward_super_segments_total',
+      'TCP super-segments carried whole in one frame, per network (each also counts in vibepn_forward_packets_total as the packets it stands for); in = from peers, out = to peers.',
+      (t) => [t.superSegmentsIn, t.superSegmentsOut],
+    );
     new Counter<'network' | 'reason'>({
       name: 'vibepn_forward_drops_total',
       help: 'IP packets dropped by the forwarder, per network and reason.',

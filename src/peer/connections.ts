@@ -41,6 +41,8 @@ export interface ConnectionsDeps {
   announcementsFor(peer: Peer): Map<string, RouteAnnouncement[]>;
   routes: Routes<Peer>;
   acceptStream(peer: Peer, stream: QuicStream): void;
+  /** Capability tokens sent after each Hello (none to an original node); undefined sends no C at all. */
+  capabilities: readonly string[] | undefined;
 }
 
 export class Connections {
@@ -139,6 +141,7 @@ export class Connections {
       // the nonce we sent last: the highest nonce makes it keep ours every time.
       localNonce: peer.original ? MAX_NONCE : deps.nonce(),
       keepaliveAtStart: peer.original,
+      capabilities: peer.original ? undefined : deps.capabilities,
       keepAnnounced: (network, prefix) => deps.routes.remembers(network, prefix),
       logger: deps.logger.child('control'),
       metrics: deps.metrics,
@@ -340,8 +343,9 @@ export class Connections {
       peer.manager?.retryNow();
       return;
     }
-    if (peer.sender) peer.sender.retarget(link.conn);
-    else peer.sender = new PeerSender(link.conn);
+    const capabilities = link.session!.peerCapabilities;
+    if (peer.sender) peer.sender.retarget(link.conn, capabilities);
+    else peer.sender = new PeerSender(link.conn, capabilities);
   }
 
   private stopTraffic(peer: Peer): void {

@@ -3,7 +3,7 @@
 // decoded, validated events to its owner, so it can be tested with two sessions wired together.
 
 import { ControlDecoder } from '../control/decoder.js';
-import { encodeAnnouncements, encodeControlMessage, type ControlMessage, type RouteAnnouncement } from '../control/messages.js';
+import { CAPABILITY_TCP_SUPER_SEGMENTS, encodeAnnouncements, encodeControlMessage, type ControlMessage, type RouteAnnouncement } from '../control/messages.js';
 import { shortFingerprint, type Logger } from '../log/logger.js';
 import type { ControlMessageType, Metrics } from '../metrics/metrics.js';
 import type { DialerFacts } from './tiebreak.js';
@@ -46,6 +46,11 @@ export interface SessionOptions {
    */
   keepaliveAtStart?: boolean;
   /**
+   * Capability tokens sent in a C message right after Hello (PROTOCOL.md#v-capabilities); none is
+   * sent when absent, as to an original node, which would log every unknown type as a warning.
+   */
+  capabilities?: readonly string[];
+  /**
    * Whether an announced route is worth remembering for a later takeover or reload, and where:
    * 'local' for a network of this node, 'foreign' for one it may add on reload (kept, but only a
    * few such networks and routes), 'drop' for a prefix that does not parse. Without a bound a peer
@@ -59,6 +64,12 @@ export const MAX_ANNOUNCED_PER_NETWORK = 4096;
 /** Networks this node does not have (yet) whose routes a session remembers, and routes in each. */
 export const MAX_FOREIGN_NETWORKS = 8;
 export const MAX_ANNOUNCED_PER_FOREIGN_NETWORK = 256;
+
+/** The peer capabilities that change what this node sends it. */
+export interface PeerCapabilities {
+  /** It takes TCP super-segment frames on raw streams (CAPABILITY_TCP_SUPER_SEGMENTS). */
+  superSegments: boolean;
+}
 
 export type SessionState = 'awaiting-hello' | 'open' | 'closed';
 
@@ -77,6 +88,11 @@ export class Session {
    */
   readonly announced = new Map<string, Map<string, number>>();
   lastReceivedAt: number;
+  /**
+   * What the peer said it accepts (its latest C message). Read by the data sender on every packet
+   * batch, so a C that arrives after traffic started takes effect at once.
+   */
+  readonly peerCapabilities: PeerCapabilities = { superSegments: false };
   private lastKeepaliveSentAt: number;
   private readonly decoder = new ControlDecoder();
   private overflowLogged = false;
@@ -109,6 +125,8 @@ export class Session {
   /** Sends our Hello and the initial announcements, one A per network. */
   start(announcements: Map<string, RouteAnnouncement[]>): void {
     this.send({ type: 'hello', nonce: this.localNonce });
+    const capabilities = this.options.capabilities;
+    if (capabilities !== undefined) this.send({ type: 'capabilities', tokens: [...capabilities] });
     for (const [network, routes] of announcements) this.announce(network, routes);
     if (this.options.keepaliveAtStart) this.send({ type: 'keepalive', time: BigInt(Math.floor(this.options.now() / 1000)) });
   }
@@ -207,6 +225,12 @@ export class Session {
         this.options.events.withdraw(this, msg.network, msg.prefix);
         return;
       case 'keepalive':
+        return;
+      case 'capabilities':
+        // Each C replaces the last: tokens this node does not know are ignored, as a later
+        // version may define them.
+        this.peerCapabilities.superSegments = msg.tokens.includes(CAPABILITY_TCP_SUPER_SEGMENTS);
+        this.options.logger.debug(`${this.label} accepts: ${msg.tokens.join(' ') || 'nothing beyond v0.1'}`);
         return;
       case 'goodbye':
         this.options.events.goodbye(this);

@@ -71,7 +71,7 @@ export interface TunDeviceDeps {
 }
 
 export class TunDevice implements TunLike {
-  onPackets: ((packets: Uint8Array[], count: number) => void) | null = null;
+  onPackets: ((packets: Uint8Array[], count: number, gsoSizes: Uint16Array | null) => void) | null = null;
   private readonly native: NativeTun;
   private netlinkImpl: Netlink | undefined;
   /** Reused across batches: one view per packet, valid only during onPackets. */
@@ -83,6 +83,8 @@ export class TunDevice implements TunLike {
   private readonly offloadReader: OffloadReader | null = null;
   private readonly offloadWriter: OffloadWriter | null = null;
   private scratchStatus: Uint8Array = new Uint8Array(0);
+  /** Segment sizes of the batch being delivered; each read yields at most one packet kept whole. */
+  private readonly gsoSizes: Uint16Array | null = null;
   private readonly headeredWrite = (packets: Uint8Array[], count: number, status: Uint8Array, headers: Uint8Array): number =>
     this.native.writeBatch(packets, count, status, headers);
 
@@ -117,10 +119,11 @@ export class TunDevice implements TunLike {
     if (this.native.offload === true) {
       this.offloadReader = new OffloadReader();
       this.offloadWriter = new OffloadWriter();
+      this.gsoSizes = new Uint16Array(this.native.lengths.length);
     }
   }
 
-  /** Whether the kernel hands this device TCP super-segments (TSO) that are split here. */
+  /** Whether reads and writes may be TCP super-segments (TunLike.offload). */
   get offload(): boolean {
     return this.offloadReader !== null;
   }
@@ -135,11 +138,11 @@ export class TunDevice implements TunLike {
     return written;
   }
 
-  writePackets(packets: Uint8Array[], count: number = packets.length, status?: Uint8Array): number {
+  writePackets(packets: Uint8Array[], count: number = packets.length, status?: Uint8Array, gsoSizes?: Uint16Array): number {
     const written =
       this.offloadWriter === null
         ? this.native.writeBatch(packets, count, status)
-        : this.offloadWriter.write(packets, count, status ?? (this.scratchStatus = growTo(this.scratchStatus, count)), this.headeredWrite);
+        : this.offloadWriter.write(packets, count, status ?? (this.scratchStatus = growTo(this.scratchStatus, count)), this.headeredWrite, gsoSizes);
     if (written < count) this.reportWriteError();
     return written;
   }
@@ -179,7 +182,7 @@ export class TunDevice implements TunLike {
     const { buffer, lengths } = this.native;
     let packets = count;
     if (this.offloadReader !== null) {
-      packets = this.offloadReader.expand(buffer, lengths, count, this.views);
+      packets = this.offloadReader.expand(buffer, lengths, count, this.views, this.gsoSizes);
       for (const [reason, n] of this.offloadReader.takeRefused()) this.reportRefusedRead(reason, n);
     } else {
       let offset = 0;
@@ -191,7 +194,7 @@ export class TunDevice implements TunLike {
     }
     if (packets === 0) return;
     try {
-      handler(this.views, packets);
+      handler(this.views, packets, this.gsoSizes);
     } catch (err) {
       // One bad packet must not take the daemon down; the bug still shows in the log.
       this.logger.error(`packet handler for ${this.name} threw: ${(err as Error).stack ?? String(err)}`);

@@ -10,9 +10,13 @@ const POISON = 0xee;
 
 export class MemoryTun implements TunLike {
   readonly name: string;
-  onPackets: ((packets: Uint8Array[], count: number) => void) | null = null;
+  /** Offloads as asked for (TunOptions.offload), unless the registry forces them off. */
+  readonly offload: boolean;
+  onPackets: ((packets: Uint8Array[], count: number, gsoSizes: Uint16Array | null) => void) | null = null;
   /** Copies of every packet the daemon wrote, oldest first. */
   readonly written: Uint8Array[] = [];
+  /** The gso size each written packet went with: 0, or a TCP super-segment's segment size. */
+  readonly writtenGsoSizes: number[] = [];
   /** Called with a copy of each written packet, after it is appended to `written`. */
   onWrite: ((packet: Uint8Array) => void) | null = null;
   /** Routes currently pointed into this device, as CIDR text: extraRoutes plus addRoute minus removeRoute. */
@@ -22,11 +26,14 @@ export class MemoryTun implements TunLike {
   closed = false;
   private readonly scratch = new Uint8Array(1 << 20);
   private readonly views: Uint8Array[] = [];
+  private readonly gsoSizes = new Uint16Array(4096);
 
   constructor(
     readonly options: TunOptions,
     private readonly onClose: (tun: MemoryTun) => void = () => {},
+    offloadAllowed = true,
   ) {
+    this.offload = options.offload === true && offloadAllowed;
     // Same expansion the kernel does for "%d", enough for tests that ask for it.
     this.name = options.name.replace('%d', '0');
     for (const route of options.extraRoutes ?? []) this.addRoute(route);
@@ -34,9 +41,19 @@ export class MemoryTun implements TunLike {
 
   /** Delivers packets as one batch, as if the kernel had routed them into the device. */
   inject(...packets: Uint8Array[]): void {
+    this.injectBatch(packets, null);
+  }
+
+  /**
+   * Delivers one batch in which packet i is a TCP super-segment when gsoSizes[i] > 0, as a device
+   * with offloads reads them (only such a device may be given any).
+   */
+  injectBatch(packets: Uint8Array[], gsoSizes: readonly number[] | null): void {
     if (this.closed) throw new Error(`MemoryTun ${this.name}: inject after close`);
+    if (gsoSizes !== null && !this.offload) throw new Error(`MemoryTun ${this.name}: super-segments from a device without offloads`);
     const handler = this.onPackets;
     if (handler === null || packets.length === 0) return;
+    if (gsoSizes !== null) this.gsoSizes.set(gsoSizes.slice(0, packets.length));
     let offset = 0;
     packets.forEach((packet, i) => {
       this.scratch.set(packet, offset);
@@ -44,25 +61,27 @@ export class MemoryTun implements TunLike {
       offset += packet.length;
     });
     try {
-      handler(this.views, packets.length);
+      handler(this.views, packets.length, gsoSizes === null ? (this.offload ? this.gsoSizes.fill(0, 0, packets.length) : null) : this.gsoSizes);
     } finally {
       this.scratch.fill(POISON, 0, offset);
     }
   }
 
-  writePacket(packet: Uint8Array): boolean {
+  writePacket(packet: Uint8Array, gsoSize = 0): boolean {
     if (this.closed || this.dropWrites) return false;
+    if (gsoSize > 0 && !this.offload) throw new Error(`MemoryTun ${this.name}: a super-segment written to a device without offloads`);
     const copy = packet.slice();
     this.written.push(copy);
+    this.writtenGsoSizes.push(gsoSize);
     this.onWrite?.(copy);
     return true;
   }
 
-  writePackets(packets: Uint8Array[], count: number = packets.length, status?: Uint8Array): number {
+  writePackets(packets: Uint8Array[], count: number = packets.length, status?: Uint8Array, gsoSizes?: Uint16Array): number {
     let written = 0;
     for (let i = 0; i < count && i < packets.length; i++) {
       // Like a full kernel queue: once one is refused, the rest of the batch is too.
-      const ok = written === i && this.writePacket(packets[i]!);
+      const ok = written === i && this.writePacket(packets[i]!, gsoSizes === undefined ? 0 : gsoSizes[i]!);
       if (ok) written++;
       if (status) status[i] = ok ? 1 : 0;
     }
@@ -95,8 +114,11 @@ export interface MemoryTunRegistry {
   created: MemoryTun[];
 }
 
-/** A TunFactory handing out MemoryTuns; like the kernel, it refuses a name that is already open. */
-export function memoryTunFactory(): MemoryTunRegistry {
+/**
+ * A TunFactory handing out MemoryTuns; like the kernel, it refuses a name that is already open.
+ * `offload: false` makes every device refuse offloads, as a kernel without them would.
+ */
+export function memoryTunFactory(options: { offload?: boolean } = {}): MemoryTunRegistry {
   const devices = new Map<string, MemoryTun>();
   const created: MemoryTun[] = [];
   const factory: TunFactory = (opts) => {
@@ -107,9 +129,13 @@ export function memoryTunFactory(): MemoryTunRegistry {
     if (devices.has(name)) {
       throw new Error(`cannot create TUN device ${name}: the name is in use by another TUN device (choose another interface name)`);
     }
-    const tun = new MemoryTun({ ...opts, name }, (closed) => {
-      if (devices.get(closed.name) === closed) devices.delete(closed.name);
-    });
+    const tun = new MemoryTun(
+      { ...opts, name },
+      (closed) => {
+        if (devices.get(closed.name) === closed) devices.delete(closed.name);
+      },
+      options.offload !== false,
+    );
     devices.set(tun.name, tun);
     created.push(tun);
     return tun;

@@ -1,7 +1,8 @@
 // Writes to a TUN opened with offloads: consecutive segments of one TCP flow in a batch are
 // merged into one super-segment written under a GSO virtio_net_hdr (GRO in userspace,
 // wireguard-go's tcpGRO), so the local TCP stack takes a few large packets instead of many small
-// ones; everything else goes out as it is, under a "none" header.
+// ones; a super-segment that came whole from a peer goes out under a GSO header of its own, and
+// everything else as it is, under a "none" header.
 
 import { TcpCoalescer } from '../forward/coalesce.js';
 
@@ -18,7 +19,7 @@ export class OffloadWriter {
   private readonly outputOf = new Int32Array(CHUNK);
 
   /** Writes packets[0..count); fills status[i] (1 taken, 0 dropped) per input packet; returns how many were taken. */
-  write(packets: Uint8Array[], count: number, status: Uint8Array, write: HeaderedWrite): number {
+  write(packets: Uint8Array[], count: number, status: Uint8Array, write: HeaderedWrite, gsoSizes?: Uint16Array): number {
     let written = 0;
     for (let start = 0; start < count; start += CHUNK) {
       const end = Math.min(count, start + CHUNK);
@@ -26,7 +27,9 @@ export class OffloadWriter {
       coalescer.reset();
       for (let j = start; j < end; j++) {
         // At most CHUNK inputs make at most CHUNK outputs, so add() always takes the packet.
-        coalescer.add(packets[j]!);
+        const gsoSize = gsoSizes === undefined ? 0 : gsoSizes[j]!;
+        if (gsoSize > 0) coalescer.addSuperSegment(packets[j]!, gsoSize);
+        else coalescer.add(packets[j]!);
         this.outputOf[j - start] = coalescer.lastOutput;
       }
       const n = coalescer.finish();

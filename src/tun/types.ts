@@ -15,8 +15,8 @@ export interface TunOptions {
   /** Extra prefixes routed into this device (e.g. subnets other nodes export). */
   extraRoutes?: Prefix[];
   /**
-   * Ask the kernel for TSO and checksum offload (IFF_VNET_HDR): it then hands over TCP
-   * super-segments, which the device splits into ordinary packets, so readers see no difference.
+   * Ask the kernel for TSO and checksum offload (IFF_VNET_HDR): reads may then be TCP
+   * super-segments and writes may be too (see TunLike.offload).
    */
   offload?: boolean;
 }
@@ -25,12 +25,18 @@ export interface TunLike {
   /** The actual interface name (differs from TunOptions.name when that contained "%d"). */
   readonly name: string;
   /**
-   * Called once per batch of packets read from the kernel. Only packets[0..count) are valid:
-   * the array is reused across batches and may be longer. Each packet is a view into a buffer
-   * that the next batch overwrites, so the handler must finish with (or copy) every packet
-   * before returning.
+   * The device runs with offloads: a batch may hold TCP super-segments (gsoSizes[i] > 0, the
+   * payload bytes per segment; its checksums are not final, whoever segments it computes them),
+   * and writePackets takes super-segments the same way.
    */
-  onPackets: ((packets: Uint8Array[], count: number) => void) | null;
+  readonly offload?: boolean;
+  /**
+   * Called once per batch of packets read from the kernel. Only packets[0..count) are valid:
+   * the arrays are reused across batches and may be longer. Each packet is a view into a buffer
+   * that the next batch overwrites, so the handler must finish with (or copy) every packet
+   * before returning. gsoSizes is null on a device without `offload`.
+   */
+  onPackets: ((packets: Uint8Array[], count: number, gsoSizes: Uint16Array | null) => void) | null;
   /** Hands one IP packet to the kernel. false = dropped (queue full, device gone); never throws for that. */
   writePacket(packet: Uint8Array): boolean;
   /**
@@ -38,8 +44,9 @@ export interface TunLike {
    * many were written; the rest were dropped, from anywhere in the batch (a full queue drops the
    * tail, a refused packet just itself). If `written` is given, written[i] becomes 1 for each
    * packet the kernel took and 0 for each dropped one. Never throws for a dropped packet.
+   * gsoSizes, only on a device with `offload`, marks TCP super-segments as onPackets does.
    */
-  writePackets?(packets: Uint8Array[], count?: number, written?: Uint8Array): number;
+  writePackets?(packets: Uint8Array[], count?: number, written?: Uint8Array, gsoSizes?: Uint16Array): number;
   /** Routes `prefix` into this device (idempotent). Throws an Error naming the route on failure. */
   addRoute(prefix: Prefix): void;
   /** Removes a route added with addRoute; a route that is already gone is not an error. */

@@ -67,7 +67,7 @@ export class Mesh {
   }
 
   /** Writes the node's config. `listen` defaults to its underlay address, port 51820. */
-  configure(node: MeshNode, peers: PeerConfig[], networks: NetworkConfig[] = [CORP], options: { listen?: string } = {}): void {
+  configure(node: MeshNode, peers: PeerConfig[], networks: NetworkConfig[] = [CORP], options: { listen?: string; offload?: boolean } = {}): void {
     const config = newConfig(join(node.dir, 'config.toml'), {
       cert: 'node.crt',
       key: 'node.key',
@@ -77,6 +77,7 @@ export class Mesh {
         controlSocket: node.socket,
         metricsListen: `127.0.0.1:${METRICS_PORT}`,
         logLevel: 'debug',
+        ...(options.offload === undefined ? {} : { offload: options.offload }),
       },
       peers,
       networks,

@@ -131,13 +131,17 @@ export function ipv6Packet(source: string, destination: string, payloadLength = 
 export interface DecodedFrame {
   network: string;
   packet: Uint8Array;
+  /** Present on a super-segment frame. */
+  gsoSize?: number;
 }
 
 /** Decodes a complete raw-stream byte sequence into frames; throws on a decoding error. */
 export function decodeFrames(bytes: Uint8Array): DecodedFrame[] {
   const decoder = new FrameDecoder();
   const frames: DecodedFrame[] = [];
-  const error = decoder.push(bytes, (network, packet) => frames.push({ network, packet: packet.slice() }));
+  const error = decoder.push(bytes, (network, packet, gsoSize) =>
+    frames.push(gsoSize > 0 ? { network, packet: packet.slice(), gsoSize } : { network, packet: packet.slice() }),
+  );
   if (error !== null) throw new Error(error);
   const end = decoder.end();
   if (end !== null) throw new Error(end);

@@ -392,7 +392,7 @@ export async function fakeNode(options: FakeNodeOptions) {
   const file = options.file ?? new MemoryKnownPeers(options.config.identity.knownPeers);
   const trust = await file.store();
   const tuns = memoryTunFactory();
-  const dataPlane = new DataPlane<Peer>({ metrics, logger: logger.child('forward'), tunFactory: tuns.factory });
+  const dataPlane = new DataPlane<Peer>({ metrics, logger: logger.child('forward'), tunFactory: tuns.factory, offload: true });
   const routes = new Routes<Peer>({ knownPeers: () => peers.withKeys(), metrics, logger: logger.child('netgraph'), onChange: () => {}, now: () => clock.now() });
   const addresses = {
     list: [

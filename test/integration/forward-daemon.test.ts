@@ -8,6 +8,8 @@ import { newNetwork } from '../../src/config/write.js';
 import { resolveNetworkAddress } from '../../src/config/address.js';
 import { parseIp, formatIp } from '../../src/netgraph/addr.js';
 import { memoryTunFactory, type MemoryTun } from '../../src/tun/memory.js';
+import { TcpSegmenter } from '../../src/forward/segment.js';
+import { buildSuperSegment, patternBytes, timestampOption } from '../helpers/tcp-packets.js';
 import { createNode, peerOf, startNode, waitFor, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
 
 let root: string;
@@ -106,5 +108,60 @@ describe('forwarding between two daemons', () => {
     expect(out.drops.no_route).toBe(1);
     expect(out.drops.malformed).toBe(1);
     expect(tunB.written[0]).toEqual(ipv4(src, dst, 100, 2));
+  });
+});
+
+// PROTOCOL.md#v-super-segments: a TCP super-segment read from A's TUN goes to B as one frame only
+// when B said in its C message that it takes them; whatever B's TUN can do, the kernel on B gets
+// either the super-segment whole (offloads) or exactly the packets it stands for.
+describe('TCP super-segments between two daemons', () => {
+  const GSO = 1448;
+
+  async function superPair(b: { offload: boolean; kernelOffloads: boolean }) {
+    const [nodeA, nodeB] = await Promise.all([createNode(root, 'a'), createNode(root, 'b')]);
+    nodes.push(nodeA, nodeB);
+    const tunsA = memoryTunFactory();
+    const tunsB = memoryTunFactory({ offload: b.kernelOffloads });
+    await startNode(nodeB, writeNodeConfig(nodeB, [peerOf(nodeA, ['corp'], { address: '' })], undefined, { offload: b.offload }), { tunFactory: tunsB.factory });
+    await startNode(nodeA, writeNodeConfig(nodeA, [peerOf(nodeB, ['corp'])]), { tunFactory: tunsA.factory });
+    await waitFor(() => nodeA.daemon!.routeList().length === 1 && nodeB.daemon!.routeList().length === 1, 'a and b to exchange routes');
+    const src = [...resolveNetworkAddress(CORP, nodeA.fingerprint)];
+    const dst = [...resolveNetworkAddress(CORP, nodeB.fingerprint)];
+    const { packet, header } = buildSuperSegment({ src, dst, payload: patternBytes(GSO * 20 + 7, 5), options: timestampOption(1) }, GSO);
+    const segmenter = new TcpSegmenter();
+    const out = new Uint8Array(packet.length * 2);
+    const n = segmenter.split(packet, header, out);
+    const expected = Array.from({ length: n }, (_, i) => out.slice(segmenter.offsets[i]!, segmenter.offsets[i]! + segmenter.lengths[i]!));
+    tunsA.created[0]!.injectBatch([packet], [GSO]);
+    const tunB = tunsB.created[0]!;
+    return { a: nodeA, b: nodeB, tunB, packet, expected };
+  }
+
+  it('goes whole to a peer that takes them and whose TUN has offloads', async () => {
+    const { a, b, tunB, packet, expected } = await superPair({ offload: true, kernelOffloads: true });
+    await waitFor(() => tunB.written.length === 1, 'the super-segment to arrive');
+    expect(tunB.writtenGsoSizes).toEqual([GSO]);
+    // Its checksums were made valid for the kernel: only those differ from what A read.
+    expect(tunB.written[0]!.subarray(40)).toEqual(packet.subarray(40));
+    expect(a.daemon!.dataPlaneCounters('corp')!).toMatchObject({ superSegmentsOut: 1, packetsOut: expected.length });
+    expect(b.daemon!.dataPlaneCounters('corp')!).toMatchObject({ superSegmentsIn: 1, packetsIn: expected.length });
+  });
+
+  it('goes whole to a peer that takes them but whose kernel has no offloads, which cuts it up', async () => {
+    const { b, tunB, expected } = await superPair({ offload: true, kernelOffloads: false });
+    await waitFor(() => tunB.written.length === expected.length, `${expected.length} packets to arrive`);
+    expect(tunB.written).toEqual(expected);
+    expect(b.daemon!.dataPlaneCounters('corp')!.superSegmentsIn).toBe(1);
+  });
+
+  it('is cut into ordinary packets for a peer that never offered (offload = false: no C at all)', async () => {
+    const { a, b, tunB, expected } = await superPair({ offload: false, kernelOffloads: true });
+    await waitFor(() => tunB.written.length === expected.length, `${expected.length} packets to arrive`);
+    expect(tunB.written).toEqual(expected);
+    expect(tunB.offload).toBe(false);
+    expect(a.daemon!.dataPlaneCounters('corp')!.superSegmentsOut).toBe(0);
+    expect(b.daemon!.dataPlaneCounters('corp')!.superSegmentsIn).toBe(0);
+    expect(b.lines.some((l) => l.includes('accepts:'))).toBe(true);
+    expect(a.lines.some((l) => l.includes('accepts:'))).toBe(false);
   });
 });

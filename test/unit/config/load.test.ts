@@ -23,6 +23,7 @@ describe('parseConfig: defaults', () => {
         metricsListen: { host: '', port: 9000 },
         logLevel: 'info',
         acceptUnknownPeers: false,
+        offload: true,
       },
       peers: [],
       networks: new Map(),
@@ -75,6 +76,7 @@ control_socket = "/run/v.sock"
 metrics_listen = ""
 log_level = "debug"
 accept_unknown_peers = true
+offload = false
 
 [[peers]]
 name = "node2"
@@ -104,6 +106,7 @@ prefix = "10.2.0.0/24"
       metricsListen: null,
       logLevel: 'debug',
       acceptUnknownPeers: true,
+      offload: false,
     });
     expect(config.peers[0]).toStrictEqual({
       name: 'node2',

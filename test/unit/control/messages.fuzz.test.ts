@@ -27,7 +27,7 @@ import {
   splitBySizes,
 } from '../../helpers/fuzz.js';
 
-const KNOWN_CODES = [0x41, 0x47, 0x48, 0x4b, 0x57];
+const KNOWN_CODES = [0x41, 0x43, 0x47, 0x48, 0x4b, 0x57];
 /** Longest decoder error: the longest fixed text plus a 255-byte name quoted in it. */
 const MAX_ERROR_CHARS = 512;
 
@@ -55,6 +55,10 @@ const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
   fc.record({ type: fc.constant('keepalive' as const), time: u64 }),
   fc.constant({ type: 'goodbye' as const }),
   fc.record({ type: fc.constant('withdraw' as const), network: wireText, prefix: wireText }),
+  fc.record({
+    type: fc.constant('capabilities' as const),
+    tokens: fc.array(fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 40 }), { maxLength: 6 }),
+  }),
   fc
     .record({
       type: fc.constant('announce' as const),

@@ -312,7 +312,7 @@ describe('control codec fuzz (seeded)', () => {
   }
 
   function randomMessage(rand: () => number): ControlMessage {
-    switch (Math.floor(rand() * 6)) {
+    switch (Math.floor(rand() * 7)) {
       case 0:
         return { type: 'hello', nonce: randomU64(rand) };
       case 1:
@@ -328,9 +328,15 @@ describe('control codec fuzz (seeded)', () => {
         }));
         return { type: 'announce', network: randomText(rand, 60), routes };
       }
+      case 5: {
+        const tokens = Array.from({ length: Math.floor(rand() * 4) }, () =>
+          String.fromCharCode(...Array.from({ length: 1 + Math.floor(rand() * 12) }, () => 0x21 + Math.floor(rand() * 94))),
+        );
+        return { type: 'capabilities', tokens };
+      }
       default: {
         let code = Math.floor(rand() * 256);
-        while ([0x41, 0x47, 0x48, 0x4b, 0x57].includes(code)) code = Math.floor(rand() * 256);
+        while ([0x41, 0x43, 0x47, 0x48, 0x4b, 0x57].includes(code)) code = Math.floor(rand() * 256);
         return { type: 'unknown', code, body: Uint8Array.from({ length: Math.floor(rand() * 20) }, () => Math.floor(rand() * 256)) };
       }
     }
@@ -362,13 +368,13 @@ describe('control codec fuzz (seeded)', () => {
 
   it('payload decoder: random payloads never throw and anything accepted re-encodes to the same bytes', () => {
     const rand = prng(0xc0de);
-    const codes = [0x41, 0x47, 0x48, 0x4b, 0x57];
+    const codes = [0x41, 0x43, 0x47, 0x48, 0x4b, 0x57];
     let accepted = 0;
     for (let i = 0; i < 6000; i++) {
       const payload =
         i % 2 === 0
           ? mutate(rand, encodeControlPayload(randomMessage(rand)))
-          : Uint8Array.from({ length: Math.floor(rand() * 40) }, (_, j) => (j === 0 && rand() < 0.8 ? codes[Math.floor(rand() * 5)]! : Math.floor(rand() * 256)));
+          : Uint8Array.from({ length: Math.floor(rand() * 40) }, (_, j) => (j === 0 && rand() < 0.8 ? codes[Math.floor(rand() * codes.length)]! : Math.floor(rand() * 256)));
       const result = decodeControlPayload(payload);
       if (result.ok) {
         accepted++;
@@ -413,5 +419,22 @@ describe('control codec fuzz (seeded)', () => {
       }
     }
     expect(clean).toBeGreaterThan(2000);
+  });
+});
+
+describe('Capabilities (PROTOCOL.md#v-capabilities)', () => {
+  it('is C followed by u8-length tokens, byte by byte, and may carry none', () => {
+    const wire = encodeControlMessage({ type: 'capabilities', tokens: ['tcp-gso', 'x'] });
+    expect([...wire]).toEqual([0x00, 0x0b, 0x43, 0x07, ...ascii('tcp-gso'), 0x01, ...ascii('x')]);
+    expect(decodeControlPayload(wire.subarray(2))).toEqual({ ok: true, msg: { type: 'capabilities', tokens: ['tcp-gso', 'x'] } });
+    expect(decodeControlPayload(Uint8Array.of(0x43))).toEqual({ ok: true, msg: { type: 'capabilities', tokens: [] } });
+  });
+
+  it('refuses an empty token, one running past the message, and bytes that are not printable ASCII', () => {
+    for (const payload of [[0x43, 0], [0x43, 3, 0x61, 0x62], [0x43, 2, 0x61, 0x20], [0x43, 1, 0xc3]]) {
+      expect(decodeControlPayload(Uint8Array.from(payload))).toMatchObject({ ok: false, error: expect.stringMatching(/^Capabilities token 1/) });
+    }
+    expect(() => encodeControlMessage({ type: 'capabilities', tokens: ['two words'] })).toThrow(/printable ASCII/);
+    expect(() => encodeControlMessage({ type: 'capabilities', tokens: [''] })).toThrow(/1\.\.255/);
   });
 });

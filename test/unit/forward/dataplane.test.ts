@@ -27,7 +27,7 @@ function prefix(text: string): Prefix {
 
 function target(name: string, fill: string): { peer: Target; conn: FakeConnection } {
   const conn = new FakeConnection();
-  const peer: Target = { id: fill.repeat(64), label: `${name} (${fill.repeat(8)}…)`, sender: new PeerSender(conn.asQuic()) };
+  const peer: Target = { id: fill.repeat(64), label: `${name} (${fill.repeat(8)}…)`, sender: new PeerSender(conn.asQuic(), { superSegments: false }) };
   return { peer, conn };
 }
 
@@ -44,7 +44,7 @@ function setup(withTun = true): Setup {
   const registry = memoryTunFactory();
   const metrics = new Metrics({ processMetrics: false });
   const { logger, lines } = memoryLogger('forward');
-  const plane = new DataPlane<Target>({ metrics, logger, tunFactory: withTun ? registry.factory : undefined });
+  const plane = new DataPlane<Target>({ metrics, logger, tunFactory: withTun ? registry.factory : undefined, offload: true });
   const corp = newNetwork('corp', '10.42.0.0/24', { address: '10.42.0.1' });
   const table = new RouteTable<Target>((p) => p.id);
   plane.addNetwork(corp, parseIp('10.42.0.1')!, table);
@@ -168,7 +168,7 @@ describe('DataPlane send path', () => {
     const tun = registry.devices.get('vpn-corp')!;
     tun.inject(ipv4Packet('10.42.0.1', '10.42.0.2'));
     const next = new FakeConnection();
-    bob.peer.sender = new PeerSender(next.asQuic());
+    bob.peer.sender = new PeerSender(next.asQuic(), { superSegments: false });
     tun.inject(ipv4Packet('10.42.0.1', '10.42.0.2'));
     expect(decodeFrames(bob.conn.opened[0]!.written())).toHaveLength(1);
     expect(decodeFrames(next.opened[0]!.written())).toHaveLength(1);

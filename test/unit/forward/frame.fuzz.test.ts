@@ -3,13 +3,15 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FrameDecoder, MAX_FRAME_LENGTH, MAX_PACKET_LENGTH, encodeFrame } from '../../../src/forward/frame.js';
+import { FrameDecoder, FrameEncoder, MAX_FRAME_LENGTH, MAX_PACKET_LENGTH, encodeFrame } from '../../../src/forward/frame.js';
 import { concat, prng } from '../../helpers/bytes.js';
 import { FUZZ_TIMEOUT_MS, checkLogLine, chunkSizesArb, editsArb, fuzz, mutateBytes, randomBytes, splitBySizes } from '../../helpers/fuzz.js';
 
 interface Frame {
   network: string;
   packet: Uint8Array;
+  /** 0: an ordinary frame. */
+  gsoSize: number;
 }
 
 /** The decoder's errors are fixed texts with numbers; they go into log lines. */
@@ -45,12 +47,14 @@ const packetArb = fc.oneof(
   { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 60_000, max: MAX_PACKET_LENGTH }), fc.nat(255)).map(([n, seed]) => patterned(n, seed)) },
 );
 
-const frameArb: fc.Arbitrary<Frame> = fc.record({ network: networkName, packet: packetArb });
+// One frame in five carries a super-segment (PROTOCOL.md#v-super-segments): the same frame behind a 4-byte prefix.
+const gsoArb = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 0xffff }) });
+const frameArb: fc.Arbitrary<Frame> = fc.record({ network: networkName, packet: packetArb, gsoSize: gsoArb });
 const framesArb = fc.array(frameArb, { minLength: 1, maxLength: 5 });
 
-const sameFrame = (a: Frame, b: Frame): boolean => a.network === b.network && Buffer.from(a.packet).equals(b.packet);
+const sameFrame = (a: Frame, b: Frame): boolean => a.network === b.network && a.gsoSize === b.gsoSize && Buffer.from(a.packet).equals(b.packet);
 
-const encodeFrames = (frames: Frame[]): Uint8Array => concat(frames.map((f) => encodeFrame(f.network, f.packet)));
+const encodeFrames = (frames: Frame[]): Uint8Array => concat(frames.map((f) => new FrameEncoder(f.network).encode(f.packet, f.gsoSize)));
 
 /** Random bytes, and headers whose fields are plausible but often wrong (zero lengths, bad UTF-8, lengths past the data). */
 const streamBytes = fc.oneof(
@@ -60,6 +64,10 @@ const streamBytes = fc.oneof(
     .map(([nameLength, name, packetLength, rest]) =>
       concat([Uint8Array.of(nameLength), name, Uint8Array.of(packetLength >> 8, packetLength & 0xff), rest]),
     ),
+  // Extension prefixes: kind 1 (super-segment) and others, gso sizes 0 and not.
+  fc
+    .tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 120 }))
+    .map(([kind, gso, rest]) => concat([Uint8Array.of(0, kind, gso >> 8, gso & 0xff), rest])),
 );
 
 interface StreamResult {
@@ -74,7 +82,7 @@ function decodeStream(chunks: Uint8Array[]): StreamResult {
   let error: string | null = null;
   for (const chunk of chunks) {
     // The packet is a view valid only during the callback: keep a copy.
-    error = decoder.push(chunk, (network, packet) => frames.push({ network, packet: packet.slice() }));
+    error = decoder.push(chunk, (network, packet, gsoSize) => frames.push({ network, packet: packet.slice(), gsoSize }));
     if (decoder.bufferedBytes > MAX_FRAME_LENGTH) throw new Error(`decoder holds ${decoder.bufferedBytes} bytes`);
     if (retainedCapacity(decoder) > MAX_FRAME_LENGTH) throw new Error(`decoder allocated ${retainedCapacity(decoder)} bytes`);
     if (error !== null) break;
@@ -82,7 +90,7 @@ function decodeStream(chunks: Uint8Array[]): StreamResult {
   if (error === null) error = decoder.end();
   if (error !== null) {
     const count = frames.length;
-    if (decoder.push(encodeFrame('corp', Uint8Array.of(1)), (network, packet) => frames.push({ network, packet })) !== error || frames.length !== count) {
+    if (decoder.push(encodeFrame('corp', Uint8Array.of(1)), (network, packet, gsoSize) => frames.push({ network, packet, gsoSize })) !== error || frames.length !== count) {
       throw new Error('a failed decoder did not stay failed');
     }
     checkLogLine(error, MAX_ERROR_CHARS);
@@ -166,7 +174,7 @@ describe('FrameDecoder fuzz (fast-check)', () => {
     expect(decoder.bufferedBytes).toBe(17);
     expect(retainedCapacity(decoder)).toBe(INITIAL_PENDING_CAPACITY);
     // The largest possible frame, split: held whole, and no more.
-    const largest = encodeFrame('x'.repeat(255), patterned(MAX_PACKET_LENGTH, 1));
+    const largest = new FrameEncoder('x'.repeat(255)).encode(patterned(MAX_PACKET_LENGTH, 1), 1448);
     expect(largest.length).toBe(MAX_FRAME_LENGTH);
     const big = new FrameDecoder();
     expect(big.push(largest.subarray(0, MAX_FRAME_LENGTH - 1), () => undefined)).toBeNull();

@@ -135,7 +135,7 @@ describe('FrameDecoder', () => {
     const good = encodeFrame('corp', Uint8Array.of(1));
     const zeroName = decodeChunks([concat([good, Uint8Array.of(0, 0, 1, 9)])]);
     expect(zeroName.frames).toHaveLength(1);
-    expect(zeroName.error).toBe('malformed frame: network name length is 0 (must be 1..255)');
+    expect(zeroName.error).toBe('malformed frame: network name length is 0 and the next byte is not 1 (the only extension frame, a TCP super-segment)');
 
     const decoder = new FrameDecoder();
     const seen: string[] = [];
@@ -251,5 +251,53 @@ describe('frame codec fuzz (seeded)', () => {
       }
     }
     expect(clean).toBeGreaterThan(1500);
+  });
+});
+
+describe('super-segment frames (PROTOCOL.md#v-super-segments)', () => {
+  const collect = (bytes: Uint8Array[]): { frames: Array<[string, number[], number]>; error: string | null } => {
+    const decoder = new FrameDecoder();
+    const frames: Array<[string, number[], number]> = [];
+    let error: string | null = null;
+    for (const chunk of bytes) {
+      error = decoder.push(chunk, (network, packet, gsoSize) => frames.push([network, [...packet], gsoSize]));
+      if (error !== null) break;
+    }
+    return { frames, error: error ?? decoder.end() };
+  };
+
+  it('puts 00 01 and the gso size in front of an ordinary frame', () => {
+    const wire = new FrameEncoder('corp').encode(Uint8Array.of(0x45, 1, 2), 1448);
+    expect([...wire]).toEqual([0x00, 0x01, 0x05, 0xa8, 4, ...ascii('corp'), 0, 3, 0x45, 1, 2]);
+  });
+
+  it('decodes between ordinary frames, byte by byte as in one chunk, with its gso size', () => {
+    const corp = new FrameEncoder('corp');
+    const wire = concat([corp.encode(Uint8Array.of(1)), corp.encode(Uint8Array.of(2, 3), 0xffff), corp.encode(Uint8Array.of(4))]);
+    const expected = [
+      ['corp', [1], 0],
+      ['corp', [2, 3], 0xffff],
+      ['corp', [4], 0],
+    ];
+    expect(collect([wire])).toEqual({ frames: expected, error: null });
+    expect(collect([...wire].map((b) => Uint8Array.of(b)))).toEqual({ frames: expected, error: null });
+  });
+
+  it('refuses a gso size of 0, an unknown extension kind, and an escape inside the escape', () => {
+    expect(collect([Uint8Array.of(0, 1, 0, 0, 4, ...ascii('corp'), 0, 1, 9)]).error).toMatch(/gso size is 0/);
+    expect(collect([Uint8Array.of(0, 2, 0, 1, 4)]).error).toMatch(/next byte is not 1/);
+    expect(collect([Uint8Array.of(0, 1, 0, 1, 0, 1, 0, 1)]).error).toMatch(/network name length is 0/);
+  });
+
+  it('reports a stream that ends inside the prefix as truncated', () => {
+    // The original's Goodbye on a new stream (00 01 47) reads as the start of one: still refused.
+    expect(collect([Uint8Array.of(0, 1, 0x47)]).error).toMatch(/^truncated frame/);
+  });
+
+  it('refuses gso sizes that cannot be framed', () => {
+    const corp = new FrameEncoder('corp');
+    expect(() => corp.writeSuperSegmentInto(new Uint8Array(64), 0, Uint8Array.of(1), 0)).toThrow(/gso size 0/);
+    expect(() => corp.writeSuperSegmentInto(new Uint8Array(64), 0, Uint8Array.of(1), 0x10000)).toThrow(/gso size 65536/);
+    expect(() => corp.writeSuperSegmentInto(new Uint8Array(8), 0, Uint8Array.of(1), 1)).toThrow(/does not fit/);
   });
 });

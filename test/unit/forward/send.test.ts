@@ -3,12 +3,13 @@ import { FrameEncoder } from '../../../src/forward/frame.js';
 import { PeerSender, SEND_QUEUE_LIMIT } from '../../../src/forward/send.js';
 import { FakeConnection, decodeFrames, ipv4Packet } from '../../helpers/unit-fakes.js';
 
+const NO_CAPABILITIES = { superSegments: false };
 const corp = new FrameEncoder('corp');
 const home = new FrameEncoder('home');
 
 function setup(): { conn: FakeConnection; sender: PeerSender } {
   const conn = new FakeConnection();
-  return { conn, sender: new PeerSender(conn.asQuic()) };
+  return { conn, sender: new PeerSender(conn.asQuic(), NO_CAPABILITIES) };
 }
 
 describe('PeerSender batching', () => {
@@ -181,7 +182,7 @@ describe('PeerSender streams', () => {
     const queued = ipv4Packet('10.42.0.1', '10.42.0.2', 8, 1);
     const later = ipv4Packet('10.42.0.1', '10.42.0.2', 8, 2);
     sender.add(corp, queued);
-    sender.retarget(next.asQuic());
+    sender.retarget(next.asQuic(), NO_CAPABILITIES);
     const old = conn.opened[0]!;
     expect(decodeFrames(old.written())).toEqual([{ network: 'corp', packet: queued }]);
     expect(old.ended).toBe(true);
@@ -196,7 +197,7 @@ describe('PeerSender streams', () => {
   it('does nothing when retargeted to the connection it already uses', () => {
     const { conn, sender } = setup();
     sender.add(corp, ipv4Packet('10.42.0.1', '10.42.0.2'));
-    sender.retarget(conn.asQuic());
+    sender.retarget(conn.asQuic(), NO_CAPABILITIES);
     const stream = conn.opened[0]!;
     expect(stream.ended).toBe(false);
     expect(stream.writes).toHaveLength(0);

@@ -1,6 +1,7 @@
 // Connections: the life of admitted connections with one peer, driven by hand on fake QUIC
 // connections and a FakeClock: the control session, the probe before the tie-break, takeover and
 // handover, liveness, Goodbye, and the original-VibePN rules.
+import { CAPABILITY_TCP_SUPER_SEGMENTS } from '../../../src/control/messages.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../../src/clock/fake.js';
 import { resolveNetworkAddress } from '../../../src/config/address.js';
@@ -37,6 +38,8 @@ import {
 } from '../../helpers/unit-peer-fakes.js';
 import { encodeFrame } from '../../../src/forward/frame.js';
 import { distinctIdentities } from '../../helpers/identities.js';
+/** What a current vibepn node offers after Hello (daemon.offload on). */
+const CAPABILITIES = [CAPABILITY_TCP_SUPER_SEGMENTS];
 
 
 const MAX_NONCE = (1n << 64n) - 1n;
@@ -88,6 +91,7 @@ function setup(options: { original?: boolean; nonces?: bigint[] } = {}) {
     nonce: () => nonces.shift() ?? 1000n,
     announcementsFor: (peer) => announcementsFor(config, peer.config, self.fingerprint),
     routes,
+    capabilities: CAPABILITIES,
     acceptStream: (peer, stream) => {
       const entry: DataStream = { peer, stream, chunks: [] };
       stream.onData = (chunk) => entry.chunks.push(chunk.slice());
@@ -145,6 +149,7 @@ describe('Connections.openSession', () => {
     const d = s.open('outbound');
     expect(controlSent(d.control)).toEqual([
       { type: 'hello', nonce: 42n },
+      { type: 'capabilities', tokens: [CAPABILITY_TCP_SUPER_SEGMENTS] },
       { type: 'announce', network: 'corp', routes: [{ prefix: s.ours, metric: 1 }] },
     ]);
     expect(d.link.session?.state).toBe('awaiting-hello');
@@ -481,15 +486,15 @@ describe('Connections.tick', () => {
     const d = activeOutbound(s);
     s.clock.advance(DEFAULT_TIMING.keepaliveMs - 1);
     s.connections.tick();
-    expect(controlTypes(d.control)).toEqual(['hello', 'announce']);
+    expect(controlTypes(d.control)).toEqual(['hello', 'capabilities', 'announce']);
     s.clock.advance(1);
     s.connections.tick();
-    expect(controlTypes(d.control)).toEqual(['hello', 'announce', 'keepalive']);
+    expect(controlTypes(d.control)).toEqual(['hello', 'capabilities', 'announce', 'keepalive']);
     s.clock.advance(DEFAULT_TIMING.deadAfterMs - DEFAULT_TIMING.keepaliveMs);
     s.connections.tick();
     // Silent for exactly deadAfterMs: not yet dead (a second Keepalive went out).
     expect(d.conn.closes).toEqual([]);
-    expect(controlTypes(d.control)).toEqual(['hello', 'announce', 'keepalive', 'keepalive']);
+    expect(controlTypes(d.control)).toEqual(['hello', 'capabilities', 'announce', 'keepalive', 'keepalive']);
     s.clock.advance(1);
     s.connections.tick();
     expect(d.conn.closes).toEqual([{ code: APP_DEAD_PEER, reason: 'liveness timeout' }]);
@@ -500,7 +505,7 @@ describe('Connections.tick', () => {
     // Once dead it is left alone.
     s.clock.advance(DEFAULT_TIMING.keepaliveMs);
     s.connections.tick();
-    expect(controlTypes(d.control)).toEqual(['hello', 'announce', 'keepalive', 'keepalive']);
+    expect(controlTypes(d.control)).toEqual(['hello', 'capabilities', 'announce', 'keepalive', 'keepalive']);
     expect(d.conn.closes).toHaveLength(1);
   });
 
@@ -575,7 +580,7 @@ describe('Connections: Goodbye', () => {
     const s = setup();
     const d = activeOutbound(s);
     const done = s.connections.dropPeer(s.peer, 'removed from config');
-    expect(controlTypes(d.control)).toEqual(['hello', 'announce', 'goodbye']);
+    expect(controlTypes(d.control)).toEqual(['hello', 'capabilities', 'announce', 'goodbye']);
     expect(d.conn.closes).toEqual([]);
     // The session is over at once: routes gone, peer down.
     expect(s.routeList()).toEqual([]);
@@ -584,7 +589,7 @@ describe('Connections: Goodbye', () => {
     await done;
     expect(d.conn.closes).toEqual([{ code: APP_GOODBYE, reason: 'removed from config' }]);
     // Exactly one Goodbye.
-    expect(controlTypes(d.control)).toEqual(['hello', 'announce', 'goodbye']);
+    expect(controlTypes(d.control)).toEqual(['hello', 'capabilities', 'announce', 'goodbye']);
   });
 
   it('dropPeer lets no other connection take over', async () => {

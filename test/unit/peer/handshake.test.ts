@@ -1,6 +1,7 @@
 // Handshakes: dialing and accepting connections, admission by certificate, first use recorded
 // before the peer is let in. Real identities and a real TrustStore on an in-memory known-peers
 // file; fake QUIC connections; a FakeClock for the handshake timeout and the redial schedule.
+import { CAPABILITY_TCP_SUPER_SEGMENTS } from '../../../src/control/messages.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../../src/clock/fake.js';
 import { resolveNetworkAddress } from '../../../src/config/address.js';
@@ -35,6 +36,8 @@ import {
   helloBytes,
 } from '../../helpers/unit-peer-fakes.js';
 import { distinctIdentities } from '../../helpers/identities.js';
+/** What a current vibepn node offers after Hello (daemon.offload on). */
+const CAPABILITIES = [CAPABILITY_TCP_SUPER_SEGMENTS];
 
 
 let self: GeneratedIdentity;
@@ -85,6 +88,7 @@ async function setup(peerConfigs: PeerConfig[], options: { acceptUnknown?: boole
     nonce: () => 77n,
     announcementsFor: (peer) => announcementsFor(config, peer.config, self.fingerprint),
     routes,
+    capabilities: CAPABILITIES,
     acceptStream: (peer, stream) => {
       const entry: DataStream = { peer, stream, chunks: [] };
       stream.onData = (chunk) => entry.chunks.push(chunk.slice());
@@ -299,7 +303,7 @@ describe('Handshakes: first use on a dial', () => {
     await nextTurn();
     expect(JSON.parse(s.file.text!)).toEqual({ alice: alice.fingerprint });
     expect(conn.opened).toHaveLength(1);
-    expect(controlTypes(conn.opened[0]!)).toEqual(['hello', 'announce']);
+    expect(controlTypes(conn.opened[0]!)).toEqual(['hello', 'capabilities', 'announce']);
     expect(peer.fingerprint).toBe(alice.fingerprint);
     expect(s.peers.withFingerprint(alice.fingerprint)).toBe(peer);
     expect(s.lines.some((l) => l.includes(`trusting alice on first use: fingerprint ${alice.fingerprint} stored in ${s.file.path}`))).toBe(true);
@@ -391,7 +395,7 @@ describe('Handshakes.accept', () => {
     expect(link.control).toBe(control.asQuic());
     expect(peer.active).toBe(link);
     expect(link.session?.peerNonce).toBe(9n);
-    expect(controlTypes(control)).toEqual(['hello', 'announce']);
+    expect(controlTypes(control)).toEqual(['hello', 'capabilities', 'announce']);
     expect(s.routes.list().map((r) => formatPrefix(r.prefix))).toEqual([host]);
     expect(s.data.map((e) => e.stream)).toEqual([raw.asQuic()]);
     expect(s.data[0]!.chunks).toEqual([frame]);
@@ -434,7 +438,7 @@ describe('Handshakes.accept', () => {
     expect(conn.closes).toEqual([]);
     expect(peer.links.size).toBe(1);
     const control = conn.peerStream(helloBytes(3n));
-    expect(controlTypes(control)).toEqual(['hello', 'announce']);
+    expect(controlTypes(control)).toEqual(['hello', 'capabilities', 'announce']);
     expect(peer.active?.control).toBe(control.asQuic());
     conn.peerStream(encodeFrame('corp', new Uint8Array([0x45])));
     expect(s.data).toHaveLength(1);
@@ -463,7 +467,7 @@ describe('Handshakes.accept', () => {
     const control = conn.peerStream(helloBytes(1n));
     control.onData(announceBytes('corp', [hostRoute(s, stranger!)]));
     expect(s.routes.list().map((r) => r.peer)).toEqual([stranger]);
-    expect(controlSent(control)[1]).toMatchObject({ type: 'announce', network: 'corp' });
+    expect(controlSent(control)[2]).toMatchObject({ type: 'announce', network: 'corp' });
     // Nothing is written for an unknown peer.
     expect(s.file.written).toEqual([]);
     conn.finishClose({ local: false, isApp: true, errorCode: 1 });

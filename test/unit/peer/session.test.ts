@@ -188,3 +188,38 @@ describe('control session, bounded and original-compatible', () => {
     expect(s.peerNonce).toBe(3n);
   });
 });
+
+describe('control session: capabilities (PROTOCOL.md#v-capabilities)', () => {
+  it('sends C right after Hello when it has capabilities, and nothing when it has none to offer', () => {
+    const clock = { now: 0 };
+    const sent: Uint8Array[] = [];
+    makeSession('outbound', clock, sent, { events: [], closed: [] }, { capabilities: ['tcp-gso'] }).start(new Map([['corp', [{ prefix: '10.42.0.7/32', metric: 1 }]]]));
+    expect(sent.map((b) => decodeControlPayload(b.subarray(2))).map((r) => (r.ok ? r.msg.type : r.error))).toEqual(['hello', 'capabilities', 'announce']);
+    const plain: Uint8Array[] = [];
+    makeSession('outbound', clock, plain, { events: [], closed: [] }).start(new Map());
+    expect(plain.map((b) => b[2])).toEqual([0x48]);
+  });
+
+  it('records what the peer accepts from its latest C, ignoring tokens it does not know', () => {
+    const clock = { now: 0 };
+    const rec: Recorded = { events: [], closed: [] };
+    const toB: Uint8Array[] = [];
+    const b = makeSession('inbound', clock, [], rec);
+    makeSession('outbound', clock, toB, { events: [], closed: [] }, { capabilities: ['future-thing', 'tcp-gso'] }).start(new Map());
+    expect(b.peerCapabilities.superSegments).toBe(false);
+    pipe(toB, b);
+    expect(b.peerCapabilities.superSegments).toBe(true);
+    b.receive(encodeControlMessage({ type: 'capabilities', tokens: ['future-thing'] }));
+    expect(b.peerCapabilities.superSegments).toBe(false);
+    expect(rec.events).toEqual(['hello 5']);
+    expect(rec.closed).toEqual([]);
+  });
+
+  it('treats a C before Hello as the violation any first message but Hello is', () => {
+    const rec: Recorded = { events: [], closed: [] };
+    const b = makeSession('inbound', { now: 0 }, [], rec);
+    b.receive(encodeControlMessage({ type: 'capabilities', tokens: ['tcp-gso'] }));
+    expect(rec.events).toEqual(['violation expected Hello first, got capabilities']);
+  });
+});
+
