@@ -34,7 +34,7 @@ export function readPing(file) {
 }
 
 // Lines of one value for the whole measurement; every other line is "KEY SIDE VALUES...".
-const SCALARS = ['dst', 'mtu', 'load', 'time_before', 'time_after'];
+const SCALARS = ['dst', 'mtu', 'load', 'nodes', 'time_before', 'time_after'];
 
 /** facts lines: "dst IP", "mtu N", "daemon A PID", "rss_kb A N", "cpu_before A UTIME STIME", ... */
 export function readFacts(file) {
