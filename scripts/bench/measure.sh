@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by bench.sh: runs the measurements for one system and leaves the raw outputs in
-# $BENCH_DIR (iperf3 JSON, ping output, a `facts` file of /proc readings); report.mjs does the
-# arithmetic. Daemons are started through spawn so that bench_stop and
+# $BENCH_DIR (iperf3 JSON, ping output, a `facts` file of /proc readings); report.mjs and
+# report-scale.mjs do the arithmetic. Daemons are started through spawn so that bench_stop and
 # the exit trap can end them even after the subshell that started them has died.
 
 BENCH_DIR='' LABEL='' DST=''
@@ -91,16 +91,30 @@ measure() { # destination
   sleep 0.5 # let the connection's first allocations settle before calling the memory idle
   snapshot rss
   # Before the transfers: the ping figures are for an otherwise idle tunnel.
-  ip netns exec "$A" ping -c "$PINGS" -i 0.01 -W 1 "$dst" >"$BENCH_DIR/ping.txt" 2>&1 ||
-    bench_fail "$LABEL: ping to $dst got no reply$(dead_daemons)"
+  if part pair; then
+    ip netns exec "$A" ping -c "$PINGS" -i 0.01 -W 1 "$dst" >"$BENCH_DIR/ping.txt" 2>&1 ||
+      bench_fail "$LABEL: ping to $dst got no reply$(dead_daemons)"
+  fi
   spawn "$B" "$BENCH_DIR/iperf3-server.log" iperf3 -s
   wait_listening "$B" 1
   snapshot cpu_before; host_mark before
   iperf "$dst" 1
   snapshot cpu_after; host_mark after
-  iperf "$dst" 4
+  if part flows; then
+    # Parallel flows (PARTS flows): 4 and 16 streams, each with its own CPU readings.
+    local p
+    for p in $FLOWS_MORE; do
+      snapshot cpu_before "$BENCH_DIR/flows$p.facts"; host_mark before "$BENCH_DIR/flows$p.facts"
+      iperf "$dst" "$p"
+      snapshot cpu_after "$BENCH_DIR/flows$p.facts"; host_mark after "$BENCH_DIR/flows$p.facts"
+    done
+  else
+    iperf "$dst" 4
+  fi
   snapshot hwm
 }
+
+FLOWS_MORE="4 16" # beside the 1-stream transfer; report-scale.mjs reads the same counts
 
 wait_listening() { # namespace count: iperf3 servers on ports 5201 and up, up to 5 s
   local n=0

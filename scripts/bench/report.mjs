@@ -1,6 +1,7 @@
 // The arithmetic of scripts/bench.sh: reads the raw files it collected (iperf3 JSON, ping output,
 // /proc readings in `facts`), prints the table and vibepn's ratios to each anchor, and writes
-// every raw figure, the derived ones and the ratios as JSON.
+// every raw figure, the derived ones and the ratios as JSON. The parts beyond the pair table
+// (flows, route lookups) are report-scale.mjs's, in the same JSON and output.
 //   node report.mjs RAW_DIR OUT.json   whole run; exits 1 if any measurement failed
 //   node report.mjs --line SYSTEM_DIR  one system's figures, printed as the run goes
 import fs from 'node:fs';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import {
   cell, cpuSeconds, fmt, hostIdleShare, readFacts, readIperf, readPing, readText, stats, table, tsv,
 } from './report-lib.mjs';
+import { scaleReport } from './report-scale.mjs';
 
 const METRICS = [ // key, heading, unit, digits on screen
   ['tcp1_mbit', 'TCP 1 stream Mbit/s', 'Mbit/s', 0],
@@ -73,6 +75,8 @@ const clkTck = Number(run.clk_tck);
 const rounds = Number(run.rounds);
 const systems = tsv(path.join(rawDir, 'systems.tsv')).map(([id, label, version]) => ({ id, label, version }));
 const roundList = [...Array(rounds).keys()].map((i) => i + 1);
+const parts = (run.parts ?? 'pair').split(' '); // raw files of before the parts: the pair alone
+const pair = parts.includes('pair');
 const runs = roundList.flatMap((r) => systems.map((s) => [r, s.id, path.join(rawDir, `r${r}`, s.id)])
   .filter(([, , dir]) => fs.existsSync(dir)).map(([r, id, dir]) => ({ round: r, system: id, ...readRun(dir, clkTck) })));
 const figure = (id, round, key) => runs.find((x) => x.system === id && x.round === round)?.figures[key] ?? null;
@@ -99,7 +103,9 @@ if (systems.some((s) => s.id === 'vibepn')) {
 
 const finished = new Date();
 const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
-const failures = runs.filter((x) => !x.ok).map((x) => `round ${x.round}: ${x.error}`);
+const scale = scaleReport(rawDir, run, systems, roundList);
+// A flows-only run's failures are its own (report-scale's); with the pair, they are the pair's.
+const failures = [...(pair ? runs.filter((x) => !x.ok).map((x) => `round ${x.round}: ${x.error}`) : []), ...scale.failures];
 const result = {
   schema: 1,
   date: run.started,
@@ -114,7 +120,9 @@ const result = {
   settings: {
     seconds_per_transfer: Number(run.t), pings: Number(run.pings), ping_interval_s: 0.01, rounds,
     smoke: run.smoke === '1', vibepn_mtu_env: run.mtu_env || null, namespaces: run.namespaces,
-    direction: 'iperf3 client in A, server in B (A->B)', clk_tck: clkTck,
+    direction: 'iperf3 client in A, server in B (A->B)', clk_tck: clkTck, parts,
+    fanin_senders: parts.includes('fanin') ? Number(run.fanin) : null,
+    mesh_sizes: parts.includes('mesh') ? run.mesh_sizes.split(' ').map(Number) : null,
   },
   tools: { iperf3: run.iperf3, ping: run.ping, node: process.version },
   units: Object.fromEntries(METRICS.map(([k, , unit]) => [k, unit])),
@@ -123,6 +131,7 @@ const result = {
   ratios_note: 'vibepn / anchor, per round, then min/median/max over rounds',
   ratios,
   runs,
+  ...scale.json,
 };
 fs.mkdirSync(path.dirname(outFile), { recursive: true });
 fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
@@ -130,17 +139,20 @@ fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
 console.log(`\n${run.started}, ${run.nproc} CPUs (${result.machine.cpu_model}), Linux ${os.release()}, ` +
   `${run.t} s per transfer, ${run.pings} pings, ${rounds} round${rounds > 1 ? 's (median and range)' : ''}, ` +
   `load ${load.join(' ')} at the end\n`);
-console.log(table(['system', ...METRICS.map((m) => m[1])],
-  systems.map((s) => {
-    const failed = runs.some((x) => x.system === s.id && !x.ok);
-    return [s.label, ...METRICS.map(([k, , , d]) => (!summary[s.id][k] && failed ? 'failed' : cell(summary[s.id][k], d)))];
-  })));
-if (Object.keys(ratios).length) {
+if (pair) {
+  console.log(table(['system', ...METRICS.map((m) => m[1])],
+    systems.map((s) => {
+      const failed = runs.some((x) => x.system === s.id && !x.ok);
+      return [s.label, ...METRICS.map(([k, , , d]) => (!summary[s.id][k] && failed ? 'failed' : cell(summary[s.id][k], d)))];
+    })));
+}
+if (pair && Object.keys(ratios).length) {
   console.log('\nvibepn / anchor (throughput: above 1 is better for vibepn; ping, CPU, RSS: below 1 is)\n');
   console.log(table(['vibepn vs', ...METRICS.map((m) => m[1].replace(/ (Mbit\/s|ms|MB)$/, ''))],
     systems.filter((s) => ratios[s.id]).map((s) => [s.label, ...METRICS.map(([k]) => cell(ratios[s.id][k], 2))])));
 }
-console.log('\nversions:');
+scale.print();
+if (systems.length) console.log('\nversions:');
 for (const s of systems) console.log(`  ${s.label}: ${s.version}${s.overlay_mtu ? `, MTU ${s.overlay_mtu}` : ''}`);
 console.log(`\nwrote ${path.relative(process.cwd(), outFile)} (${result.duration_s} s)`);
 if (failures.length) {
