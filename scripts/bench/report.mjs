@@ -1,7 +1,7 @@
 // The arithmetic of scripts/bench.sh: reads the raw files it collected (iperf3 JSON, ping output,
 // /proc readings in `facts`), prints the table and vibepn's ratios to each anchor, and writes
 // every raw figure, the derived ones and the ratios as JSON. The parts beyond the pair table
-// (flows, route lookups) are report-scale.mjs's, in the same JSON and output.
+// (flows, fan-in, mesh, route lookups) are report-scale.mjs's, in the same JSON and output.
 //   node report.mjs RAW_DIR OUT.json   whole run; exits 1 if any measurement failed
 //   node report.mjs --line SYSTEM_DIR  one system's figures, printed as the run goes
 import fs from 'node:fs';
@@ -104,6 +104,7 @@ if (systems.some((s) => s.id === 'vibepn')) {
 const finished = new Date();
 const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
 const scale = scaleReport(rawDir, run, systems, roundList);
+for (const s of systems) s.overlay_mtu ??= scale.json.fanin?.runs.find((x) => x.system === s.id)?.overlay_mtu ?? null;
 // A flows-only run's failures are its own (report-scale's); with the pair, they are the pair's.
 const failures = [...(pair ? runs.filter((x) => !x.ok).map((x) => `round ${x.round}: ${x.error}`) : []), ...scale.failures];
 const result = {
