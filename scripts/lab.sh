@@ -114,10 +114,14 @@ lab_onboard() { # verbose(0|1)
     return
   fi
   [ "$show" = 1 ] && $VPNCTL doctor --config "$WORK/beta/config.toml" | tail -n 1
-  if [ -n "${MTU:-}" ]; then # overlay MTU for both nodes (default 8000)
-    for n in alpha beta; do sed -i "/^\[networks\.corp\]/,/^prefix = /{/^prefix = /a mtu = $MTU
-}" "$WORK/$n/config.toml"; done
-  fi
+  for n in alpha beta; do lab_set_mtu "$WORK/$n/config.toml"; done
+}
+
+# MTU=N: the overlay MTU of network corp (default 8000) in one node's config; nothing when unset.
+lab_set_mtu() { # config.toml
+  [ -n "${MTU:-}" ] || return 0
+  sed -i "/^\[networks\.corp\]/,/^prefix = /{/^prefix = /a mtu = $MTU
+}" "$1"
 }
 
 lab_wait_connected() {

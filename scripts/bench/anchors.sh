@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by bench.sh: the "current" anchors, built from source through the Go module proxy into
 # bench/.anchors (git-ignored). Builds run as the user who ran sudo, so the cache stays theirs.
 # A binary is rebuilt only when the module version embedded in it differs from the one wanted,

@@ -1,11 +1,16 @@
 // The arithmetic of scripts/bench.sh: reads the raw files it collected (iperf3 JSON, ping output,
 // /proc readings in `facts`), prints the table and vibepn's ratios to each anchor, and writes
-// every raw figure, the derived ones and the ratios as JSON.
+// every raw figure, the derived ones and the ratios as JSON. The parts beyond the pair table
+// (flows, fan-in, mesh, route lookups) are report-scale.mjs's, in the same JSON and output.
 //   node report.mjs RAW_DIR OUT.json   whole run; exits 1 if any measurement failed
 //   node report.mjs --line SYSTEM_DIR  one system's figures, printed as the run goes
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  cell, cpuSeconds, fmt, hostIdleShare, readFacts, readIperf, readPing, readText, stats, table, tsv,
+} from './report-lib.mjs';
+import { scaleReport } from './report-scale.mjs';
 
 const METRICS = [ // key, heading, unit, digits on screen
   ['tcp1_mbit', 'TCP 1 stream Mbit/s', 'Mbit/s', 0],
@@ -16,58 +21,6 @@ const METRICS = [ // key, heading, unit, digits on screen
   ['idle_rss_mb', 'idle RSS MB', 'MiB (VmRSS once connected), the larger of the two daemons', 1],
   ['peak_rss_mb', 'peak RSS MB', 'MiB (VmHWM after the transfers), the larger of the two daemons', 1],
 ];
-
-const readText = (file) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
-const lines = (text) => text.split('\n').filter((l) => l.trim() !== '');
-const tsv = (file) => lines(readText(file)).map((l) => l.split('\t'));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-function readIperf(file) {
-  let j = null;
-  try { j = JSON.parse(readText(file)); } catch { /* missing or cut short: no figures */ }
-  const r = j?.end?.sum_received;
-  const s = j?.end?.sum_sent;
-  if (!r || !s) return null;
-  return {
-    streams: j.start?.test_start?.num_streams ?? null, seconds: r.seconds, bytes_received: r.bytes,
-    bits_per_second_received: r.bits_per_second, bytes_sent: s.bytes, retransmits: s.retransmits ?? null,
-    cpu_utilization_percent: j.end.cpu_utilization_percent ?? null,
-  };
-}
-
-function readPing(file) {
-  const text = readText(file);
-  const times = [...text.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  const count = text.match(/(\d+) packets transmitted, (\d+) received/);
-  if (!count) return null;
-  return { transmitted: Number(count[1]), received: Number(count[2]), times_ms: times };
-}
-
-/** facts lines: "dst IP", "mtu N", "daemon A PID", "rss_kb A N", "cpu_before A UTIME STIME", ... */
-function readFacts(file) {
-  const facts = { daemons: {} };
-  for (const [key, ...rest] of lines(readText(file)).map((l) => l.trim().split(/\s+/))) {
-    if (key === 'host_before' || key === 'host_after') { // "cpu user nice system idle iowait ..."
-      facts[key] = rest.slice(1).map(Number);
-      continue;
-    }
-    if (['dst', 'mtu', 'load'].includes(key)) {
-      facts[key] = key === 'dst' ? rest[0] : Number(rest[0]);
-      continue;
-    }
-    const [side, ...values] = rest;
-    const d = (facts.daemons[side] ??= {});
-    const nums = values.map(Number);
-    if (key === 'daemon') d.pid = nums[0];
-    else if (key === 'cpu_before' || key === 'cpu_after') d[`${key}_ticks`] = { utime: nums[0], stime: nums[1] };
-    else d[key] = nums[0];
-  }
-  return facts;
-}
 
 function readRun(dir, clkTck) {
   const error = readText(path.join(dir, 'error')).trim() || null;
@@ -87,18 +40,14 @@ function readRun(dir, clkTck) {
     figures.ping_p99_ms = sorted[Math.ceil(0.99 * sorted.length) - 1]; // nearest rank
     figures.ping_loss = 1 - ping.received / ping.transmitted;
   }
-  const ticks = (t) => t.utime + t.stime;
-  if (iperf1 && daemons.length && daemons.every((d) => d.cpu_before_ticks && d.cpu_after_ticks)) {
+  if (iperf1 && daemons.length && daemons.every((d) => cpuSeconds(d, clkTck) != null)) {
     for (const d of daemons) {
-      d.cpu_s = (ticks(d.cpu_after_ticks) - ticks(d.cpu_before_ticks)) / clkTck;
+      d.cpu_s = cpuSeconds(d, clkTck);
       d.cpu_s_per_gb = d.cpu_s / (iperf1.bytes_received / 1e9);
     }
     figures.cpu_s_per_gb = daemons.reduce((a, d) => a + d.cpu_s_per_gb, 0);
   }
-  if (facts.host_before && facts.host_after) {
-    const d = facts.host_after.map((v, i) => v - facts.host_before[i]);
-    figures.host_idle_share = (d[3] + d[4]) / d.reduce((a, b) => a + b, 0); // idle + iowait
-  }
+  figures.host_idle_share = hostIdleShare(facts);
   figures.idle_rss_mb = maxOf('rss_kb');
   figures.peak_rss_mb = maxOf('hwm_kb');
   return {
@@ -106,26 +55,6 @@ function readRun(dir, clkTck) {
     figures, raw: { iperf_1_stream: iperf1, iperf_4_streams: iperf4, ping, daemons: facts.daemons,
       host_proc_stat_cpu: facts.host_before ? { before: facts.host_before, after: facts.host_after ?? null } : null },
   };
-}
-
-const fmt = (v, digits) => {
-  if (v == null) return 'n/a';
-  if (digits === 3) return v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3);
-  return v.toFixed(digits);
-};
-const stats = (values) => {
-  const xs = values.filter((v) => v != null);
-  return xs.length ? { min: Math.min(...xs), median: median(xs), max: Math.max(...xs), values } : null;
-};
-// One round: the figure. More: median and the range over rounds.
-const cell = (s, digits) => (!s ? 'n/a' : s.values.length === 1 ? fmt(s.median, digits)
-  : `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`);
-
-function table(headings, rows) {
-  const widths = headings.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `| ${cells.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
-  return [line(headings), `|${widths.map((w, i) => (i ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`,
-    ...rows.map(line)].join('\n');
 }
 
 if (process.argv[2] === '--line') {
@@ -146,6 +75,8 @@ const clkTck = Number(run.clk_tck);
 const rounds = Number(run.rounds);
 const systems = tsv(path.join(rawDir, 'systems.tsv')).map(([id, label, version]) => ({ id, label, version }));
 const roundList = [...Array(rounds).keys()].map((i) => i + 1);
+const parts = (run.parts ?? 'pair').split(' '); // raw files of before the parts: the pair alone
+const pair = parts.includes('pair');
 const runs = roundList.flatMap((r) => systems.map((s) => [r, s.id, path.join(rawDir, `r${r}`, s.id)])
   .filter(([, , dir]) => fs.existsSync(dir)).map(([r, id, dir]) => ({ round: r, system: id, ...readRun(dir, clkTck) })));
 const figure = (id, round, key) => runs.find((x) => x.system === id && x.round === round)?.figures[key] ?? null;
@@ -172,7 +103,10 @@ if (systems.some((s) => s.id === 'vibepn')) {
 
 const finished = new Date();
 const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
-const failures = runs.filter((x) => !x.ok).map((x) => `round ${x.round}: ${x.error}`);
+const scale = scaleReport(rawDir, run, systems, roundList);
+for (const s of systems) s.overlay_mtu ??= scale.json.fanin?.runs.find((x) => x.system === s.id)?.overlay_mtu ?? null;
+// A flows-only run's failures are its own (report-scale's); with the pair, they are the pair's.
+const failures = [...(pair ? runs.filter((x) => !x.ok).map((x) => `round ${x.round}: ${x.error}`) : []), ...scale.failures];
 const result = {
   schema: 1,
   date: run.started,
@@ -187,7 +121,9 @@ const result = {
   settings: {
     seconds_per_transfer: Number(run.t), pings: Number(run.pings), ping_interval_s: 0.01, rounds,
     smoke: run.smoke === '1', vibepn_mtu_env: run.mtu_env || null, namespaces: run.namespaces,
-    direction: 'iperf3 client in A, server in B (A->B)', clk_tck: clkTck,
+    direction: 'iperf3 client in A, server in B (A->B)', clk_tck: clkTck, parts,
+    fanin_senders: parts.includes('fanin') ? Number(run.fanin) : null,
+    mesh_sizes: parts.includes('mesh') ? run.mesh_sizes.split(' ').map(Number) : null,
   },
   tools: { iperf3: run.iperf3, ping: run.ping, node: process.version },
   units: Object.fromEntries(METRICS.map(([k, , unit]) => [k, unit])),
@@ -196,6 +132,7 @@ const result = {
   ratios_note: 'vibepn / anchor, per round, then min/median/max over rounds',
   ratios,
   runs,
+  ...scale.json,
 };
 fs.mkdirSync(path.dirname(outFile), { recursive: true });
 fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
@@ -203,17 +140,20 @@ fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
 console.log(`\n${run.started}, ${run.nproc} CPUs (${result.machine.cpu_model}), Linux ${os.release()}, ` +
   `${run.t} s per transfer, ${run.pings} pings, ${rounds} round${rounds > 1 ? 's (median and range)' : ''}, ` +
   `load ${load.join(' ')} at the end\n`);
-console.log(table(['system', ...METRICS.map((m) => m[1])],
-  systems.map((s) => {
-    const failed = runs.some((x) => x.system === s.id && !x.ok);
-    return [s.label, ...METRICS.map(([k, , , d]) => (!summary[s.id][k] && failed ? 'failed' : cell(summary[s.id][k], d)))];
-  })));
-if (Object.keys(ratios).length) {
+if (pair) {
+  console.log(table(['system', ...METRICS.map((m) => m[1])],
+    systems.map((s) => {
+      const failed = runs.some((x) => x.system === s.id && !x.ok);
+      return [s.label, ...METRICS.map(([k, , , d]) => (!summary[s.id][k] && failed ? 'failed' : cell(summary[s.id][k], d)))];
+    })));
+}
+if (pair && Object.keys(ratios).length) {
   console.log('\nvibepn / anchor (throughput: above 1 is better for vibepn; ping, CPU, RSS: below 1 is)\n');
   console.log(table(['vibepn vs', ...METRICS.map((m) => m[1].replace(/ (Mbit\/s|ms|MB)$/, ''))],
     systems.filter((s) => ratios[s.id]).map((s) => [s.label, ...METRICS.map(([k]) => cell(ratios[s.id][k], 2))])));
 }
-console.log('\nversions:');
+scale.print();
+if (systems.length) console.log('\nversions:');
 for (const s of systems) console.log(`  ${s.label}: ${s.version}${s.overlay_mtu ? `, MTU ${s.overlay_mtu}` : ''}`);
 console.log(`\nwrote ${path.relative(process.cwd(), outFile)} (${result.duration_s} s)`);
 if (failures.length) {

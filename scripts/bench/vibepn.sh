@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by bench.sh: vibepn as lab.sh sets it up (vpnctl init/invite/join/add-peer, vibepn's
 # default overlay MTU unless MTU is set), onboarded afresh for every measurement so that rounds
 # do not share state.
@@ -19,8 +20,10 @@ vibepn_up() { # -> DST
   mkdir -p "$WORK"
   lab_onboard 0
   sed -i '/^daemon /d' "$BENCH_DIR/facts"
+  # shellcheck disable=SC2086 # $VPN is "node .../vpn.js"
   spawn "$A" "$BENCH_DIR/alpha.log" $VPN -config "$WORK/alpha/config.toml"
   note_daemon A "$SPAWNED"
+  # shellcheck disable=SC2086
   spawn "$B" "$BENCH_DIR/beta.log" $VPN -config "$WORK/beta/config.toml"
   note_daemon B "$SPAWNED"
   vibepn_wait_connected

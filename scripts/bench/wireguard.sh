@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by bench.sh: wireguard-go in both namespaces, either the Debian package's build or the
 # current one from anchors.sh, configured with wg(8) the way wg-quick would (MTU 1420).
 
@@ -28,18 +29,23 @@ wg_up() { # debian|current subnet-octet -> DST
   for side in A B; do
     if [ "$side" = A ]; then ns=$A ifname=$WG_IF_A me=a peer=b mine=1 theirs=2
     else ns=$B ifname=$WG_IF_B me=b peer=a mine=2 theirs=1; fi
-    # -f keeps the daemon in the process we started, so its pid is the one that does the work;
-    # WG_PROCESS_FOREGROUND=1 also drops the "use the kernel module" banner from the log.
-    spawn "$ns" "$d/wireguard-$side.log" env LOG_LEVEL=error WG_PROCESS_FOREGROUND=1 "$bin" -f "$ifname"
-    note_daemon "$side" "$SPAWNED"
-    for _ in $(seq 50); do [ -S "/var/run/wireguard/$ifname.sock" ] && break; sleep 0.1; done
-    [ -S "/var/run/wireguard/$ifname.sock" ] || bench_fail "$LABEL did not create $ifname within 5 s$(dead_daemons)"
+    wg_start "$bin" "$ns" "$ifname" "$side"
     ip netns exec "$ns" wg set "$ifname" private-key "$d/$me.key" listen-port 51820 \
       peer "$(cat "$d/$peer.pub")" allowed-ips "$net.$theirs/32" endpoint "192.0.2.$theirs:51820"
     ip -n "$ns" addr add "$net.$mine/24" dev "$ifname"
     ip -n "$ns" link set "$ifname" up mtu 1420
   done
   DST=$net.2
+}
+
+# One daemon, its interface ready for wg set. -f keeps the daemon in the process we started, so
+# its pid is the one that does the work; WG_PROCESS_FOREGROUND=1 also drops the "use the kernel
+# module" banner from the log.
+wg_start() { # binary namespace interface side
+  spawn "$2" "$BENCH_DIR/wireguard-$4.log" env LOG_LEVEL=error WG_PROCESS_FOREGROUND=1 "$1" -f "$3"
+  note_daemon "$4" "$SPAWNED"
+  for _ in $(seq 50); do [ -S "/var/run/wireguard/$3.sock" ] && break; sleep 0.1; done
+  [ -S "/var/run/wireguard/$3.sock" ] || bench_fail "$LABEL did not create $3 in $2 within 5 s$(dead_daemons)"
 }
 
 # The daemons remove interface and socket on SIGTERM; this covers one that had to be killed.
