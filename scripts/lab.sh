@@ -5,7 +5,9 @@
 
 A=${A:-vlabA} B=${B:-vlabB}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VPN="node $REPO/dist/cmd/vpn.js"
+# The heap setting examples/systemd/vibepn.service ships: a 1 MB young generation keeps a daemon's
+# peak resident memory under traffic ~25 MB lower for no measurable CPU (bench/PROFILING.md, "Memory").
+VPN="node --max-semi-space-size=1 $REPO/dist/cmd/vpn.js"
 VPNCTL="node $REPO/dist/cmd/vpnctl.js"
 WORK=$(mktemp -d /tmp/vibepn-lab.XXXXXX)
 LAB_PIDS=()

@@ -113,7 +113,7 @@ vibepn_node_pin() { # dir peer-indexes... index : node INDEX pins each peer (add
 vibepn_nodes_start() { # dir tag count [vpn flags...]
   local i
   for ((i = 1; i <= $3; i++)); do
-    # shellcheck disable=SC2086 # $VPN is "node .../vpn.js"
+    # shellcheck disable=SC2086 # $VPN is "node <flags> .../vpn.js"
     spawn "$(star_host "$2" "$i")" "$BENCH_DIR/n$i.log" $VPN -config "$1/n$i/config.toml" "${@:4}"
     note_daemon "n$i" "$SPAWNED"
   done

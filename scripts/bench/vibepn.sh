@@ -20,7 +20,7 @@ vibepn_up() { # -> DST
   mkdir -p "$WORK"
   lab_onboard 0
   sed -i '/^daemon /d' "$BENCH_DIR/facts"
-  # shellcheck disable=SC2086 # $VPN is "node .../vpn.js"
+  # shellcheck disable=SC2086 # $VPN is "node <flags> .../vpn.js"
   spawn "$A" "$BENCH_DIR/alpha.log" $VPN -config "$WORK/alpha/config.toml"
   note_daemon A "$SPAWNED"
   # shellcheck disable=SC2086
