@@ -15,9 +15,11 @@
 // must never launder a corrupt packet past the kernel's check.
 // Outputs come in the order of each run's first packet, and a TCP packet that cannot join its
 // flow's open run ends it, so nothing of a flow moves behind a later packet of the same flow.
-// Unmerged packets pass through untouched (the caller's array, a 'none' header). Bounded per
-// batch; records are preallocated, merge buffers allocated on first use and then reused; the
-// only per-packet allocation is the subarray view that Uint8Array.set copies from.
+// Unmerged packets pass through untouched (the caller's array, a 'none' header); a super-segment
+// from a peer (addSuperSegment) passes through too, under a GSO header, its checksum fields
+// rewritten in the caller's array. Bounded per batch; records are preallocated, merge buffers
+// allocated on first use and then reused; the only per-packet allocation is the subarray view
+// that Uint8Array.set copies from.
 
 import { VNET_HEADER_LENGTH, encodeVnetHeader, noneVnetHeader } from '../tun/vnet-header.js';
 import { PROTOCOL_TCP, internetChecksum, ipv4HeaderChecksum, pseudoHeaderSum, transportChecksumValid } from './checksum.js';

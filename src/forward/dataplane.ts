@@ -12,15 +12,14 @@ import type { RouteTable } from '../netgraph/table.js';
 import type { QuicStream } from '../quic/stream.js';
 import { deriveInterfaceName } from '../tun/name.js';
 import type { TunFactory, TunLike } from '../tun/types.js';
-import { FrameEncoder } from './frame.js';
+import { noneVnetHeader } from '../tun/vnet-header.js';
+import { FrameEncoder, MAX_PACKET_LENGTH } from './frame.js';
 import { KernelRoutes } from './kernel-routes.js';
 import { readDestination } from './packet.js';
 import { StreamReceiver } from './receive.js';
 import { DEFAULT_MAX_SEGMENTS, SegmentError, SuperSegmentLayout, TcpSegmenter } from './segment.js';
 import type { PeerSender } from './send.js';
 import { TunWriter } from './tun-writer.js';
-import { MAX_PACKET_LENGTH } from './frame.js';
-import { noneVnetHeader } from '../tun/vnet-header.js';
 
 /** A route's destination as the forwarder sees it: the peer's sender while it is connected. */
 export interface ForwardTarget {
