@@ -9,7 +9,7 @@ vibepn_version() {
   git=$(GIT_OPTIONAL_LOCKS=0 git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
   # The newest file: an incremental build rewrites only what changed.
   built=$(date -u -d "@$(find "$REPO/dist" -type f -printf '%T@\n' | sort -n | tail -n 1)" +%Y-%m-%dT%H:%M:%SZ)
-  echo "$v (git $git, dist built $built, node $(node --version))"
+  echo "$v (git $git, dist built $built, node $(node --version), run as: ${VPN% *} vpn.js)"
 }
 
 vibepn_up() { # -> DST
