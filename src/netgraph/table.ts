@@ -2,7 +2,8 @@
 // Modelled on wireguard-go's allowedips.go: one path-compressed binary trie per address family,
 // so a lookup walks at most 33 (IPv4) or 129 (IPv6) nodes however many routes there are, and
 // allocates nothing. Unlike WireGuard, several peers may announce the same prefix; each trie node
-// keeps all of them, best first, so a withdraw promotes the next best without a rescan.
+// keeps all of them, best first, so a withdraw promotes the next best without a rescan. The
+// receive path's source check asks the sending peer's own ranges instead (peer-routes.ts).
 //
 // The table stores the peer itself (any value P, e.g. the daemon's Peer object), so a lookup
 // hands the forwarder its destination in one step; `key` gives each peer the stable text
@@ -10,6 +11,7 @@
 
 import { MAX_METRIC } from '../control/messages.js';
 import { type Family, type Prefix, comparePrefixes, formatPrefix, maskBytes, prefixProblem } from './addr.js';
+import { PeerRoutes } from './peer-routes.js';
 
 export interface Route<P = string> {
   readonly prefix: Prefix;
@@ -197,29 +199,13 @@ class PrefixTrie<P> {
     }
     return best;
   }
-
-  /** Whether any route of `peer` contains the address at buf[offset..]. Hot path: no allocation. */
-  covers(buf: Uint8Array, offset: number, peer: P): boolean {
-    let node = this.root;
-    let checkedBits = 0;
-    while (node) {
-      if (!matchesFrom(node.bits, node.length, buf, offset, checkedBits)) return false;
-      const list = node.announcements;
-      for (let i = 0; i < list.length; i++) if (list[i]!.peer === peer) return true;
-      checkedBits = node.length;
-      if (checkedBits === this.maxBits) return false;
-      const bit = (buf[offset + (checkedBits >> 3)]! >> (7 - (checkedBits & 7))) & 1;
-      node = bit === 0 ? node.zero : node.one;
-    }
-    return false;
-  }
 }
 
 export class RouteTable<P = string> {
   private readonly v4 = new PrefixTrie<P>(32);
   private readonly v6 = new PrefixTrie<P>(128);
-  /** Nodes each peer has a route on, so removePeer touches only that peer's routes. */
-  private readonly byPeer = new Map<P, Set<TrieNode<P>>>();
+  /** Each peer's nodes, so removePeer touches only that peer's routes and routesTo asks only them. */
+  private readonly byPeer = new Map<P, PeerRoutes<TrieNode<P>>>();
   private count = 0;
 
   /** `key` names a peer in a stable way (its fingerprint); it breaks ties between equal metrics. */
@@ -245,9 +231,10 @@ export class RouteTable<P = string> {
       list.splice(index, 1);
     } else {
       this.count++;
-      let nodes = this.byPeer.get(peer);
-      if (!nodes) this.byPeer.set(peer, (nodes = new Set()));
-      nodes.add(node);
+      let routes = this.byPeer.get(peer);
+      if (!routes) this.byPeer.set(peer, (routes = new PeerRoutes()));
+      routes.nodes.add(node);
+      routes.changed();
     }
     const entry: Announcement<P> = { peer, key, metric };
     let at = 0;
@@ -263,20 +250,23 @@ export class RouteTable<P = string> {
     const trie = this.trie(prefix.family);
     const node = trie.findNode(prefix);
     if (!node || !this.removeAnnouncement(node, peer)) return false;
-    const nodes = this.byPeer.get(peer);
-    nodes?.delete(node);
-    if (nodes?.size === 0) this.byPeer.delete(peer);
+    const routes = this.byPeer.get(peer);
+    if (routes) {
+      routes.nodes.delete(node);
+      routes.changed();
+      if (routes.nodes.size === 0) this.byPeer.delete(peer);
+    }
     trie.prune(node);
     return true;
   }
 
   /** Removes every route of `peer`; returns how many (wireguard-go's RemoveByPeer). */
   removePeer(peer: P): number {
-    const nodes = this.byPeer.get(peer);
-    if (!nodes) return 0;
+    const routes = this.byPeer.get(peer);
+    if (!routes) return 0;
     this.byPeer.delete(peer);
     let removed = 0;
-    for (const node of nodes) {
+    for (const node of routes.nodes) {
       if (!this.removeAnnouncement(node, peer)) continue;
       removed++;
       this.trie(node.prefix.family).prune(node);
@@ -286,15 +276,15 @@ export class RouteTable<P = string> {
 
   /** The prefixes `peer` currently has routes for, in routes() order. */
   peerPrefixes(peer: P): Prefix[] {
-    const nodes = this.byPeer.get(peer);
-    if (!nodes) return [];
-    return [...nodes].map((n) => copyPrefix(n.prefix)).sort(comparePrefixes);
+    const routes = this.byPeer.get(peer);
+    if (!routes) return [];
+    return [...routes.nodes].map((n) => copyPrefix(n.prefix)).sort(comparePrefixes);
   }
 
   /** Every prefix that has at least one route, in routes() order. */
   prefixes(): Prefix[] {
     const seen = new Set<TrieNode<P>>();
-    for (const nodes of this.byPeer.values()) for (const node of nodes) seen.add(node);
+    for (const routes of this.byPeer.values()) for (const node of routes.nodes) seen.add(node);
     return [...seen].map((n) => copyPrefix(n.prefix)).sort(comparePrefixes);
   }
 
@@ -321,8 +311,10 @@ export class RouteTable<P = string> {
    * a more specific route. Per-packet hot path.
    */
   routesTo(addr: Uint8Array, peer: P): boolean {
-    if (addr.length === 4) return this.v4.covers(addr, 0, peer);
-    if (addr.length === 16) return this.v6.covers(addr, 0, peer);
+    const routes = this.byPeer.get(peer);
+    if (routes === undefined) return false;
+    if (addr.length === 4) return routes.contains4(addr);
+    if (addr.length === 16) return routes.contains6(addr);
     return false;
   }
 
@@ -339,8 +331,8 @@ export class RouteTable<P = string> {
   routes(): Route<P>[] {
     const out: Array<Route<P> & { key: string }> = [];
     const seen = new Set<TrieNode<P>>();
-    for (const nodes of this.byPeer.values()) {
-      for (const node of nodes) {
+    for (const routes of this.byPeer.values()) {
+      for (const node of routes.nodes) {
         if (seen.has(node)) continue;
         seen.add(node);
         for (const a of node.announcements) out.push({ prefix: copyPrefix(node.prefix), peer: a.peer, key: a.key, metric: a.metric });
