@@ -11,9 +11,10 @@ import * as addrWords from './addr-words.js';
 // binding into a property read on the imported module, which costs the hot path there.
 const { BIAS, lessWords, maskWord, wordAt } = addrWords;
 
-export class PeerRoutes<N extends { readonly prefix: Prefix }> {
-  /** Trie nodes this peer has an announcement on. */
-  readonly nodes = new Set<N>();
+export class PeerRoutes {
+  /** Ids of the IPv4 and IPv6 trie nodes this peer has an announcement on. */
+  readonly nodes4 = new Set<number>();
+  readonly nodes6 = new Set<number>();
   /**
    * The peer's outermost IPv4 prefixes (disjoint, ascending) as [first, last] address pairs of
    * biased words; null until the next check after a change rebuilds it. Nested ones add nothing.
@@ -29,8 +30,8 @@ export class PeerRoutes<N extends { readonly prefix: Prefix }> {
   }
 
   /** Whether one of the peer's IPv4 prefixes contains addr[0..4). Hot path: no allocation. */
-  contains4(addr: Uint8Array): boolean {
-    const cover = this.cover4 ?? (this.cover4 = buildCover(this.nodes, 4));
+  contains4(addr: Uint8Array, prefixes: readonly (Prefix | null)[]): boolean {
+    const cover = this.cover4 ?? (this.cover4 = buildCover(this.nodes4, prefixes, 1));
     const key = wordAt(addr, 0) ^ BIAS;
     // Last range starting at or before the address; the ranges are disjoint, so only it can hold it.
     let lo = 0;
@@ -44,8 +45,8 @@ export class PeerRoutes<N extends { readonly prefix: Prefix }> {
   }
 
   /** Whether one of the peer's IPv6 prefixes contains addr[0..16). Hot path: no allocation. */
-  contains6(addr: Uint8Array): boolean {
-    const cover = this.cover6 ?? (this.cover6 = buildCover(this.nodes, 6));
+  contains6(addr: Uint8Array, prefixes: readonly (Prefix | null)[]): boolean {
+    const cover = this.cover6 ?? (this.cover6 = buildCover(this.nodes6, prefixes, 4));
     const k0 = wordAt(addr, 0) ^ BIAS;
     const k1 = wordAt(addr, 4) ^ BIAS;
     const k2 = wordAt(addr, 8) ^ BIAS;
@@ -67,13 +68,9 @@ export class PeerRoutes<N extends { readonly prefix: Prefix }> {
   }
 }
 
-/** The outermost of the nodes' prefixes of one family as [first, last] biased-word ranges, ascending. */
-function buildCover(nodes: ReadonlySet<{ readonly prefix: Prefix }>, family: 4 | 6): Int32Array {
-  const words = family === 4 ? 1 : 4;
-  const sorted = [...nodes]
-    .map((n) => n.prefix)
-    .filter((p) => p.family === family)
-    .sort((a, b) => compareBytes(a.bytes, b.bytes) || a.length - b.length);
+/** The outermost of the given nodes' prefixes as [first, last] biased-word ranges, ascending. */
+function buildCover(nodes: ReadonlySet<number>, prefixes: readonly (Prefix | null)[], words: number): Int32Array {
+  const sorted = [...nodes].map((id) => prefixes[id]!).sort((a, b) => compareBytes(a.bytes, b.bytes) || a.length - b.length);
   const cover = new Int32Array(sorted.length * 2 * words);
   let count = 0;
   for (const p of sorted) {
