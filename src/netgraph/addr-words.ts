@@ -42,13 +42,6 @@ export function windowAt(hi: number, lo: number, offset: number): number {
   return (hi << offset) | ((lo >>> 1) >>> (31 - offset));
 }
 
-/** The 32 bits of the address in words[at..at+n) starting at bit `bit`, zeros past its end. */
-export function windowOf(words: Int32Array, at: number, n: number, bit: number): number {
-  const w = bit >>> 5;
-  if (w >= n) return 0;
-  return windowAt(words[at + w]!, w + 1 < n ? words[at + w + 1]! : 0, bit & 31);
-}
-
 /** Whether the biased address at a[at..] is before the one at b[bt..] (n words each). */
 export function lessWords(a: Int32Array, at: number, b: Int32Array, bt: number, n: number): boolean {
   for (let w = 0; w < n; w++) if (a[at + w] !== b[bt + w]) return a[at + w]! < b[bt + w]!;

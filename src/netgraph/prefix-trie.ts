@@ -3,10 +3,10 @@
 // WireGuard, several peers may announce the same prefix; each node keeps all of them, best
 // first, so a withdraw promotes the next best without a rescan.
 //
-// Nodes are integer ids into typed arrays (prefix words, length, children) rather than objects,
-// and prefixes are compared a 32-bit word at a time: a walk over every node (routes(),
-// prefixes(), and the lookup index to come) is dominated by cache misses when each node is a
-// separate heap object with its own byte array.
+// Nodes are integer ids into typed arrays (prefix words, length, children) rather than objects:
+// rebuilding the lookup index walks every node, and at 10^5 routes that walk is dominated by
+// cache misses when each node is a separate heap object. Per-packet lookups do not walk the
+// trie at all; they search the intervals built from routedInside() (interval-build.ts).
 
 import { type Family, type Prefix } from './addr.js';
 import { bitOf, commonBits, maskWord, toWords, wordAt } from './addr-words.js';
@@ -176,6 +176,19 @@ export class PrefixTrie<P> {
       if (zero !== NONE) pending[top++] = zero;
     }
     return out;
+  }
+
+  /** The most specific node with routes whose prefix strictly contains `inner`, or NONE. */
+  routedAbove(inner: Prefix): number {
+    const a = this.scratch;
+    toWords(inner.bytes, a, 0);
+    let best = NONE;
+    let node = this.root;
+    while (node !== NONE && this.length[node]! < inner.length && this.matches(node, a, this.length[node]!)) {
+      if (this.winners[node] !== undefined) best = node;
+      node = this.child[2 * node + bitOf(a, 0, this.length[node]!)]!;
+    }
+    return best;
   }
 
   /** Whether the node's prefix covers the first `bits` bits of the address in `a`. */

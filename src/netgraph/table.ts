@@ -1,9 +1,10 @@
 // The route table of one network: which peer gets a packet for a given destination address.
 // Routes live in one path-compressed binary trie per address family (prefix-trie.ts, modelled on
 // wireguard-go's allowedips.go), where several peers may announce the same prefix, best first.
-// A lookup walks at most 33 (IPv4) or 129 (IPv6) nodes however many routes there are, and
-// allocates nothing; the receive path's source check asks the sending peer's own ranges instead
-// (peer-routes.ts).
+// The per-packet paths do not walk it. Lookups search a flattened index (interval-index.ts),
+// brought up to date by the first lookup after a prefix gained its first or lost its last route
+// (interval-build.ts), so a batch of announcements costs one update; the receive path's source
+// check asks the sending peer's own ranges (peer-routes.ts).
 //
 // The table stores the peer itself (any value P, e.g. the daemon's Peer object), so a lookup
 // hands the forwarder its destination in one step; `key` gives each peer the stable text
@@ -11,6 +12,8 @@
 
 import { MAX_METRIC } from '../control/messages.js';
 import { type Family, type Prefix, comparePrefixes, formatPrefix, prefixProblem } from './addr.js';
+import { FamilyIndex } from './interval-build.js';
+import { LookupIndex4, LookupIndex6 } from './interval-index.js';
 import { PeerRoutes } from './peer-routes.js';
 import { type Announcement, NONE, PrefixTrie, isBetter } from './prefix-trie.js';
 
@@ -26,6 +29,8 @@ export class RouteTable<P = string> {
   /** Each peer's nodes, so removePeer touches only that peer's routes and routesTo asks only them. */
   private readonly byPeer = new Map<P, PeerRoutes>();
   private count = 0;
+  private readonly index4 = new FamilyIndex(this.v4, (intervals) => new LookupIndex4(intervals));
+  private readonly index6 = new FamilyIndex(this.v6, (intervals) => new LookupIndex6(intervals));
 
   /** `key` names a peer in a stable way (its fingerprint); it breaks ties between equal metrics. */
   constructor(private readonly key: (peer: P) => string = String) {}
@@ -125,15 +130,16 @@ export class RouteTable<P = string> {
 
   /**
    * lookup() for the address at buf[offset..offset+4 or 16), e.g. the destination field of an
-   * IP header (offset 16 for IPv4, 24 for IPv6), without a subarray per packet.
+   * IP header (offset 16 for IPv4, 24 for IPv6), without a subarray per packet. The first call
+   * after routed prefixes came or went updates that family's index; the others allocate nothing.
    */
   lookupAt(buf: Uint8Array, offset: number, family: Family): P | undefined {
     if (family === 4) {
       if (offset < 0 || offset + 4 > buf.length) return undefined;
-      return this.v4.winners[this.v4.lookup(buf, offset)];
+      return this.v4.winners[(this.index4.index ?? this.index4.refresh()).owner(buf, offset)];
     }
     if (offset < 0 || offset + 16 > buf.length) return undefined;
-    return this.v6.winners[this.v6.lookup(buf, offset)];
+    return this.v6.winners[(this.index6.index ?? this.index6.refresh()).owner(buf, offset)];
   }
 
   /**
@@ -177,6 +183,8 @@ export class RouteTable<P = string> {
     this.v6.clear();
     this.byPeer.clear();
     this.count = 0;
+    this.index4.clear();
+    this.index6.clear();
   }
 
   private trie(family: Family): PrefixTrie<P> {
@@ -193,9 +201,17 @@ export class RouteTable<P = string> {
     return true;
   }
 
-  /** Keeps the trie's winner per node in step: what lookups read. */
+  /**
+   * Keeps the trie's winner per node in step. The indexes name nodes, not peers, so only a prefix
+   * gaining its first route or losing its last outdates them.
+   */
   private setWinner(trie: PrefixTrie<P>, node: number): void {
-    trie.winners[node] = trie.announcements[node]![0]?.peer;
+    const winner = trie.announcements[node]![0]?.peer;
+    const before = trie.winners[node];
+    if (winner === before) return;
+    trie.winners[node] = winner;
+    if ((winner === undefined) === (before === undefined)) return;
+    (trie === this.v4 ? this.index4 : this.index6).flip(trie.prefixes[node]!, winner !== undefined);
   }
 }
 
