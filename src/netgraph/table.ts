@@ -1,15 +1,21 @@
 // The route table of one network: which peer gets a packet for a given destination address.
-// Modelled on wireguard-go's allowedips.go: one path-compressed binary trie per address family,
-// so a lookup walks at most 33 (IPv4) or 129 (IPv6) nodes however many routes there are, and
-// allocates nothing. Unlike WireGuard, several peers may announce the same prefix; each trie node
-// keeps all of them, best first, so a withdraw promotes the next best without a rescan.
+// Routes live in one path-compressed binary trie per address family (prefix-trie.ts, modelled on
+// wireguard-go's allowedips.go), where several peers may announce the same prefix, best first.
+// The per-packet paths do not walk it. Lookups search a flattened index (interval-index.ts),
+// brought up to date by the first lookup after a prefix gained its first or lost its last route
+// (interval-build.ts), so a batch of announcements costs one update; the receive path's source
+// check asks the sending peer's own ranges (peer-routes.ts).
 //
 // The table stores the peer itself (any value P, e.g. the daemon's Peer object), so a lookup
 // hands the forwarder its destination in one step; `key` gives each peer the stable text
 // (its fingerprint) that orders equal-metric routes the same way on every node.
 
 import { MAX_METRIC } from '../control/messages.js';
-import { type Family, type Prefix, comparePrefixes, formatPrefix, maskBytes, prefixProblem } from './addr.js';
+import { type Family, type Prefix, comparePrefixes, formatPrefix, prefixProblem } from './addr.js';
+import { FamilyIndex } from './interval-build.js';
+import { LookupIndex4, LookupIndex6 } from './interval-index.js';
+import { PeerRoutes } from './peer-routes.js';
+import { type Announcement, NONE, PrefixTrie, isBetter } from './prefix-trie.js';
 
 export interface Route<P = string> {
   readonly prefix: Prefix;
@@ -17,210 +23,14 @@ export interface Route<P = string> {
   readonly metric: number;
 }
 
-interface Announcement<P> {
-  readonly peer: P;
-  readonly key: string;
-  metric: number;
-}
-
-class TrieNode<P> {
-  /** Masked network address; all bits past `length` are zero. */
-  readonly prefix: Prefix;
-  /** prefix.bytes and prefix.length, one pointer hop closer for the lookup loop. */
-  readonly bits: Uint8Array;
-  readonly length: number;
-  parent: TrieNode<P> | null = null;
-  zero: TrieNode<P> | null = null;
-  one: TrieNode<P> | null = null;
-  /** Routes for exactly this prefix, best first. Empty for pure branching nodes. */
-  readonly announcements: Announcement<P>[] = [];
-  /** announcements[0].peer, cached so the hot path reads one field. */
-  winner: P | undefined = undefined;
-
-  constructor(prefix: Prefix) {
-    this.prefix = prefix;
-    this.bits = prefix.bytes;
-    this.length = prefix.length;
-  }
-
-  childFor(addr: Uint8Array): TrieNode<P> | null {
-    return bitAt(addr, this.prefix.length) === 0 ? this.zero : this.one;
-  }
-
-  setChildFor(addr: Uint8Array, child: TrieNode<P> | null): void {
-    if (bitAt(addr, this.prefix.length) === 0) this.zero = child;
-    else this.one = child;
-    if (child) child.parent = this;
-  }
-}
-
-function bitAt(addr: Uint8Array, index: number): number {
-  return (addr[index >> 3]! >> (7 - (index & 7))) & 1;
-}
-
-/** Number of leading bits `a` and `b` share, at most `limit`. */
-function commonBits(a: Uint8Array, b: Uint8Array, limit: number): number {
-  let bits = 0;
-  for (let i = 0; i < a.length && bits < limit; i++) {
-    const diff = a[i]! ^ b[i]!;
-    if (diff === 0) {
-      bits += 8;
-      continue;
-    }
-    bits += Math.clz32(diff) - 24;
-    break;
-  }
-  return Math.min(bits, limit);
-}
-
-/**
- * Whether `addr` matches `prefix`, checking only from byte `fromBit >> 3` on: the trie walk has
- * already compared everything above the parent's length, so re-comparing it would make IPv6
- * lookups cost depth x 16 byte compares instead of roughly 16.
- */
-function matchesFrom(bytes: Uint8Array, length: number, buf: Uint8Array, offset: number, fromBit: number): boolean {
-  const full = length >> 3;
-  for (let i = fromBit >> 3; i < full; i++) if (buf[offset + i] !== bytes[i]) return false;
-  const rest = length & 7;
-  if (rest === 0) return true;
-  return ((buf[offset + full]! ^ bytes[full]!) & (0xff << (8 - rest)) & 0xff) === 0;
-}
-
-function isBetter<P>(a: Announcement<P>, b: Announcement<P>): boolean {
-  if (a.metric !== b.metric) return a.metric < b.metric;
-  return a.key < b.key;
-}
-
-/** One family's trie. Invariant: a node without announcements has exactly two children. */
-class PrefixTrie<P> {
-  private root: TrieNode<P> | null = null;
-
-  constructor(private readonly maxBits: number) {}
-
-  clear(): void {
-    this.root = null;
-  }
-
-  /** The node for exactly `prefix`, creating it (and a branching node if needed). */
-  insertNode(prefix: Prefix): TrieNode<P> {
-    const addr = prefix.bytes;
-    const length = prefix.length;
-    let parent: TrieNode<P> | null = null;
-    let node = this.root;
-    // Descend while the node's prefix covers the new one.
-    while (node && node.prefix.length <= length && commonBits(node.prefix.bytes, addr, node.prefix.length) >= node.prefix.length) {
-      if (node.prefix.length === length) return node;
-      parent = node;
-      node = node.childFor(addr);
-    }
-    const created = new TrieNode<P>(prefix);
-    if (!node) {
-      this.attach(parent, addr, created);
-      return created;
-    }
-    // `node` sits where the new prefix belongs but does not cover it: either the new prefix
-    // covers `node` (new one goes above it) or they diverge (a branching node goes above both).
-    const shared = commonBits(node.prefix.bytes, addr, Math.min(length, node.prefix.length));
-    if (shared === length) {
-      created.setChildFor(node.prefix.bytes, node);
-      this.attach(parent, addr, created);
-      return created;
-    }
-    const branch = new TrieNode<P>({ family: prefix.family, bytes: maskBytes(addr, shared), length: shared });
-    branch.setChildFor(node.prefix.bytes, node);
-    branch.setChildFor(addr, created);
-    this.attach(parent, addr, branch);
-    return created;
-  }
-
-  private attach(parent: TrieNode<P> | null, addr: Uint8Array, node: TrieNode<P>): void {
-    if (parent) parent.setChildFor(addr, node);
-    else {
-      this.root = node;
-      node.parent = null;
-    }
-  }
-
-  findNode(prefix: Prefix): TrieNode<P> | null {
-    let node = this.root;
-    while (node && node.prefix.length <= prefix.length) {
-      if (!matchesFrom(node.bits, node.length, prefix.bytes, 0, 0)) return null;
-      if (node.prefix.length === prefix.length) return node;
-      node = node.childFor(prefix.bytes);
-    }
-    return null;
-  }
-
-  /** Removes `node` if it no longer carries routes, collapsing branching nodes left with one child. */
-  prune(start: TrieNode<P>): void {
-    let node: TrieNode<P> | null = start;
-    while (node && node.announcements.length === 0) {
-      if (node.zero && node.one) return;
-      const only: TrieNode<P> | null = node.zero ?? node.one;
-      const parent: TrieNode<P> | null = node.parent;
-      this.replace(node, only);
-      if (only) return; // parent keeps the same number of children
-      node = parent;
-    }
-  }
-
-  private replace(node: TrieNode<P>, by: TrieNode<P> | null): void {
-    const parent = node.parent;
-    if (!parent) {
-      this.root = by;
-      if (by) by.parent = null;
-    } else if (parent.zero === node) {
-      parent.zero = by;
-      if (by) by.parent = parent;
-    } else {
-      parent.one = by;
-      if (by) by.parent = parent;
-    }
-    node.parent = null;
-  }
-
-  /**
-   * The most specific node with routes that contains the address at buf[offset..]. Hot path: no
-   * allocation. Taking an offset lets the forwarder look up straight from the packet header.
-   */
-  lookupNode(buf: Uint8Array, offset: number): TrieNode<P> | null {
-    let best: TrieNode<P> | null = null;
-    let node = this.root;
-    let checkedBits = 0;
-    while (node) {
-      if (!matchesFrom(node.bits, node.length, buf, offset, checkedBits)) break;
-      if (node.winner !== undefined) best = node;
-      checkedBits = node.length;
-      if (checkedBits === this.maxBits) break;
-      const bit = (buf[offset + (checkedBits >> 3)]! >> (7 - (checkedBits & 7))) & 1;
-      node = bit === 0 ? node.zero : node.one;
-    }
-    return best;
-  }
-
-  /** Whether any route of `peer` contains the address at buf[offset..]. Hot path: no allocation. */
-  covers(buf: Uint8Array, offset: number, peer: P): boolean {
-    let node = this.root;
-    let checkedBits = 0;
-    while (node) {
-      if (!matchesFrom(node.bits, node.length, buf, offset, checkedBits)) return false;
-      const list = node.announcements;
-      for (let i = 0; i < list.length; i++) if (list[i]!.peer === peer) return true;
-      checkedBits = node.length;
-      if (checkedBits === this.maxBits) return false;
-      const bit = (buf[offset + (checkedBits >> 3)]! >> (7 - (checkedBits & 7))) & 1;
-      node = bit === 0 ? node.zero : node.one;
-    }
-    return false;
-  }
-}
-
 export class RouteTable<P = string> {
-  private readonly v4 = new PrefixTrie<P>(32);
-  private readonly v6 = new PrefixTrie<P>(128);
-  /** Nodes each peer has a route on, so removePeer touches only that peer's routes. */
-  private readonly byPeer = new Map<P, Set<TrieNode<P>>>();
+  private readonly v4 = new PrefixTrie<P>(4);
+  private readonly v6 = new PrefixTrie<P>(6);
+  /** Each peer's nodes, so removePeer touches only that peer's routes and routesTo asks only them. */
+  private readonly byPeer = new Map<P, PeerRoutes>();
   private count = 0;
+  private readonly index4 = new FamilyIndex(this.v4, (intervals) => new LookupIndex4(intervals));
+  private readonly index6 = new FamilyIndex(this.v6, (intervals) => new LookupIndex6(intervals));
 
   /** `key` names a peer in a stable way (its fingerprint); it breaks ties between equal metrics. */
   constructor(private readonly key: (peer: P) => string = String) {}
@@ -237,23 +47,25 @@ export class RouteTable<P = string> {
     if (!Number.isInteger(metric) || metric < 0 || metric > MAX_METRIC) {
       throw new RangeError(`RouteTable.add: metric ${metric} for ${formatPrefix(prefix)} must be an integer 0..${MAX_METRIC}`);
     }
-    const node = this.trie(prefix.family).insertNode(ownPrefix(prefix));
-    const list = node.announcements;
+    const trie = this.trie(prefix.family);
+    const node = trie.insert(ownPrefix(prefix));
+    const list = trie.announcements[node]!;
     const index = list.findIndex((a) => a.peer === peer);
     if (index >= 0) {
       if (list[index]!.metric === metric) return false;
       list.splice(index, 1);
     } else {
       this.count++;
-      let nodes = this.byPeer.get(peer);
-      if (!nodes) this.byPeer.set(peer, (nodes = new Set()));
-      nodes.add(node);
+      let routes = this.byPeer.get(peer);
+      if (!routes) this.byPeer.set(peer, (routes = new PeerRoutes()));
+      (prefix.family === 4 ? routes.nodes4 : routes.nodes6).add(node);
+      routes.changed();
     }
     const entry: Announcement<P> = { peer, key, metric };
     let at = 0;
     while (at < list.length && isBetter(list[at]!, entry)) at++;
     list.splice(at, 0, entry);
-    node.winner = list[0]!.peer;
+    this.setWinner(trie, node);
     return true;
   }
 
@@ -261,41 +73,52 @@ export class RouteTable<P = string> {
   withdraw(prefix: Prefix, peer: P): boolean {
     checkPrefix(prefix);
     const trie = this.trie(prefix.family);
-    const node = trie.findNode(prefix);
-    if (!node || !this.removeAnnouncement(node, peer)) return false;
-    const nodes = this.byPeer.get(peer);
-    nodes?.delete(node);
-    if (nodes?.size === 0) this.byPeer.delete(peer);
+    const node = trie.find(prefix);
+    if (node === NONE || !this.removeAnnouncement(trie, node, peer)) return false;
+    const routes = this.byPeer.get(peer);
+    if (routes) {
+      (prefix.family === 4 ? routes.nodes4 : routes.nodes6).delete(node);
+      routes.changed();
+      if (routes.nodes4.size + routes.nodes6.size === 0) this.byPeer.delete(peer);
+    }
     trie.prune(node);
     return true;
   }
 
   /** Removes every route of `peer`; returns how many (wireguard-go's RemoveByPeer). */
   removePeer(peer: P): number {
-    const nodes = this.byPeer.get(peer);
-    if (!nodes) return 0;
+    const routes = this.byPeer.get(peer);
+    if (!routes) return 0;
     this.byPeer.delete(peer);
     let removed = 0;
-    for (const node of nodes) {
-      if (!this.removeAnnouncement(node, peer)) continue;
-      removed++;
-      this.trie(node.prefix.family).prune(node);
+    for (const [trie, nodes] of [
+      [this.v4, routes.nodes4],
+      [this.v6, routes.nodes6],
+    ] as const) {
+      for (const node of nodes) {
+        if (!this.removeAnnouncement(trie, node, peer)) continue;
+        removed++;
+        trie.prune(node);
+      }
     }
     return removed;
   }
 
   /** The prefixes `peer` currently has routes for, in routes() order. */
   peerPrefixes(peer: P): Prefix[] {
-    const nodes = this.byPeer.get(peer);
-    if (!nodes) return [];
-    return [...nodes].map((n) => copyPrefix(n.prefix)).sort(comparePrefixes);
+    const routes = this.byPeer.get(peer);
+    if (!routes) return [];
+    const out = [...routes.nodes4].map((id) => copyPrefix(this.v4.prefixes[id]!));
+    for (const id of routes.nodes6) out.push(copyPrefix(this.v6.prefixes[id]!));
+    return out.sort(comparePrefixes);
   }
 
   /** Every prefix that has at least one route, in routes() order. */
   prefixes(): Prefix[] {
-    const seen = new Set<TrieNode<P>>();
-    for (const nodes of this.byPeer.values()) for (const node of nodes) seen.add(node);
-    return [...seen].map((n) => copyPrefix(n.prefix)).sort(comparePrefixes);
+    const out: Prefix[] = [];
+    // The trie's address order, outer before inner, is routes() order (comparePrefixes) already.
+    for (const trie of [this.v4, this.v6]) for (const id of trie.routedInside(null)) out.push(copyPrefix(trie.prefixes[id]!));
+    return out;
   }
 
   /** The peer for a destination address (4 or 16 bytes), or undefined. Per-packet hot path. */
@@ -307,12 +130,16 @@ export class RouteTable<P = string> {
 
   /**
    * lookup() for the address at buf[offset..offset+4 or 16), e.g. the destination field of an
-   * IP header (offset 16 for IPv4, 24 for IPv6), without a subarray per packet.
+   * IP header (offset 16 for IPv4, 24 for IPv6), without a subarray per packet. The first call
+   * after routed prefixes came or went updates that family's index; the others allocate nothing.
    */
   lookupAt(buf: Uint8Array, offset: number, family: Family): P | undefined {
-    if (offset < 0 || offset + (family === 4 ? 4 : 16) > buf.length) return undefined;
-    const node = (family === 4 ? this.v4 : this.v6).lookupNode(buf, offset);
-    return node === null ? undefined : node.winner;
+    if (family === 4) {
+      if (offset < 0 || offset + 4 > buf.length) return undefined;
+      return this.v4.winners[(this.index4.index ?? this.index4.refresh()).owner(buf, offset)];
+    }
+    if (offset < 0 || offset + 16 > buf.length) return undefined;
+    return this.v6.winners[(this.index6.index ?? this.index6.refresh()).owner(buf, offset)];
   }
 
   /**
@@ -321,33 +148,34 @@ export class RouteTable<P = string> {
    * a more specific route. Per-packet hot path.
    */
   routesTo(addr: Uint8Array, peer: P): boolean {
-    if (addr.length === 4) return this.v4.covers(addr, 0, peer);
-    if (addr.length === 16) return this.v6.covers(addr, 0, peer);
+    const routes = this.byPeer.get(peer);
+    if (routes === undefined) return false;
+    if (addr.length === 4) return routes.contains4(addr, this.v4.prefixes);
+    if (addr.length === 16) return routes.contains6(addr, this.v6.prefixes);
     return false;
   }
 
   /** The winning route for `addr`, for diagnostics and tests. */
   lookupRoute(addr: Uint8Array): Route<P> | undefined {
     const trie = addr.length === 4 ? this.v4 : addr.length === 16 ? this.v6 : null;
-    const node = trie?.lookupNode(addr, 0);
-    const best = node?.announcements[0];
-    if (!node || !best) return undefined;
-    return { prefix: copyPrefix(node.prefix), peer: best.peer, metric: best.metric };
+    if (!trie) return undefined;
+    const node = trie.lookup(addr, 0);
+    const best = trie.announcements[node]![0];
+    if (node === NONE || !best) return undefined;
+    return { prefix: copyPrefix(trie.prefixes[node]!), peer: best.peer, metric: best.metric };
   }
 
   /** Every route, sorted by family, prefix address, prefix length, metric, peer key. */
   routes(): Route<P>[] {
-    const out: Array<Route<P> & { key: string }> = [];
-    const seen = new Set<TrieNode<P>>();
-    for (const nodes of this.byPeer.values()) {
-      for (const node of nodes) {
-        if (seen.has(node)) continue;
-        seen.add(node);
-        for (const a of node.announcements) out.push({ prefix: copyPrefix(node.prefix), peer: a.peer, key: a.key, metric: a.metric });
+    const out: Route<P>[] = [];
+    // Address order from the trie, and each node's list is best first: metric, then key.
+    for (const trie of [this.v4, this.v6]) {
+      for (const id of trie.routedInside(null)) {
+        const prefix = trie.prefixes[id]!;
+        for (const a of trie.announcements[id]!) out.push({ prefix: copyPrefix(prefix), peer: a.peer, metric: a.metric });
       }
     }
-    out.sort((a, b) => comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return out.map(({ prefix, peer, metric }) => ({ prefix, peer, metric }));
+    return out;
   }
 
   clear(): void {
@@ -355,20 +183,35 @@ export class RouteTable<P = string> {
     this.v6.clear();
     this.byPeer.clear();
     this.count = 0;
+    this.index4.clear();
+    this.index6.clear();
   }
 
   private trie(family: Family): PrefixTrie<P> {
     return family === 4 ? this.v4 : this.v6;
   }
 
-  private removeAnnouncement(node: TrieNode<P>, peer: P): boolean {
-    const list = node.announcements;
+  private removeAnnouncement(trie: PrefixTrie<P>, node: number, peer: P): boolean {
+    const list = trie.announcements[node]!;
     const index = list.findIndex((a) => a.peer === peer);
     if (index < 0) return false;
     list.splice(index, 1);
-    node.winner = list[0]?.peer;
+    this.setWinner(trie, node);
     this.count--;
     return true;
+  }
+
+  /**
+   * Keeps the trie's winner per node in step. The indexes name nodes, not peers, so only a prefix
+   * gaining its first route or losing its last outdates them.
+   */
+  private setWinner(trie: PrefixTrie<P>, node: number): void {
+    const winner = trie.announcements[node]![0]?.peer;
+    const before = trie.winners[node];
+    if (winner === before) return;
+    trie.winners[node] = winner;
+    if ((winner === undefined) === (before === undefined)) return;
+    (trie === this.v4 ? this.index4 : this.index6).flip(trie.prefixes[node]!, winner !== undefined);
   }
 }
 

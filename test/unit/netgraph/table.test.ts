@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Prefix, formatIp, formatPrefix, maskBytes, parseCidr, parseIp, prefixContains } from '../../../src/netgraph/addr.js';
+import { type Prefix, formatPrefix, parseCidr, parseIp } from '../../../src/netgraph/addr.js';
 import { type Route, RouteTable } from '../../../src/netgraph/table.js';
-import { comparePrefixes } from '../../../src/netgraph/addr.js';
-import { prng } from '../../helpers/bytes.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
@@ -187,171 +185,74 @@ describe('RouteTable', () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------------
-// Randomized comparison against a linear reference.
+describe('RouteTable lookups across changes (the index is patched or rebuilt between lookups)', () => {
+  it('answers at the very ends of the address space', () => {
+    const t = new RouteTable();
+    t.add(cidr('0.0.0.0/32'), A, 1);
+    t.add(cidr('255.255.255.255/32'), B, 1);
+    t.add(cidr('128.0.0.0/1'), C, 1);
+    t.add(cidr('::/128'), A, 1);
+    t.add(cidr('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128'), B, 1);
+    t.add(cidr('8000::/1'), C, 1);
+    const expectations = (): [string, string | undefined][] => [
+      ['0.0.0.0', A],
+      ['0.0.0.1', undefined],
+      ['127.255.255.255', undefined],
+      ['128.0.0.0', C],
+      ['255.255.255.254', C],
+      ['255.255.255.255', B],
+      ['::', A],
+      ['::1', undefined],
+      ['7fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', undefined],
+      ['8000::', C],
+      ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe', C],
+      ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', B],
+    ];
+    for (const [address, peer] of expectations()) expect(t.lookup(ip(address)), address).toBe(peer);
+    t.withdraw(cidr('128.0.0.0/1'), C);
+    t.withdraw(cidr('8000::/1'), C);
+    expect(t.lookup(ip('255.255.255.254'))).toBeUndefined();
+    expect(t.lookup(ip('255.255.255.255'))).toBe(B);
+    expect(t.lookup(ip('ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe'))).toBeUndefined();
+    expect(t.lookup(ip('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'))).toBe(B);
+    expect(t.lookup(ip('::'))).toBe(A);
+  });
 
-class ReferenceTable {
-  private routes: Route[] = [];
-
-  add(prefix: Prefix, peer: string, metric: number): boolean {
-    const index = this.routes.findIndex((r) => r.peer === peer && samePrefix(r.prefix, prefix));
-    if (index >= 0 && this.routes[index]!.metric === metric) return false;
-    const route = { prefix, peer, metric };
-    if (index >= 0) this.routes[index] = route;
-    else this.routes.push(route);
-    return true;
-  }
-
-  withdraw(prefix: Prefix, peer: string): boolean {
-    const before = this.routes.length;
-    this.routes = this.routes.filter((r) => !(r.peer === peer && samePrefix(r.prefix, prefix)));
-    return this.routes.length !== before;
-  }
-
-  removePeer(peer: string): number {
-    const before = this.routes.length;
-    this.routes = this.routes.filter((r) => r.peer !== peer);
-    return before - this.routes.length;
-  }
-
-  lookupRoute(addr: Uint8Array): Route | undefined {
-    let best: Route | undefined;
-    for (const r of this.routes) {
-      if (!prefixContains(r.prefix, addr)) continue;
-      if (
-        !best ||
-        r.prefix.length > best.prefix.length ||
-        (r.prefix.length === best.prefix.length && (r.metric < best.metric || (r.metric === best.metric && r.peer < best.peer)))
-      ) {
-        best = r;
-      }
+  it('sees every change made between two lookups, one at a time or in a batch', () => {
+    const t = new RouteTable();
+    t.add(cidr('10.0.0.0/8'), A, 1);
+    for (let i = 0; i < 50; i++) {
+      t.add(cidr(`10.0.${i}.1/32`), B, 1);
+      expect(t.lookup(ip(`10.0.${i}.1`))).toBe(B);
+      expect(t.lookup(ip(`10.0.${i}.2`))).toBe(A);
     }
-    return best;
-  }
+    // A batch bigger than the table patches: the next lookup starts over.
+    for (let i = 0; i < 2000; i++) t.add(cidr(`10.1.${i >> 8}.${i & 0xff}/32`), C, 1);
+    for (let i = 0; i < 50; i += 7) t.withdraw(cidr(`10.0.${i}.1/32`), B);
+    expect(t.lookup(ip('10.1.7.207'))).toBe(C);
+    expect(t.lookup(ip('10.0.7.1'))).toBe(A);
+    expect(t.lookup(ip('10.0.8.1'))).toBe(B);
+    t.withdraw(cidr('10.0.0.0/8'), A);
+    expect(t.lookup(ip('10.0.7.1'))).toBeUndefined();
+    expect(t.lookup(ip('10.1.7.207'))).toBe(C);
+    t.clear();
+    expect(t.lookup(ip('10.1.7.207'))).toBeUndefined();
+    t.add(cidr('10.1.7.207/32'), A, 1);
+    expect(t.lookup(ip('10.1.7.207'))).toBe(A);
+  });
 
-  all(): Route[] {
-    return [...this.routes].sort(compareRoutes);
-  }
-
-  unsorted(): readonly Route[] {
-    return this.routes;
-  }
-}
-
-function samePrefix(a: Prefix, b: Prefix): boolean {
-  return a.family === b.family && a.length === b.length && a.bytes.every((v, i) => v === b.bytes[i]);
-}
-
-function fuzz(seed: number, family: 4 | 6, operations: number): { lookups: number; maxSize: number } {
-  const rand = prng(seed);
-  const int = (n: number) => Math.floor(rand() * n);
-  const size = family === 4 ? 4 : 16;
-  const maxBits = size * 8;
-  const hex = '0123456789abcdef';
-  const peers = Array.from({ length: 7 }, () => Array.from({ length: 64 }, () => hex[int(16)]).join(''));
-  // A few base addresses that most prefixes derive from, so prefixes nest and collide.
-  const bases = Array.from({ length: 6 }, () => Uint8Array.from({ length: size }, () => int(256)));
-
-  const randomAddress = (): Uint8Array => {
-    if (rand() < 0.15) return Uint8Array.from({ length: size }, () => int(256));
-    const addr = new Uint8Array(bases[int(bases.length)]!);
-    // Flip a couple of bits, mostly deep ones, so many addresses share long prefixes.
-    const flips = int(4);
-    for (let i = 0; i < flips; i++) {
-      const bit = maxBits - 1 - Math.min(maxBits - 1, Math.floor(-Math.log(1 - rand()) * (maxBits / 6)));
-      addr[bit >> 3]! ^= 0x80 >> (bit & 7);
-    }
-    return addr;
-  };
-  const randomLength = (): number => {
-    const roll = rand();
-    if (roll < 0.2) return maxBits;
-    if (roll < 0.25) return int(4);
-    if (roll < 0.3) return maxBits - int(4);
-    return int(maxBits + 1);
-  };
-  const randomPrefix = (): Prefix => {
-    const length = randomLength();
-    return { family, bytes: maskBytes(randomAddress(), length), length };
-  };
-
-  const table = new RouteTable();
-  const ref = new ReferenceTable();
-  const fail = (op: number, what: string): never => {
-    throw new Error(`seed ${seed} (IPv${family}), operation ${op}: ${what}`);
-  };
-  let lookups = 0;
-  let maxSize = 0;
-
-  const checkLookup = (op: number, addr: Uint8Array): void => {
-    lookups++;
-    const want = ref.lookupRoute(addr);
-    const got = table.lookup(addr);
-    if (got !== want?.peer) {
-      fail(op, `lookup(${formatIp(addr)}) = ${got}, reference says ${describeRoute(want)}`);
-    }
-    if (lookups % 16 === 0) {
-      const route = table.lookupRoute(addr);
-      if (describeRoute(route) !== describeRoute(want)) fail(op, `lookupRoute = ${describeRoute(route)}, want ${describeRoute(want)}`);
-      const buf = new Uint8Array(size + 7);
-      buf.set(addr, 5);
-      if (table.lookupAt(buf, 5, family) !== got) fail(op, 'lookupAt disagrees with lookup');
-    }
-  };
-
-  for (let op = 0; op < operations; op++) {
-    // First grow the table to thousands of routes, then churn it (removePeer only while churning).
-    const growing = op < operations / 2;
-    const roll = rand();
-    const current = ref.unsorted();
-    if (roll < (growing ? 0.9 : 0.5) || current.length === 0) {
-      // Add: sometimes a new (prefix, peer), sometimes an existing one with a new metric.
-      const existing = current.length > 0 && rand() < 0.2 ? current[int(current.length)]! : undefined;
-      const prefix = existing?.prefix ?? randomPrefix();
-      const peer = existing?.peer ?? peers[int(peers.length)]!;
-      const metric = int(4);
-      const got = table.add(prefix, peer, metric);
-      const want = ref.add(prefix, peer, metric);
-      if (got !== want) fail(op, `add(${formatPrefix(prefix)}, ${peer.slice(0, 8)}, ${metric}) returned ${got}, want ${want}`);
-    } else if (growing || roll < 0.997) {
-      const victim = rand() < 0.8 ? current[int(current.length)]! : { prefix: randomPrefix(), peer: peers[int(peers.length)]! };
-      const got = table.withdraw(victim.prefix, victim.peer);
-      const want = ref.withdraw(victim.prefix, victim.peer);
-      if (got !== want) fail(op, `withdraw(${formatPrefix(victim.prefix)}, ${victim.peer.slice(0, 8)}) returned ${got}, want ${want}`);
-    } else {
-      const peer = peers[int(peers.length)]!;
-      const got = table.removePeer(peer);
-      const want = ref.removePeer(peer);
-      if (got !== want) fail(op, `removePeer(${peer.slice(0, 8)}) returned ${got}, want ${want}`);
-    }
-    const routes = ref.unsorted();
-    maxSize = Math.max(maxSize, routes.length);
-    if (table.size !== routes.length) fail(op, `size ${table.size}, want ${routes.length}`);
-
-    // Lookups after every operation: uniform, inside a route (random host bits), near a base.
-    for (let i = 0; i < 6; i++) {
-      const kind = int(3);
-      let addr: Uint8Array;
-      if (kind === 0 || routes.length === 0) addr = Uint8Array.from({ length: size }, () => int(256));
-      else if (kind === 1) {
-        const r = routes[int(routes.length)]!;
-        addr = Uint8Array.from({ length: size }, () => int(256));
-        const base = r.prefix.bytes;
-        for (let bit = 0; bit < r.prefix.length; bit++) {
-          const mask = 0x80 >> (bit & 7);
-          addr[bit >> 3] = (addr[bit >> 3]! & ~mask) | (base[bit >> 3]! & mask);
-        }
-      } else addr = randomAddress();
-      checkLookup(op, addr);
-    }
-    if (op % 250 === 0 || op === operations - 1) {
-      const got = table.routes().map(describeRoute);
-      const want = ref.all().map(describeRoute);
-      if (got.join('\n') !== want.join('\n')) fail(op, `routes() differs:\n${got.join('\n')}\n--- want ---\n${want.join('\n')}`);
-    }
-  }
-  return { lookups, maxSize };
-}
+  it('keeps the best peer current when it changes on a prefix that stays routed', () => {
+    const t = new RouteTable();
+    t.add(cidr('fd00::/64'), B, 2);
+    expect(t.lookup(ip('fd00::1'))).toBe(B);
+    t.add(cidr('fd00::/64'), A, 3);
+    expect(t.lookup(ip('fd00::1'))).toBe(B);
+    t.add(cidr('fd00::/64'), A, 1);
+    expect(t.lookup(ip('fd00::1'))).toBe(A);
+    t.withdraw(cidr('fd00::/64'), A);
+    expect(t.lookup(ip('fd00::1'))).toBe(B);
+  });
+});
 
 describe('RouteTable.routesTo (the receive path\'s source check)', () => {
   it('is true for an address inside any route of the peer, winning or not', () => {
@@ -369,24 +270,20 @@ describe('RouteTable.routesTo (the receive path\'s source check)', () => {
     expect(t.routesTo(ip('10.42.0.7'), C)).toBe(true);
     expect(t.routesTo(ip('fd00::1'), A)).toBe(false);
   });
+
+  it('answers for each of many peers announcing the same prefix', () => {
+    const t = new RouteTable();
+    const peers = Array.from({ length: 300 }, (_, i) => i.toString(16).padStart(64, '0'));
+    for (const peer of peers) t.add(cidr('10.0.0.0/8'), peer, 1);
+    t.add(cidr('10.1.0.0/16'), peers[7]!, 1);
+    t.add(cidr('10.1.0.0/24'), peers[7]!, 1); // inside its /16: adds nothing to what it routes
+    expect(peers.every((peer) => t.routesTo(ip('10.200.0.1'), peer))).toBe(true);
+    expect(t.routesTo(ip('11.0.0.1'), peers[0]!)).toBe(false);
+    t.withdraw(cidr('10.0.0.0/8'), peers[7]!);
+    expect(t.routesTo(ip('10.200.0.1'), peers[7]!)).toBe(false);
+    expect(t.routesTo(ip('10.1.255.255'), peers[7]!)).toBe(true);
+    expect(t.routesTo(ip('10.2.0.0'), peers[7]!)).toBe(false);
+    expect(t.removePeer(peers[7]!)).toBe(2);
+    expect(t.routesTo(ip('10.1.0.1'), peers[7]!)).toBe(false);
+  });
 });
-
-describe('RouteTable against a linear reference (randomized)', () => {
-  // Fixed seeds keep CI reproducible; NETGRAPH_SEED replays a failure or explores new seeds.
-  const seeds = process.env.NETGRAPH_SEED ? [Number(process.env.NETGRAPH_SEED)] : [1, 2, 0xdecafbad];
-
-  for (const family of [4, 6] as const) {
-    for (const seed of seeds) {
-      it(`IPv${family}, seed ${seed}`, () => {
-        const { lookups, maxSize } = fuzz(seed, family, 5000);
-        // Guards against a generator change that silently stops exercising the table.
-        expect(lookups).toBeGreaterThanOrEqual(30_000);
-        expect(maxSize).toBeGreaterThan(1000);
-      });
-    }
-  }
-});
-
-function compareRoutes(a: Route, b: Route): number {
-  return comparePrefixes(a.prefix, b.prefix) || a.metric - b.metric || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
-}
