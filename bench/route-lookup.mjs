@@ -3,6 +3,8 @@
 //
 //   npm run build && node bench/route-lookup.mjs
 //   ROUTE_TABLE=/path/to/dist/src/netgraph/table.js node bench/route-lookup.mjs   (another build)
+//   --json     one JSON object on stdout instead of the table (what `npm run bench` reads)
+//   --smoke    10 and 1 000 routes, short rounds: a check that it runs, in about a second
 //
 // Per family and table size: lookup() (what the forwarder calls, one 4/16-byte view per
 // destination), lookupAt() (straight from a packet-sized buffer), routesTo() (receive-side source
@@ -21,9 +23,12 @@ import { routeFixture } from './route-fixture.mjs';
 const modulePath = process.env.ROUTE_TABLE ?? new URL('../dist/src/netgraph/table.js', import.meta.url).href;
 const { RouteTable } = await import(modulePath.startsWith('/') ? `file://${modulePath}` : modulePath);
 
-const DESTINATIONS = 1 << 18;
-const ROUNDS = 5;
-const ROUND_SECONDS = 0.4;
+const flags = new Set(process.argv.slice(2).filter((a) => a.startsWith('--')));
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const smoke = flags.has('--smoke');
+const DESTINATIONS = smoke ? 1 << 12 : 1 << 18;
+const ROUNDS = smoke ? 1 : 5;
+const ROUND_SECONDS = smoke ? 0.02 : 0.4;
 
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -124,22 +129,44 @@ function measure(family, count) {
   const lookupsAt = rate(() => lookupAtPass(table, buffer, size, family));
   const routesTo = rate(() => routesToPass(table, views, peers));
   const update = updateCost(table, family, size, views[0]);
+  return {
+    family,
+    routes: count,
+    lookups_per_s: lookups,
+    lookup_at_per_s: lookupsAt,
+    routes_to_per_s: routesTo,
+    add_all_ms: addMs,
+    first_lookup_ms: indexMs,
+    add_lookup_ms: update.add,
+    withdraw_lookup_ms: update.withdraw,
+    batch_2000_lookup_ms: update.batch,
+  };
+}
+
+function row(r) {
   return (
-    `IPv${family} ${String(count).padStart(9)} ${fmt(lookups / 1e6, 2)}    ${fmt(lookupsAt / 1e6, 2)}    ${fmt(routesTo / 1e6, 2)} ` +
-    `${fmt(addMs, 1)}  ${fmt(indexMs, 2)}  ${fmt(update.add, 3)}     ${fmt(update.withdraw, 3)}      ${fmt(update.batch, 2)}`
+    `IPv${r.family} ${String(r.routes).padStart(9)} ${fmt(r.lookups_per_s / 1e6, 2)}    ${fmt(r.lookup_at_per_s / 1e6, 2)}    ${fmt(r.routes_to_per_s / 1e6, 2)} ` +
+    `${fmt(r.add_all_ms, 1)}  ${fmt(r.first_lookup_ms, 2)}  ${fmt(r.add_lookup_ms, 3)}     ${fmt(r.withdraw_lookup_ms, 3)}      ${fmt(r.batch_2000_lookup_ms, 2)}`
   );
 }
 
-const [familyArg, countArg] = process.argv.slice(2);
-if (familyArg !== undefined) {
-  console.log(measure(Number(familyArg), Number(countArg)));
+if (positional.length === 2) {
+  // A child: one case, as JSON for the parent.
+  console.log(JSON.stringify(measure(Number(positional[0]), Number(positional[1]))));
 } else {
-  console.log(`node ${process.version}, ${modulePath}`);
-  console.log('family   routes   lookup M/s lookupAt M/s routesTo M/s  add all ms 1st lookup ms add+lookup ms withdraw+lookup ms 2000 adds+lookup ms');
+  const json = flags.has('--json');
+  if (!json) {
+    console.log(`node ${process.version}, ${modulePath}`);
+    console.log('family   routes   lookup M/s lookupAt M/s routesTo M/s  add all ms 1st lookup ms add+lookup ms withdraw+lookup ms 2000 adds+lookup ms');
+  }
+  const results = [];
   for (const family of [4, 6]) {
-    for (const count of [10, 1_000, 100_000]) {
-      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), String(family), String(count)], { encoding: 'utf8' });
-      process.stdout.write(line);
+    for (const count of smoke ? [10, 1_000] : [10, 1_000, 100_000]) {
+      const args = [fileURLToPath(import.meta.url), String(family), String(count), ...(smoke ? ['--smoke'] : [])];
+      const result = JSON.parse(execFileSync(process.execPath, args, { encoding: 'utf8' }));
+      results.push(result);
+      if (!json) console.log(row(result));
     }
   }
+  if (json) console.log(JSON.stringify({ node: process.version, table: modulePath, results }));
 }

@@ -15,8 +15,8 @@
 #                   total throughput, the receiver's CPU s/GB and idle and peak RSS
 #     mesh          vibepn only, full meshes of MESH_SIZES nodes: time to form, RSS per node
 #                   (mean, max) and CPU seconds per node per minute at idle
-#     lookup        route lookups per second: runs `node bench/route-lookup.mjs` (given --smoke
-#                   in the smoke run) when that file exists, which prints JSON on stdout:
+#     lookup        route lookups per second: runs `node bench/route-lookup.mjs --json` (and
+#                   --smoke in the smoke run) when that file exists, which prints JSON on stdout:
 #                   {"results": [{"family": 4, "routes": 1000, "lookups_per_s": 6.3e6}, ...]};
 #                   ROUTE_LOOKUP_JSON=FILE takes such a file instead; neither: the table says so
 #   FANIN=3         senders in the fan-in part
@@ -174,7 +174,8 @@ lookup_run() {
     cp "$ROUTE_LOOKUP_JSON" "$out"
   elif [ -f "$script" ]; then
     say "route lookups: node bench/route-lookup.mjs"
-    [ "${BENCH_SMOKE:-}" != 1 ] || flags=(--smoke)
+    flags=(--json)
+    [ "${BENCH_SMOKE:-}" != 1 ] || flags+=(--smoke)
     timeout 600 node "$script" "${flags[@]}" >"$out" 2>"$RAW/route-lookup.log" || rc=$?
     if [ $rc != 0 ]; then
       echo "route lookups: node bench/route-lookup.mjs failed (exit $rc$([ $rc = 124 ] && echo ', timed out after 600 s'))" >"$RAW/route-lookup.error"
