@@ -131,14 +131,7 @@ export class TcpCoalescer {
       open.open = false;
       flow!.run = -1;
     }
-    const run = this.runs[this.count]!;
-    run.source = packet;
-    run.slot = -1;
-    run.length = packet.length;
-    run.segments = 1;
-    run.open = false;
-    run.checksum = 0;
-    run.superGso = 0;
+    const run = this.startRun(packet, 0);
     if (kind === CANDIDATE && flow !== null) {
       run.ip = this.ip;
       run.tcp = this.tcp;
@@ -168,6 +161,13 @@ export class TcpCoalescer {
       this.runs[flow.run]!.open = false;
       flow.run = -1;
     }
+    this.startRun(packet, gsoSize);
+    this.lastOutput = this.count++;
+    return true;
+  }
+
+  /** The next output, holding `packet` alone and closed; the caller opens it or counts it. */
+  private startRun(packet: Uint8Array, superGso: number): Run {
     const run = this.runs[this.count]!;
     run.source = packet;
     run.slot = -1;
@@ -175,9 +175,8 @@ export class TcpCoalescer {
     run.segments = 1;
     run.open = false;
     run.checksum = 0;
-    run.superGso = gsoSize;
-    this.lastOutput = this.count++;
-    return true;
+    run.superGso = superGso;
+    return run;
   }
 
   /** Completes the batch: fixes up merged packets and writes every output's vnet header. Returns the output count. */

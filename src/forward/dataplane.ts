@@ -17,7 +17,7 @@ import { FrameEncoder, MAX_PACKET_LENGTH } from './frame.js';
 import { KernelRoutes } from './kernel-routes.js';
 import { readDestination } from './packet.js';
 import { StreamReceiver } from './receive.js';
-import { DEFAULT_MAX_SEGMENTS, SegmentError, SuperSegmentLayout, TcpSegmenter } from './segment.js';
+import { DEFAULT_MAX_SEGMENTS, SuperSegmentLayout, TcpSegmenter } from './segment.js';
 import type { PeerSender } from './send.js';
 import { TunWriter } from './tun-writer.js';
 
@@ -207,11 +207,8 @@ export class DataPlane<P extends ForwardTarget> {
    * stands for, cut here, for any other. Counted as the packets either way.
    */
   private sendSuperSegment(counters: ForwardCounters, encoder: FrameEncoder, sender: PeerSender, packet: Uint8Array, gsoSize: number): void {
-    let layout: SuperSegmentLayout;
-    try {
-      layout = this.layout.read(packet, gsoSize, DEFAULT_MAX_SEGMENTS);
-    } catch (err) {
-      if (!(err instanceof SegmentError)) throw err;
+    const layout = this.layout;
+    if (!layout.accepts(packet, gsoSize, DEFAULT_MAX_SEGMENTS)) {
       counters.drops.malformed++;
       return;
     }

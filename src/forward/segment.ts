@@ -227,6 +227,17 @@ export class SuperSegmentLayout {
     return this.ipLength + this.tcpLength;
   }
 
+  /** read() for input from outside (a peer, a TUN): false instead of a SegmentError. */
+  accepts(packet: Uint8Array, gsoSize: number, maxSegments: number, family?: 4 | 6): boolean {
+    try {
+      this.read(packet, gsoSize, maxSegments, family);
+      return true;
+    } catch (err) {
+      if (err instanceof SegmentError) return false;
+      throw err;
+    }
+  }
+
   /** Throws SegmentError when `packet` is not one; `family`, when given, must be its IP version. */
   read(packet: Uint8Array, gsoSize: number, maxSegments: number, family?: 4 | 6): this {
     const ipLength = this.checkIp(packet, family);

@@ -7,7 +7,7 @@
 import type { ForwardCounters } from '../metrics/forward-counters.js';
 import type { TunLike } from '../tun/types.js';
 import { noneVnetHeader } from '../tun/vnet-header.js';
-import { DEFAULT_MAX_SEGMENTS, SegmentError, SuperSegmentLayout, TcpSegmenter } from './segment.js';
+import { DEFAULT_MAX_SEGMENTS, SuperSegmentLayout, TcpSegmenter } from './segment.js';
 
 /** Flushed early when this much is queued; one QUIC read is at most 64 KiB of frames. */
 const BATCH_BYTES = 256 * 1024;
@@ -79,20 +79,13 @@ export class TunWriter {
 
   private queueSuperSegment(packet: Uint8Array, gsoSize: number): void {
     const counters = this.counters;
-    let layout: SuperSegmentLayout;
-    try {
-      layout = this.layout.read(packet, gsoSize, DEFAULT_MAX_SEGMENTS);
-    } catch (err) {
-      if (!(err instanceof SegmentError)) throw err;
+    const layout = this.layout;
+    // A super-segment of one packet is not one: the sender splits those, so it is refused.
+    if (!layout.accepts(packet, gsoSize, DEFAULT_MAX_SEGMENTS) || layout.count < 2) {
       counters.drops.malformed++;
       return;
     }
     const { count, headerLength } = layout;
-    // A super-segment of one packet is not one: the sender splits those, so it is refused.
-    if (count < 2) {
-      counters.drops.malformed++;
-      return;
-    }
     const bytes = packet.length + (count - 1) * headerLength;
     if (this.tun.offload === true) {
       if (this.used + packet.length > BATCH_BYTES) this.flush();

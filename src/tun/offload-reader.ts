@@ -79,14 +79,10 @@ export class OffloadReader {
    */
   private keepsWhole(packet: Uint8Array, header: VnetHeader): boolean {
     if (header.gsoType !== 'tcpv4' && header.gsoType !== 'tcpv6') return false;
-    try {
-      const layout = this.layout.read(packet, header.gsoSize, DEFAULT_MAX_SEGMENTS, header.gsoType === 'tcpv6' ? 6 : 4);
-      if (header.needsChecksum && (header.csumStart !== layout.ipLength || header.csumOffset !== 16)) return false;
-      return layout.count > 1;
-    } catch (err) {
-      if (err instanceof SegmentError) return false;
-      throw err;
-    }
+    const layout = this.layout;
+    if (!layout.accepts(packet, header.gsoSize, DEFAULT_MAX_SEGMENTS, header.gsoType === 'tcpv6' ? 6 : 4)) return false;
+    if (header.needsChecksum && (header.csumStart !== layout.ipLength || header.csumOffset !== 16)) return false;
+    return layout.count > 1;
   }
 
   /** What was refused since the last call, by reason (for a log line or a counter). */

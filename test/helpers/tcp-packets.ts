@@ -173,3 +173,14 @@ export function readU32(p: Uint8Array, at: number): number {
 export function readU16(p: Uint8Array, at: number): number {
   return (p[at]! << 8) | p[at + 1]!;
 }
+
+/** The stable `reason` of the typed error `f` throws (SegmentError, VnetHeaderError), or 'no error'. */
+export function reasonOf<R extends string>(f: () => unknown, kind: abstract new (...args: never[]) => { readonly reason: R }): R | 'no error' {
+  try {
+    f();
+  } catch (error) {
+    if (error instanceof kind) return error.reason;
+    throw error;
+  }
+  return 'no error';
+}

@@ -12,6 +12,7 @@ import {
   patternBytes,
   readU16,
   readU32,
+  reasonOf as reasonOfError,
   timestampOption,
   type TcpSpec,
 } from '../../helpers/tcp-packets.js';
@@ -22,15 +23,7 @@ function split(segmenter: TcpSegmenter, packet: Uint8Array, header: VnetHeader, 
   return Array.from({ length: count }, (_, i) => out.slice(segmenter.offsets[i]!, segmenter.offsets[i]! + segmenter.lengths[i]!));
 }
 
-function reasonOf(f: () => unknown): SegmentErrorReason | 'no error' {
-  try {
-    f();
-  } catch (error) {
-    if (error instanceof SegmentError) return error.reason;
-    throw error;
-  }
-  return 'no error';
-}
+const reasonOf = (f: () => unknown): SegmentErrorReason | 'no error' => reasonOfError(f, SegmentError);
 
 function payloadOf(p: Uint8Array): Uint8Array {
   const ip = ipHeaderLength(p);

@@ -20,7 +20,7 @@ import { MemoryTun, memoryTunFactory } from '../../../src/tun/memory.js';
 import { OffloadReader } from '../../../src/tun/offload-reader.js';
 import { VNET_HEADER_LENGTH, decodeVnetHeader, encodeVnetHeader } from '../../../src/tun/vnet-header.js';
 import { ipBytes } from '../../helpers/bytes.js';
-import { FLAG, buildSuperSegment, naivePseudoSum, naiveTcpProblem, patternBytes, readU16, timestampOption } from '../../helpers/tcp-packets.js';
+import { FLAG, buildSuperSegment, naivePseudoSum, naiveTcpProblem, patternBytes, readU16, reasonOf, timestampOption } from '../../helpers/tcp-packets.js';
 import { FakeConnection, decodeFrames } from '../../helpers/unit-fakes.js';
 
 const GSO = 1448;
@@ -51,15 +51,7 @@ describe('SuperSegmentLayout', () => {
   it('refuses a wrong family, too many or empty segments and a truncated packet with a stable reason', () => {
     const layout = new SuperSegmentLayout();
     const { packet } = superSegment();
-    const reason = (f: () => unknown): string => {
-      try {
-        f();
-      } catch (err) {
-        if (err instanceof SegmentError) return err.reason;
-        throw err;
-      }
-      return 'accepted';
-    };
+    const reason = (f: () => unknown): string => reasonOf(f, SegmentError);
     expect(reason(() => layout.read(packet, GSO, 2048, 6))).toBe('gso-family-mismatch');
     expect(reason(() => layout.read(packet, 1, 2048))).toBe('too-many-segments');
     expect(reason(() => layout.read(packet, 0, 2048))).toBe('zero-gso-size');

@@ -9,6 +9,7 @@ import {
   type VnetHeader,
   type VnetHeaderErrorReason,
 } from '../../../src/tun/vnet-header.js';
+import { reasonOf as reasonOfError } from '../../helpers/tcp-packets.js';
 
 /** A TSO read as the kernel writes it on x86: NEEDS_CSUM, TCPV4, hdr_len 52, gso_size 1448, csum 20+16 (little-endian). */
 const TSO_BYTES = Uint8Array.of(0x01, 0x01, 52, 0, 0xa8, 0x05, 20, 0, 16, 0);
@@ -19,15 +20,7 @@ function withPacket(header: Uint8Array, packetLength: number): Uint8Array {
   return out;
 }
 
-function reasonOf(f: () => unknown): VnetHeaderErrorReason | 'no error' {
-  try {
-    f();
-  } catch (error) {
-    if (error instanceof VnetHeaderError) return error.reason;
-    throw error;
-  }
-  return 'no error';
-}
+const reasonOf = (f: () => unknown): VnetHeaderErrorReason | 'no error' => reasonOfError(f, VnetHeaderError);
 
 describe('virtio_net_hdr codec', () => {
   it('decodes a kernel TSO header (little-endian)', () => {
