@@ -49,6 +49,8 @@ export class QuicConnection implements StreamOwner {
   private readonly streamIds: StreamIds;
 
   private readonly readableIds: number[] = [];
+  /** Read first each turn: a steady flow then never builds quiche's costly readable() iterator. */
+  private lastReadable: QuicStream | null = null;
   private timer: NodeJS.Timeout | null = null;
   private timerDeadline = Infinity;
 
@@ -244,6 +246,7 @@ export class QuicConnection implements StreamOwner {
 
   streamFinished(stream: QuicStream): void {
     this.streams.delete(stream.id);
+    if (this.lastReadable === stream) this.lastReadable = null;
     this.streamsWithOutput.delete(stream);
   }
 
@@ -265,10 +268,14 @@ export class QuicConnection implements StreamOwner {
   }
 
   private readStreams(native: Connection): void {
-    // readable() builds a native iterator (several µs even when empty); isReadable() is a
-    // cheap yes/no, and a pure sender — receiving only ACKs — never needs the iterator.
+    // isReadable() is a cheap yes/no: a pure sender, receiving only ACKs, never reads a stream.
     if (!native.isReadable()) return;
     const buffer = this.host.receiveBuffer;
+    const last = this.lastReadable;
+    if (last !== null) {
+      last.receive(native, buffer);
+      if (this.closing || !native.isReadable()) return;
+    }
     // quiche yields readable streams in hash order; ascending ids make the peer's first stream
     // (its control stream, PROTOCOL.md section 3) reach onStream first even when several new
     // streams arrive in one batch.
@@ -283,6 +290,7 @@ export class QuicConnection implements StreamOwner {
         if (stream === undefined) continue;
       }
       stream.receive(native, buffer);
+      this.lastReadable = stream;
       if (this.closing) return;
     }
   }
