@@ -15,7 +15,7 @@ import type { TunFactory, TunLike } from '../tun/types.js';
 import { noneVnetHeader } from '../tun/vnet-header.js';
 import { FrameEncoder, MAX_PACKET_LENGTH } from './frame.js';
 import { KernelRoutes } from './kernel-routes.js';
-import { readDestination } from './packet.js';
+import { destinationOffset } from './packet.js';
 import { StreamReceiver } from './receive.js';
 import { DEFAULT_MAX_SEGMENTS, SuperSegmentLayout, TcpSegmenter } from './segment.js';
 import type { PeerSender } from './send.js';
@@ -54,8 +54,6 @@ export class DataPlane<P extends ForwardTarget> {
   private readonly planes = new Map<string, NetworkPlane<P>>();
   /** Senders with frames waiting for the end of the current TUN batch; reused across batches. */
   private readonly touched: PeerSender[] = [];
-  private readonly dst4 = new Uint8Array(4);
-  private readonly dst16 = new Uint8Array(16);
   /** For super-segments bound to a peer that does not take them whole. */
   private readonly layout = new SuperSegmentLayout();
   private segmenter: TcpSegmenter | null = null;
@@ -168,12 +166,12 @@ export class DataPlane<P extends ForwardTarget> {
     const touched = this.touched;
     for (let i = 0; i < count; i++) {
       const packet = packets[i]!;
-      const destination = readDestination(packet, this.dst4, this.dst16);
-      if (!destination) {
+      const destination = destinationOffset(packet);
+      if (destination < 0) {
         counters.drops.malformed++;
         continue;
       }
-      const peer = table.lookup(destination);
+      const peer = table.lookupAt(packet, destination, packet[0]! >> 4 === 4 ? 4 : 6);
       if (peer === undefined) {
         counters.drops.no_route++;
         continue;
