@@ -137,6 +137,49 @@ describe('QUIC over a MemoryNetwork', () => {
     expect(sha256Hex(result)).toBe(sha256Hex(data));
   });
 
+  it('reads a steady stream without building quiche\'s readable() iterator, and still finds a new stream', async () => {
+    const { client, server } = await memoryPair();
+    const native = (server as unknown as { native: { readable: () => Iterable<number> } }).native;
+    const readable = vi.spyOn(native, 'readable');
+    const first = client.openStream();
+    const chunks: number[] = [];
+    const streams: number[] = [];
+    server.onStream = (stream) => {
+      streams.push(stream.id);
+      stream.onData = (chunk) => chunks.push(chunk.length);
+    };
+    first.write(Uint8Array.of(1));
+    await withTimeout(
+      (async () => {
+        while (chunks.length < 1) await new Promise((r) => setImmediate(r));
+      })(),
+      5000,
+      'the first chunk',
+    );
+    const callsAfterFirst = readable.mock.calls.length;
+    for (let i = 0; i < 20; i++) {
+      first.write(new Uint8Array(100).fill(i));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await withTimeout(
+      (async () => {
+        while (chunks.reduce((a, b) => a + b, 0) < 2001) await new Promise((r) => setImmediate(r));
+      })(),
+      5000,
+      'twenty more chunks',
+    );
+    expect(readable.mock.calls.length).toBe(callsAfterFirst);
+    client.openStream().write(Uint8Array.of(2));
+    await withTimeout(
+      (async () => {
+        while (streams.length < 2) await new Promise((r) => setImmediate(r));
+      })(),
+      5000,
+      'the second stream',
+    );
+    expect(readable.mock.calls.length).toBeGreaterThan(callsAfterFirst);
+  });
+
   it('keeps a busy connection past the idle timeout, and closes it by idle timeout once partitioned', async () => {
     const { a, b, client, server } = await memoryPair({ idleTimeoutMs: 1000 });
     echoServer(server);
