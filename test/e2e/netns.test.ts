@@ -77,12 +77,18 @@ function vpnctl(node: Node, ...args: string[]): unknown {
   return JSON.parse(out);
 }
 
+/**
+ * Until `peers` are connected over one connection each: when both sides dial, a packet sent while
+ * the duplicate is still open may go on the one the tie-break then closes.
+ */
 async function waitConnected(node: Node, peers: number): Promise<void> {
   const started = Date.now();
   for (;;) {
-    const status = vpnctl(node, 'status') as { peers_connected: number };
-    if (status.peers_connected >= peers) return;
-    if (Date.now() - started > 15_000) throw new Error(`${node.name} has ${status.peers_connected}/${peers} peers:\n${daemonLogs(node.daemon!)}`);
+    const status = vpnctl(node, 'status') as { peers_connected: number; connections: number };
+    if (status.peers_connected >= peers && status.connections === peers) return;
+    if (Date.now() - started > 15_000) {
+      throw new Error(`${node.name} has ${status.peers_connected}/${peers} peers over ${status.connections} connections:\n${daemonLogs(node.daemon!)}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -108,6 +114,7 @@ describe.skipIf(skip !== null)(`end to end in network namespaces${skip ? ` (skip
     await start(a);
     await start(b);
     await waitConnected(a, 1);
+    await waitConnected(b, 1);
     await waitRoutes(a, 1);
     await waitRoutes(b, 1);
 
