@@ -27,6 +27,8 @@ export type SegmentErrorReason =
   | 'length-mismatch'
   | 'fragment'
   | 'not-tcp'
+  | 'not-udp'
+  | 'udp-header'
   | 'ipv6-extension-header'
   | 'gso-family-mismatch'
   | 'unsupported-gso-type'

@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { loadAddon } from '../native/load.js';
 import { formatIp, prefixProblem, type Prefix } from '../netgraph/addr.js';
 import { interfaceNameProblem } from './name.js';
-import { OffloadReader } from './offload-reader.js';
+import { OffloadReader, expandedCapacity } from './offload-reader.js';
 import { OffloadWriter } from './offload-writer.js';
 import type { TunFactory, TunLike, TunOptions } from './types.js';
 
@@ -17,6 +17,8 @@ interface NativeTun {
   readonly lengths: Uint32Array;
   /** Reads and writes carry a virtio_net_hdr; reads may be TCP super-segments. */
   readonly offload?: boolean;
+  /** Reads may also be UDP super-datagrams (USO, Linux 6.2+). */
+  readonly uso?: boolean;
   write(packet: Uint8Array): boolean;
   writeBatch(packets: Uint8Array[], count: number, status?: Uint8Array, headers?: Uint8Array): number;
   takeWriteError(): string | undefined;
@@ -83,7 +85,7 @@ export class TunDevice implements TunLike {
   private readonly offloadReader: OffloadReader | null = null;
   private readonly offloadWriter: OffloadWriter | null = null;
   private scratchStatus: Uint8Array = new Uint8Array(0);
-  /** Segment sizes of the batch being delivered; each read yields at most one packet kept whole. */
+  /** Segment sizes of the batch being delivered (0: an ordinary packet). */
   private readonly gsoSizes: Uint16Array | null = null;
   private readonly headeredWrite = (packets: Uint8Array[], count: number, status: Uint8Array, headers: Uint8Array): number =>
     this.native.writeBatch(packets, count, status, headers);
@@ -119,13 +121,18 @@ export class TunDevice implements TunLike {
     if (this.native.offload === true) {
       this.offloadReader = new OffloadReader();
       this.offloadWriter = new OffloadWriter();
-      this.gsoSizes = new Uint16Array(this.native.lengths.length);
+      this.gsoSizes = new Uint16Array(expandedCapacity(this.native.lengths.length));
     }
   }
 
   /** Whether reads and writes may be TCP super-segments (TunLike.offload). */
   get offload(): boolean {
     return this.offloadReader !== null;
+  }
+
+  /** Whether reads may also be UDP super-datagrams, which the device cuts up. */
+  get uso(): boolean {
+    return this.native.uso === true;
   }
 
   get name(): string {
@@ -264,7 +271,8 @@ export function openTun(opts: TunOptions, logger: Logger, deps: TunDeviceDeps = 
     device.close();
     throw new Error(`cannot configure TUN device ${name}: ${(err as Error).message}`);
   }
-  logger.info(`created ${name} ${formatIp(address)}/${opts.prefixLength} mtu ${opts.mtu}${device.offload ? ', TSO offload' : ''}`);
+  const offloads = device.offload ? (device.uso ? ', TSO and USO offload' : ', TSO offload') : '';
+  logger.info(`created ${name} ${formatIp(address)}/${opts.prefixLength} mtu ${opts.mtu}${offloads}`);
   return device;
 }
 

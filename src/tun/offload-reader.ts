@@ -7,14 +7,23 @@
 // forwarder then splits only those bound for peers that do not.
 
 import { DEFAULT_MAX_SEGMENTS, SegmentError, SuperSegmentLayout, TcpSegmenter, completeChecksum } from '../forward/segment.js';
+import { UdpSegmenter } from '../forward/udp-segment.js';
 import { VNET_HEADER_LENGTH, VnetHeaderError, decodeVnetHeaderInto, noneVnetHeader, type VnetHeader } from './vnet-header.js';
 
 /** Room for one batch of reads (the addon's 1 MiB buffer) split into packets with copied headers. */
 const SCRATCH_BYTES = 2 * 1024 * 1024;
+/** The smallest packet a split yields: an IPv4 header and a UDP header with no payload. */
+const SMALLEST_SPLIT_PACKET = 28;
+
+/** How many packets `reads` reads can expand to: the size views and gsoSizes must have room for. */
+export function expandedCapacity(reads: number): number {
+  return reads + Math.ceil(SCRATCH_BYTES / SMALLEST_SPLIT_PACKET);
+}
 
 export class OffloadReader {
   private readonly header = noneVnetHeader();
   private readonly segmenter = new TcpSegmenter();
+  private readonly udpSegmenter = new UdpSegmenter();
   private readonly layout = new SuperSegmentLayout();
   private readonly scratch = new Uint8Array(SCRATCH_BYTES);
   /** Reads refused since the last takeRefused(), by reason. */
@@ -24,7 +33,7 @@ export class OffloadReader {
    * Fills `views` with the packets of `count` reads lying back to back in `buffer` (lengths in
    * `lengths`, each starting with its header) and returns how many there are. Views point into
    * `buffer` or this reader's scratch space, valid until the next call. With `gsoSizes` (room
-   * for `count` entries), a TCP super-segment of two or more segments stays whole, its segment
+   * for expandedCapacity(count) entries), a TCP super-segment of two or more segments stays whole, its segment
    * size in gsoSizes[i] (0 for every other packet), and its checksums are left unfinished.
    */
   expand(buffer: Uint8Array, lengths: Uint32Array, count: number, views: Uint8Array[], gsoSizes: Uint16Array | null = null): number {
@@ -58,8 +67,10 @@ export class OffloadReader {
           this.refuse('batch-too-large');
           continue;
         }
-        const n = this.segmenter.split(packet, header, this.scratch, used);
-        const { offsets, lengths: segmentLengths } = this.segmenter;
+        // UDP super-datagrams (USO) are always cut up: the wire has no frame for them.
+        const segmenter = header.gsoType === 'udp_l4' ? this.udpSegmenter : this.segmenter;
+        const n = segmenter.split(packet, header, this.scratch, used);
+        const { offsets, lengths: segmentLengths } = segmenter;
         for (let s = 0; s < n; s++) {
           if (gsoSizes !== null) gsoSizes[out] = 0;
           views[out++] = this.scratch.subarray(offsets[s]!, offsets[s]! + segmentLengths[s]!);

@@ -10,7 +10,8 @@
 //   tun.name / tun.buffer (Uint8Array, reused) / tun.lengths (Uint32Array, reused)
 //   tun.offload (bool): reads and writes carry a 10-byte virtio_net_hdr (IFF_VNET_HDR), and the
 //     kernel hands over TCP super-segments (TSO4/TSO6) with partial checksums (TUN_F_CSUM);
-//     a kernel that refuses TUNSETOFFLOAD fails the open (the caller retries without offload)
+//     a kernel that refuses TUNSETOFFLOAD fails the open (the caller retries without offload);
+//     tun.uso (bool): UDP super-datagrams too (TUN_F_USO4/USO6, Linux 6.2+), where the kernel has them
 //   tun.write(packet) -> bool      tun.writeBatch(packets, count, status?, headers?) -> written
 //     with offload, packet i is written behind headers[10 i..10 i + 10] (zeros when absent)
 //   tun.takeWriteError() -> string | undefined     tun.close()
@@ -32,6 +33,14 @@
 
 #include "netlink_js.h"
 #include "poll_source.h"
+
+// linux/if_tun.h has these from 6.2; older headers still build, and such a kernel refuses them.
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
 
 #define MAX_BATCH 256
 #define MAX_PACKET 65535
@@ -117,12 +126,17 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   memcpy(ifr.ifr_name, name, name_len);
   const char *failed = NULL;
   bool offload = false;
+  bool uso = false;
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) failed = "TUNSETIFF";
   // A device left persistent by another tool would otherwise outlive us.
   else if (ioctl(fd, TUNSETPERSIST, 0) < 0) failed = "TUNSETPERSIST";
   // The header stays even if the kernel refuses the offloads: it then only says "gso none".
-  else if (want_offload && ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0) failed = "TUNSETOFFLOAD";
+  // USO first: a kernel before 6.2 refuses the unknown flags with EINVAL, and gets TSO alone.
+  else if (want_offload && !(uso = ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6) == 0) &&
+           ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0)
+    failed = "TUNSETOFFLOAD";
   offload = want_offload && failed == NULL;
+  uso = uso && offload;
   tun_t *t = failed != NULL ? NULL : calloc(1, sizeof *t);
   if (t == NULL) {
     int e = failed != NULL ? errno : ENOMEM;
@@ -137,10 +151,11 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   memcpy(t->name, ifr.ifr_name, IFNAMSIZ - 1);
   if (!poll_source_wrap(env, self, &t->src, &TUN_KIND, fd)) return NULL;
   napi_value actual_name;
-  napi_value offload_value;
+  napi_value offload_value, uso_value;
   napi_status prepared = napi_create_string_utf8(env, t->name, NAPI_AUTO_LENGTH, &actual_name);
   if (prepared == napi_ok) prepared = napi_get_boolean(env, offload, &offload_value);
-  const js_property_t props[] = {{"name", actual_name}, {"buffer", buffer}, {"lengths", lengths}, {"offload", offload_value}};
+  if (prepared == napi_ok) prepared = napi_get_boolean(env, uso, &uso_value);
+  const js_property_t props[] = {{"name", actual_name}, {"buffer", buffer}, {"lengths", lengths}, {"offload", offload_value}, {"uso", uso_value}};
   return poll_source_start(env, &t->src, prepared, self, argv[1], props, COUNT_OF(props));
 }
 
