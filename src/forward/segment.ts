@@ -94,6 +94,37 @@ export function completeChecksum(packet: Uint8Array, header: VnetHeader, start =
 }
 
 /**
+ * Writes packet i of a GSO packet (TCP or UDP) at out[at]: a copy of the IP and transport headers
+ * (`headerLength` bytes), the i-th `gsoSize` bytes of payload, and the IP length fields for it
+ * (IPv4: total length, ID + i wrapping, header checksum; IPv6: payload length), as
+ * inet_gso_segment does. The transport header's own fields are the caller's. Returns its length.
+ */
+export function writeSegment(packet: Uint8Array, ipLength: number, headerLength: number, gsoSize: number, i: number, firstId: number, out: Uint8Array, at: number): number {
+  const dataStart = headerLength + i * gsoSize;
+  const dataEnd = Math.min(dataStart + gsoSize, packet.length);
+  const segmentLength = headerLength + (dataEnd - dataStart);
+  for (let j = 0; j < headerLength; j++) out[at + j] = packet[j]!;
+  if (dataEnd > dataStart) out.set(packet.subarray(dataStart, dataEnd), at + headerLength);
+  if (packet[0]! >> 4 === 6) {
+    const payloadLength = segmentLength - IPV6_HEADER;
+    out[at + 4] = payloadLength >> 8;
+    out[at + 5] = payloadLength & 0xff;
+  } else {
+    const id = (firstId + i) & 0xffff;
+    out[at + 2] = segmentLength >> 8;
+    out[at + 3] = segmentLength & 0xff;
+    out[at + 4] = id >> 8;
+    out[at + 5] = id & 0xff;
+    out[at + 10] = 0;
+    out[at + 11] = 0;
+    const ipChecksum = ipv4HeaderChecksum(out, at, ipLength);
+    out[at + 10] = ipChecksum >> 8;
+    out[at + 11] = ipChecksum & 0xff;
+  }
+  return segmentLength;
+}
+
+/**
  * Splits TCP super-segments into packets, written back to back into a caller-owned buffer.
  * Reuse one instance per reader: `offsets` and `lengths` (of the last split) are its own.
  */
@@ -160,28 +191,7 @@ export class TcpSegmenter {
     let cursor = outOffset;
     for (let i = 0; i < count; i++) {
       const at = cursor + gap;
-      const dataStart = headerLength + i * gsoSize;
-      const dataEnd = Math.min(dataStart + gsoSize, length);
-      const segmentLength = headerLength + (dataEnd - dataStart);
-      for (let j = 0; j < headerLength; j++) out[at + j] = packet[j]!;
-      if (dataEnd > dataStart) out.set(packet.subarray(dataStart, dataEnd), at + headerLength);
-
-      if (isV6) {
-        const payloadLength = segmentLength - IPV6_HEADER;
-        out[at + 4] = payloadLength >> 8;
-        out[at + 5] = payloadLength & 0xff;
-      } else {
-        const id = (firstId + i) & 0xffff;
-        out[at + 2] = segmentLength >> 8;
-        out[at + 3] = segmentLength & 0xff;
-        out[at + 4] = id >> 8;
-        out[at + 5] = id & 0xff;
-        out[at + 10] = 0;
-        out[at + 11] = 0;
-        const ipChecksum = ipv4HeaderChecksum(out, at, ipLength);
-        out[at + 10] = ipChecksum >> 8;
-        out[at + 11] = ipChecksum & 0xff;
-      }
+      const segmentLength = writeSegment(packet, ipLength, headerLength, gsoSize, i, firstId, out, at);
 
       const tcp = at + ipLength;
       const seq = (firstSeq + i * gsoSize) >>> 0;

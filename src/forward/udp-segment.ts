@@ -7,9 +7,9 @@
 // Peers always get ordinary datagrams: there is no UDP super-datagram frame on the wire.
 
 import type { VnetHeader } from '../tun/vnet-header.js';
-import { PROTOCOL_UDP, foldChecksum, ipv4HeaderChecksum, sumBytes } from './checksum.js';
+import { PROTOCOL_UDP, foldChecksum, sumBytes } from './checksum.js';
 import { IPV6_HEADER, ipHeaderError, ipVersion } from './packet.js';
-import { DEFAULT_MAX_SEGMENTS, SegmentError } from './segment.js';
+import { DEFAULT_MAX_SEGMENTS, SegmentError, writeSegment } from './segment.js';
 
 const UDP_HEADER = 8;
 const UDP_CHECKSUM = 6;
@@ -50,19 +50,7 @@ export class UdpSegmenter {
     const firstId = (packet[4]! << 8) | packet[5]!;
     let at = outOffset;
     for (let i = 0; i < count; i++) {
-      const dataStart = headerLength + i * gsoSize;
-      const dataEnd = Math.min(dataStart + gsoSize, length);
-      const datagramLength = headerLength + (dataEnd - dataStart);
-      for (let j = 0; j < headerLength; j++) out[at + j] = packet[j]!;
-      if (dataEnd > dataStart) out.set(packet.subarray(dataStart, dataEnd), at + headerLength);
-      if (v6) {
-        writeU16(out, at + 4, datagramLength - IPV6_HEADER);
-      } else {
-        writeU16(out, at + 2, datagramLength);
-        writeU16(out, at + 4, (firstId + i) & 0xffff);
-        writeU16(out, at + 10, 0);
-        writeU16(out, at + 10, ipv4HeaderChecksum(out, at, ip));
-      }
+      const datagramLength = writeSegment(packet, ip, headerLength, gsoSize, i, firstId, out, at);
       const udp = at + ip;
       const udpLength = datagramLength - ip;
       writeU16(out, udp + 4, udpLength);
