@@ -12,7 +12,6 @@ import type { RouteTable } from '../netgraph/table.js';
 import type { QuicStream } from '../quic/stream.js';
 import { deriveInterfaceName } from '../tun/name.js';
 import type { TunFactory, TunLike } from '../tun/types.js';
-import { noneVnetHeader } from '../tun/vnet-header.js';
 import { FrameEncoder, MAX_PACKET_LENGTH } from './frame.js';
 import { KernelRoutes } from './kernel-routes.js';
 import { destinationOffset } from './packet.js';
@@ -58,7 +57,6 @@ export class DataPlane<P extends ForwardTarget> {
   private readonly layout = new SuperSegmentLayout();
   private segmenter: TcpSegmenter | null = null;
   private splitBuffer: Uint8Array | null = null;
-  private readonly splitHeader = noneVnetHeader();
   /** Networks whose kernel routes are re-derived at the end of this event-loop turn. */
   private readonly routeSyncs = new Set<string>();
   private routeSyncImmediate: NodeJS.Immediate | null = null;
@@ -221,12 +219,9 @@ export class DataPlane<P extends ForwardTarget> {
       counters.superSegmentsOut++;
       return;
     }
-    const header = this.splitHeader;
-    header.gsoType = layout.v6 ? 'tcpv6' : 'tcpv4';
-    header.gsoSize = gsoSize;
     const segmenter = (this.segmenter ??= new TcpSegmenter());
     const buffer = (this.splitBuffer ??= new Uint8Array(SPLIT_BYTES));
-    const n = segmenter.split(packet, header, buffer);
+    const n = segmenter.splitSuperSegment(packet, layout, gsoSize, buffer);
     for (let s = 0; s < n; s++) {
       const start = segmenter.offsets[s]!;
       const length = segmenter.lengths[s]!;

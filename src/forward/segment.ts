@@ -17,7 +17,7 @@
 // Nothing is allocated per packet except the subarray view handed to Uint8Array.set, which
 // copies the payload as a memcpy (a byte loop would cost ten times more).
 
-import type { VnetHeader } from '../tun/vnet-header.js';
+import { noneVnetHeader, type VnetHeader } from '../tun/vnet-header.js';
 import { PROTOCOL_TCP, foldChecksum, ipv4HeaderChecksum, sumBytes } from './checksum.js';
 import { IPV6_HEADER, ipHeaderError, ipVersion } from './packet.js';
 
@@ -135,6 +135,7 @@ export class TcpSegmenter {
   readonly lengths: Int32Array;
 
   private readonly layout = new SuperSegmentLayout();
+  private readonly layoutHeader = noneVnetHeader();
 
   constructor(readonly maxSegments = DEFAULT_MAX_SEGMENTS) {
     if (!(Number.isInteger(maxSegments) && maxSegments >= 1)) throw new Error(`maxSegments must be a positive integer, got ${maxSegments}`);
@@ -215,6 +216,17 @@ export class TcpSegmenter {
       cursor = at + segmentLength;
     }
     return count;
+  }
+
+  /**
+   * split() for a super-segment `layout` has just read (one from a peer, or one the TUN reader
+   * kept whole): no vnet header, and its checksum fields are not read.
+   */
+  splitSuperSegment(packet: Uint8Array, layout: SuperSegmentLayout, gsoSize: number, out: Uint8Array, outOffset = 0): number {
+    const header = this.layoutHeader;
+    header.gsoType = layout.v6 ? 'tcpv6' : 'tcpv4';
+    header.gsoSize = gsoSize;
+    return this.split(packet, header, out, outOffset);
   }
 
   private checkRoom(out: Uint8Array, end: number): void {

@@ -6,7 +6,6 @@
 
 import type { ForwardCounters } from '../metrics/forward-counters.js';
 import type { TunLike } from '../tun/types.js';
-import { noneVnetHeader } from '../tun/vnet-header.js';
 import { DEFAULT_MAX_SEGMENTS, SuperSegmentLayout, TcpSegmenter } from './segment.js';
 
 /** Flushed early when this much is queued; one QUIC read is at most 64 KiB of frames. */
@@ -32,7 +31,6 @@ export class TunWriter {
   private supers = 0;
   private readonly layout = new SuperSegmentLayout();
   private segmenter: TcpSegmenter | null = null;
-  private readonly splitHeader = noneVnetHeader();
   /** Set while this writer is listed for a flush at the end of the current chunk. */
   pendingFlush = false;
 
@@ -95,11 +93,8 @@ export class TunWriter {
       return;
     }
     if (this.used + bytes > BATCH_BYTES) this.flush();
-    const header = this.splitHeader;
-    header.gsoType = layout.v6 ? 'tcpv6' : 'tcpv4';
-    header.gsoSize = gsoSize;
     const segmenter = (this.segmenter ??= new TcpSegmenter());
-    const n = segmenter.split(packet, header, this.buffer, this.used);
+    const n = segmenter.splitSuperSegment(packet, layout, gsoSize, this.buffer, this.used);
     for (let s = 0; s < n; s++) {
       const start = segmenter.offsets[s]!;
       const length = segmenter.lengths[s]!;

@@ -33,8 +33,8 @@ export class OffloadReader {
    * Fills `views` with the packets of `count` reads lying back to back in `buffer` (lengths in
    * `lengths`, each starting with its header) and returns how many there are. Views point into
    * `buffer` or this reader's scratch space, valid until the next call. With `gsoSizes` (room
-   * for expandedCapacity(count) entries), a TCP super-segment of two or more segments stays whole, its segment
-   * size in gsoSizes[i] (0 for every other packet), and its checksums are left unfinished.
+   * for expandedCapacity(count) entries), a TCP super-segment of two or more segments stays
+   * whole, its segment size in gsoSizes[i] (0 for every other packet), its checksums unfinished.
    */
   expand(buffer: Uint8Array, lengths: Uint32Array, count: number, views: Uint8Array[], gsoSizes: Uint16Array | null = null): number {
     let offset = 0;
