@@ -155,10 +155,11 @@ function readTime(der: Uint8Array, tlv: Tlv): Date {
   // setUTCFullYear, not Date.UTC, which maps years 0..99 to 1900..1999.
   const date = new Date(0);
   date.setUTCFullYear(year, month - 1, day);
-  date.setUTCHours(hour, minute, Math.min(second, 59), 0);
+  date.setUTCHours(hour, minute, 0, 0);
   // 31 February rolls over into March: a date that does not exist is malformed.
   if (date.getUTCDate() !== day) throw new DerError(`no such date "${printable(text)}"`);
-  return date;
+  // A leap second (60) is the first second of the next minute, as Date and @peculiar/x509 read it.
+  return new Date(date.getTime() + second * 1000);
 }
 
 function printable(text: string): string {

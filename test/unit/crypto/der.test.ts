@@ -102,4 +102,14 @@ describe('readCertificateFields', () => {
       expect(() => readCertificateFields(copy), bad).toThrow(message);
     }
   });
+
+  it('reads a leap second as the first second of the next minute, as @peculiar/x509 does', async () => {
+    const der = await certificate(new x509.Name([{ CN: [{ utf8String: 'ok' }] }]), JAN_2026, new Date('2027-01-01T00:00:00Z'));
+    const at = Buffer.from(der).indexOf(Buffer.from('260101000000Z'));
+    const copy = Uint8Array.from(der);
+    copy.set(Buffer.from('251231235960Z'), at);
+    const expected = new Date('2026-01-01T00:00:00Z');
+    expect(readCertificateFields(copy).notBefore).toEqual(expected);
+    expect(new x509.X509Certificate(copy).notBefore).toEqual(expected);
+  });
 });
