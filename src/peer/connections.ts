@@ -29,6 +29,10 @@ const PROBE_MARGIN_MS = 250;
 const PROBE_CHECKS = 5;
 const PROBE_MAX_MS = 2000;
 const MAX_NONCE = (1n << 64n) - 1n;
+/** A duplicate is closed once quiet for four RTTs plus this margin (at most the quiet maximum), or after the drain maximum. */
+const DRAIN_QUIET_MARGIN_MS = 1000;
+const DRAIN_QUIET_MAX_MS = 3000;
+const DRAIN_MAX_MS = 10_000;
 
 export interface ConnectionsDeps {
   peers: PeerMap;
@@ -255,7 +259,7 @@ export class Connections {
       this.deps.metrics.handshakeRejected('duplicate');
       log.child('peer/registry').info(`duplicate connection with ${peer.label}: keeping the ${winner.conn.direction} one (lower dialer nonce)`);
       loser.session?.markClosed();
-      loser.conn.close(APP_DUPLICATE, 'duplicate connection');
+      this.retire(loser);
     }
     if (handingOver && winner === link) {
       // Usually nothing is recorded yet (its Announces follow the Hello) and the old routes simply
@@ -272,6 +276,29 @@ export class Connections {
       peer.manager?.connected();
       this.carryTraffic(peer, link);
     }
+  }
+
+  /**
+   * Closes the tie-break's loser once the peer has stopped using it. Both sides pick the same
+   * loser, but each only when it reads the other's Hello on the winner, and under loss one side
+   * may read it a PTO (a second or more) after the other: closing at once, or after a fixed time,
+   * drops what the other side still sends on it, and what was sent before and is not yet
+   * acknowledged. Our traffic already follows the winner; the loser is only read, and closed
+   * after a quiet spell of 1 s + 4 RTT (at most 3 s) with nothing received, or after 10 s.
+   */
+  private retire(loser: Link): void {
+    const { conn } = loser;
+    const quietMs = Math.min(DRAIN_QUIET_MAX_MS, DRAIN_QUIET_MARGIN_MS + 4 * (conn.rttMs() ?? PROBE_MARGIN_MS));
+    const giveUpAt = this.deps.clock.now() + DRAIN_MAX_MS;
+    let seen = conn.packetsReceived();
+    const check = (): void => {
+      if (conn.isClosed) return;
+      const received = conn.packetsReceived();
+      if (received === seen || this.deps.clock.now() >= giveUpAt) return conn.close(APP_DUPLICATE, 'duplicate connection');
+      seen = received;
+      this.deps.clock.after(quietMs, check);
+    };
+    this.deps.clock.after(quietMs, check);
   }
 
   private goodbye(link: Link): void {

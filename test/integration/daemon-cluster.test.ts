@@ -100,11 +100,12 @@ describe('daemon cluster', () => {
     expect(routes).toContainEqual({ network: 'corp', prefix: hostRoute(mesh[1]!), peer: mesh[1]!.fingerprint, peer_name: 'b', metric: 1 });
   });
 
-  it('keeps routes up when the peer closes our connection as a duplicate before the survivor’s Hello arrives', async () => {
+  it('keeps routes up while the duplicate resolves to the slower connection', async () => {
     const [a, b] = await makeNodes('a', 'b');
     // b reaches a through a slow relay; a reaches b directly. b's nonce is lower, so b's dial
-    // survives: a closes its own connection (fast, direct) before its Hello on b's connection
-    // (slow, relayed) reaches b.
+    // survives. a keeps its own connection (fast, direct) open until what is in flight on it has
+    // arrived, so its Hello on b's connection (slow, relayed) reaches b before that close. (When
+    // the close comes first, b hands over to the survivor: test/unit/peer/connections.test.ts.)
     const relay = new UdpRelay(a.port);
     await relay.start();
     try {
@@ -126,7 +127,7 @@ describe('daemon cluster', () => {
       await waitFor(() => a.daemon!.connectionCount() === 1 && b.daemon!.connectionCount() === 1 && b.daemon!.sessionWith(a.fingerprint)?.direction === 'outbound', 'the duplicate to resolve to b’s dial', 10_000);
       await waitFor(() => b.daemon!.routeList().length === 1, 'b to hold a’s route');
       expect(b.lines.filter((l) => l.includes('disconnected from'))).toEqual([]);
-      expect(b.lines.some((l) => l.includes('continuing on the'))).toBe(true);
+      expect(b.lines.some((l) => /duplicate connection with a .*: keeping the outbound one/.test(l)), b.lines.join('\n')).toBe(true);
       expect(routeSet(b.daemon!)).toEqual([`corp ${hostRoute(a)} ${a.fingerprint}`]);
     } finally {
       relay.close();

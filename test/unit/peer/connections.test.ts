@@ -45,6 +45,8 @@ const CAPABILITIES = [CAPABILITY_TCP_SUPER_SEGMENTS];
 const MAX_NONCE = (1n << 64n) - 1n;
 /** Before an RTT sample: 250 ms + 4 × 250 ms, checked in five steps of 250 ms. */
 const PROBE_MS = 1250;
+/** A duplicate's drain before an RTT sample: 1 s + 4 × 250 ms. */
+const DRAIN_MS = 2000;
 
 let self: GeneratedIdentity;
 let alice: GeneratedIdentity;
@@ -237,7 +239,7 @@ describe('Connections: a second connection’s Hello while one is active', () =>
 
   it('old one alive, new one has the lower dialer nonce: the old one is closed as the duplicate', async () => {
     const { s, old, fresh } = duplicate(100n, true);
-    s.clock.advance(250);
+    s.clock.advance(250 + DRAIN_MS);
     expect(old.conn.closes).toEqual([{ code: APP_DUPLICATE, reason: 'duplicate connection' }]);
     expect(old.link.session?.state).toBe('closed');
     expect(fresh.conn.closes).toEqual([]);
@@ -256,6 +258,72 @@ describe('Connections: a second connection’s Hello while one is active', () =>
     expect(wentDown(s)).toBe(false);
   });
 
+  // Both sides pick the same loser, each when it reads the other's Hello: the loser stays open
+  // (read, never written) until what is in flight on it has arrived.
+  it('a quiet loser is closed after 1 s + 4 RTT (at most 3 s); what arrives on it meanwhile is still read', () => {
+    for (const [rtt, drain] of [
+      [null, DRAIN_MS],
+      [100, 1400],
+      [800, 3000],
+    ] as const) {
+      const { s, old, fresh } = duplicate(100n, true);
+      old.conn.rtt = rtt;
+      s.clock.advance(250);
+      expect(s.peer.active, `rtt ${rtt}`).toBe(fresh.link);
+      expect(old.link.session?.state).toBe('closed');
+      expect(old.conn.closes).toEqual([]);
+      // Traffic goes to the winner only.
+      expect(sendThrough(s.peer)).toBe(true);
+      expect(framesOn(fresh.conn)).toHaveLength(1);
+      expect(framesOn(old.conn)).toHaveLength(0);
+      // A data stream alice opened on the loser before she settled is read.
+      const late = new FakeStream(5);
+      s.connections.acceptStream(old.link, late.asQuic());
+      late.onData(new Uint8Array([1, 2, 3]));
+      expect(s.data.at(-1)!.chunks).toEqual([new Uint8Array([1, 2, 3])]);
+      s.clock.advance(drain - 1);
+      expect(old.conn.closes, `rtt ${rtt}`).toEqual([]);
+      s.clock.advance(1);
+      expect(old.conn.closes, `rtt ${rtt}`).toEqual([{ code: APP_DUPLICATE, reason: 'duplicate connection' }]);
+      expect(wentDown(s)).toBe(false);
+    }
+  });
+
+  it('a loser the peer still sends on stays open until it has been quiet that long, at most 10 s', () => {
+    const { s, old } = duplicate(100n, true);
+    s.clock.advance(250);
+    // The peer has not read our Hello on the winner yet: its packets keep coming on the loser.
+    for (let t = 0; t < 3; t++) {
+      s.clock.advance(DRAIN_MS - 100);
+      old.conn.received++;
+      s.clock.advance(100);
+      expect(old.conn.closes, `check ${t}`).toEqual([]);
+    }
+    // Now it has moved: one quiet spell later the loser goes.
+    s.clock.advance(DRAIN_MS);
+    expect(old.conn.closeCode).toBe(APP_DUPLICATE);
+
+    const busy = duplicate(100n, true);
+    busy.s.clock.advance(250);
+    const retiredAt = busy.s.clock.now();
+    while (busy.old.conn.closes.length === 0 && busy.s.clock.now() - retiredAt < 20_000) {
+      busy.old.conn.received++;
+      busy.s.clock.advance(100);
+    }
+    // Never quiet: closed at the first check past 10 s.
+    expect(busy.old.conn.closeCode).toBe(APP_DUPLICATE);
+    expect(busy.s.clock.now() - retiredAt).toBeGreaterThanOrEqual(10_000);
+    expect(busy.s.clock.now() - retiredAt).toBeLessThanOrEqual(10_000 + DRAIN_MS);
+  });
+
+  it('a loser that closed during the drain is not closed again', () => {
+    const { s, old } = duplicate(100n, true);
+    s.clock.advance(250);
+    old.conn.closedByPeer = true;
+    s.clock.advance(DRAIN_MS);
+    expect(old.conn.closes).toEqual([]);
+  });
+
   // A new connection that wins against a live old one after the probe brings its own announcements,
   // remembered during the probe: only the survivor's may stand (PROTOCOL.md).
   it('old one alive and beaten: only the survivor’s announcements stay in the route table', () => {
@@ -267,7 +335,7 @@ describe('Connections: a second connection’s Hello while one is active', () =>
 
   it('old one alive with the lower dialer nonce: the new one is closed as the duplicate', async () => {
     const { s, old, fresh } = duplicate(900n, true);
-    s.clock.advance(250);
+    s.clock.advance(250 + DRAIN_MS);
     expect(fresh.conn.closes).toEqual([{ code: APP_DUPLICATE, reason: 'duplicate connection' }]);
     expect(fresh.link.session?.state).toBe('closed');
     expect(old.conn.closes).toEqual([]);
@@ -281,7 +349,7 @@ describe('Connections: a second connection’s Hello while one is active', () =>
 
   it('equal dialer nonces: the connection dialed by the lower fingerprint survives', () => {
     const { s, old, fresh } = duplicate(500n, true);
-    s.clock.advance(250);
+    s.clock.advance(250 + DRAIN_MS);
     // old was dialed by us, fresh by alice.
     const [survivor, loser] = self.fingerprint < alice.fingerprint ? [old, fresh] : [fresh, old];
     expect(s.peer.active).toBe(survivor.link);
@@ -314,7 +382,7 @@ describe('Connections: a second connection’s Hello while one is active', () =>
     const { s, old, fresh } = duplicate(100n, false);
     s.clock.advance(1000);
     old.conn.received++;
-    s.clock.advance(250);
+    s.clock.advance(250 + DRAIN_MS);
     // Alive: the tie-break ran (fresh has the lower nonce), not the dead-peer path.
     expect(old.conn.closeCode).toBe(APP_DUPLICATE);
     expect(s.peer.active).toBe(fresh.link);
