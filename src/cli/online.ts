@@ -41,7 +41,11 @@ export interface PeerRow {
   connected: boolean;
   last_seen: string | null;
   direction?: string | null;
+  remote?: string | null;
   last_error?: string | null;
+  /** Absent from daemons that predate NAT traversal. */
+  path?: 'direct' | 'relay' | null;
+  via?: string | null;
 }
 
 interface RouteRow {
@@ -114,7 +118,7 @@ export function formatPeers(peers: PeerRow[]): string {
       short(p.fingerprint),
       p.trust ?? '-',
       p.address || '-',
-      p.connected ? `connected${p.direction ? ` (${p.direction})` : ''}` : 'down',
+      p.connected ? `connected${p.direction ? ` (${p.direction}${p.path === 'relay' ? `, via ${p.via ?? 'relay'}` : p.path === 'direct' && p.remote ? `, ${p.remote}` : ''})` : ''}` : 'down',
       p.last_seen ?? 'never',
       ...(withErrors ? [p.connected ? '' : (p.last_error ?? '')] : []),
     ]),

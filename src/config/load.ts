@@ -38,7 +38,7 @@ export interface LoadOptions {
 
 const ROOT_KEYS = ['identity', 'daemon', 'peers', 'networks'] as const;
 const IDENTITY_KEYS = ['cert', 'key', 'fingerprint', 'known_peers'] as const;
-const DAEMON_KEYS = ['listen', 'control_socket', 'metrics_listen', 'log_level', 'accept_unknown_peers', 'offload'] as const;
+const DAEMON_KEYS = ['listen', 'control_socket', 'metrics_listen', 'log_level', 'accept_unknown_peers', 'offload', 'relay'] as const;
 const PEER_KEYS = ['name', 'address', 'fingerprint', 'networks', 'allowed_routes', 'original'] as const;
 const NETWORK_KEYS = ['prefix', 'address', 'export', 'interface', 'mtu', 'routes'] as const;
 
@@ -147,9 +147,10 @@ function readDaemon(s: Section, ctx: Context): DaemonConfig | undefined {
   }
   const acceptUnknownPeers = s.boolean('accept_unknown_peers') ?? false;
   const offload = s.boolean('offload') ?? true;
+  const relay = s.boolean('relay') ?? false;
 
   if (listen === undefined || metricsListen === undefined) return undefined;
-  return { listen, controlSocket: resolvePath(controlSocket, ctx), metricsListen, logLevel, acceptUnknownPeers, offload };
+  return { listen, controlSocket: resolvePath(controlSocket, ctx), metricsListen, logLevel, acceptUnknownPeers, offload, relay };
 }
 
 /**

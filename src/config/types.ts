@@ -29,6 +29,11 @@ export interface DaemonConfig {
    * that accept them. false: plain TUNs and no C message, as a node that predates them. Default true.
    */
   offload: boolean;
+  /**
+   * Relay end-to-end QUIC packets between two of this node's peers that have no direct path
+   * (PROTOCOL.md#v-relay). Default false.
+   */
+  relay: boolean;
 }
 
 export interface PeerConfig {

@@ -69,6 +69,7 @@ function renderDaemon(daemon: DaemonConfig): string[] {
   if (daemon.logLevel !== DEFAULTS.logLevel) lines.push(`log_level = ${tomlString(daemon.logLevel)}`);
   if (daemon.acceptUnknownPeers) lines.push('accept_unknown_peers = true');
   if (!daemon.offload) lines.push('offload = false');
+  if (daemon.relay) lines.push('relay = true');
   return lines;
 }
 
@@ -152,6 +153,7 @@ export interface NewConfigOptions {
     logLevel?: LogLevel;
     acceptUnknownPeers?: boolean;
     offload?: boolean;
+    relay?: boolean;
   };
   peers?: PeerConfig[];
   networks?: NetworkConfig[];
@@ -198,6 +200,7 @@ export function newConfig(path: string, options: NewConfigOptions = {}): Config 
       logLevel: daemon.logLevel ?? DEFAULTS.logLevel,
       acceptUnknownPeers: daemon.acceptUnknownPeers ?? false,
       offload: daemon.offload ?? true,
+      relay: daemon.relay ?? false,
     },
     peers: [...(options.peers ?? [])],
     networks: new Map((options.networks ?? []).map((net) => [net.name, net])),

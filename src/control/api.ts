@@ -44,6 +44,10 @@ export interface PeerRow {
   connected_since?: string | null;
   last_error?: string | null;
   trust?: PeerTrust;
+  /** How traffic reaches it: straight over UDP, or through a relay (PROTOCOL.md#v-relay); null while down. */
+  path?: 'direct' | 'relay' | null;
+  /** The relay's peer name when path is "relay", else null. */
+  via?: string | null;
 }
 
 export interface RouteRow {

@@ -9,6 +9,7 @@
 // whole message at this layer.
 
 import { printable } from '../log/logger.js';
+import { decodeEndpointBody, decodeIntroduceBody, encodeEndpointBody, encodeIntroduceBody, type ObservedEndpoint } from './nat-messages.js';
 
 export const CONTROL_LENGTH_BYTES = 2;
 export const MAX_CONTROL_PAYLOAD = 4096;
@@ -26,10 +27,18 @@ export const ControlType = {
   Goodbye: 0x47, // 'G'
   /** vibepn extension (PROTOCOL.md#v-capabilities): what this node accepts beyond v0.1. */
   Capabilities: 0x43, // 'C'
+  /** vibepn extension (PROTOCOL.md#v-introductions): "put me in touch with this peer". */
+  Introduce: 0x4e, // 'N'
+  /** vibepn extension: where a peer's packets come from, as this node sees them. */
+  Endpoint: 0x45, // 'E'
 } as const;
 
 /** Capability: raw streams to this node may carry TCP super-segment frames (PROTOCOL.md#v-super-segments). */
 export const CAPABILITY_TCP_SUPER_SEGMENTS = 'tcp-gso';
+/** Capability: this node takes N/E messages and relayed packets (PROTOCOL.md#v-introductions). */
+export const CAPABILITY_NAT_TRAVERSAL = 'nat';
+/** Capability: this node forwards packets between two of its peers (`relay = true`, PROTOCOL.md#v-relay). */
+export const CAPABILITY_RELAY = 'relay';
 
 export interface RouteAnnouncement {
   prefix: string;
@@ -43,6 +52,8 @@ export type ControlMessage =
   | { type: 'keepalive'; time: bigint }
   | { type: 'goodbye' }
   | { type: 'capabilities'; tokens: string[] }
+  | { type: 'introduce'; fingerprint: string }
+  | { type: 'endpoint'; fingerprint: string; address: ObservedEndpoint | null }
   | { type: 'unknown'; code: number; body: Uint8Array };
 
 export type ControlDecodeResult = { ok: true; msg: ControlMessage } | { ok: false; error: string };
@@ -188,6 +199,10 @@ export function encodeControlMessage(msg: ControlMessage): Uint8Array {
       }
       return out;
     }
+    case 'introduce':
+      return withHeader(ControlType.Introduce, encodeIntroduceBody(msg.fingerprint));
+    case 'endpoint':
+      return withHeader(ControlType.Endpoint, encodeEndpointBody(msg.fingerprint, msg.address));
     case 'unknown': {
       if (!Number.isInteger(msg.code) || msg.code < 0 || msg.code > 0xff) throw new Error(`unknown message code ${msg.code} is not a byte`);
       if (KNOWN_CODES.has(msg.code)) {
@@ -205,6 +220,17 @@ export function encodeControlMessage(msg: ControlMessage): Uint8Array {
       return out;
     }
   }
+}
+
+/** A message of a type byte and a body (always well within the payload limit). */
+function withHeader(code: number, body: Uint8Array): Uint8Array {
+  const payloadLength = 1 + body.length;
+  const out = new Uint8Array(CONTROL_LENGTH_BYTES + payloadLength);
+  out[0] = payloadLength >> 8;
+  out[1] = payloadLength & 0xff;
+  out[2] = code;
+  out.set(body, 3);
+  return out;
 }
 
 /**
@@ -326,6 +352,14 @@ export function decodeControlPayload(payload: Uint8Array): ControlDecodeResult {
         pos = end;
       }
       return { ok: true, msg: { type: 'capabilities', tokens } };
+    }
+    case ControlType.Introduce: {
+      const body = decodeIntroduceBody(payload.subarray(1));
+      return typeof body === 'string' ? fail(body) : { ok: true, msg: { type: 'introduce', ...body } };
+    }
+    case ControlType.Endpoint: {
+      const body = decodeEndpointBody(payload.subarray(1));
+      return typeof body === 'string' ? fail(body) : { ok: true, msg: { type: 'endpoint', ...body } };
     }
     default:
       // A copy: the payload is usually a view into a stream buffer that is about to be reused.

@@ -18,7 +18,7 @@ import type { TrustStore } from '../crypto/trust.js';
 import { formatIp, formatPrefix } from '../netgraph/addr.js';
 import { formatHostPort } from '../netgraph/hostport.js';
 import type { Routes } from '../netgraph/routes.js';
-import type { Peer } from '../peer/peer.js';
+import type { Link, Peer } from '../peer/peer.js';
 import type { Connections } from '../peer/connections.js';
 import type { PeerMap } from '../peer/peers.js';
 
@@ -36,6 +36,8 @@ export interface ControlState {
   readonly routes: Routes<Peer>;
   readonly connections: Pick<Connections, 'connectionCount'>;
   interfaceName(network: string): string | undefined;
+  /** The relay a relayed link goes through. */
+  relayOf(link: Link): Peer | undefined;
 }
 
 export interface ControlActions {
@@ -120,6 +122,7 @@ export class ControlApi {
     const session = peer.session;
     const seenAt = session ? session.lastReceivedAt : peer.lastSeen;
     const address = peer.config?.address;
+    const relay = peer.active ? this.state.relayOf(peer.active) : undefined;
     return {
       name: peer.name,
       fingerprint: session?.peerFingerprint ?? peer.fingerprint ?? '',
@@ -127,8 +130,11 @@ export class ControlApi {
       connected: session !== null,
       last_seen: seenAt ? new Date(seenAt).toISOString() : null,
       direction: session?.direction ?? null,
-      // Where it is now: the connection may have migrated since the session started.
-      remote: peer.active ? remoteText(peer.active.conn.remoteEndpoint()) : null,
+      // Where it is now: the connection may have migrated since the session started. A relayed
+      // one has no UDP endpoint of its own: it is shown by its relay.
+      remote: peer.active ? (relay ? `via ${relay.name}` : remoteText(peer.active.conn.remoteEndpoint())) : null,
+      path: peer.active ? (peer.active.relayed ? 'relay' : 'direct') : null,
+      via: relay?.name ?? null,
       connected_since: session ? new Date(session.connectedAt).toISOString() : null,
       last_error: session ? null : peer.lastError,
       trust: this.trustOf(peer),

@@ -23,6 +23,7 @@ import { PeerMap } from '../peer/peers.js';
 import type { Session } from '../peer/session.js';
 import { DEFAULT_TIMING, type DaemonTiming } from '../peer/timing.js';
 import { QuicEndpoint, type QuicEndpointOptions } from '../quic/endpoint.js';
+import { VirtualPaths } from '../relay/relayed-socket.js';
 import { APP_SHUTDOWN } from '../quic/errors.js';
 import type { TunFactory } from '../tun/types.js';
 import { applyReload } from './apply-reload.js';
@@ -123,6 +124,7 @@ export class Daemon {
     refuseSelfPeers(config, identity.fingerprint);
     const trust = new TrustStore(config.identity.knownPeers);
     await trust.reload(); // a corrupt known-peers file is a start-up error, not a surprise at first handshake
+    const virtualPaths = new VirtualPaths();
     const node = new Node({
       identity,
       config,
@@ -137,6 +139,7 @@ export class Daemon {
       nonce: this.options.nonce,
       localAddresses: this.options.localAddresses,
       dial: (to) => this.endpoint!.connect(to),
+      virtualPaths,
     });
     this.node = node;
     try {
@@ -148,6 +151,7 @@ export class Daemon {
         keyPem: identity.keyPem,
         idleTimeoutMs: this.timing.idleTimeoutMs,
         logger: this.log.child('quic'),
+        wrapSocket: (socket) => virtualPaths.wrap(socket),
       });
       node.port = this.endpoint.port;
       this.endpoint.onConnection = (conn) => node.handshakes.accept(conn);

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock/clock.js';
 import { resolveNetworkAddress } from '../config/address.js';
-import { CAPABILITY_TCP_SUPER_SEGMENTS } from '../control/messages.js';
+import { CAPABILITY_NAT_TRAVERSAL, CAPABILITY_RELAY, CAPABILITY_TCP_SUPER_SEGMENTS } from '../control/messages.js';
 import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
 import type { Identity } from '../crypto/identity.js';
 import type { TrustStore } from '../crypto/trust.js';
@@ -16,8 +16,13 @@ import type { HostPort } from '../netgraph/hostport.js';
 import type { Routes } from '../netgraph/routes.js';
 import { Connections } from '../peer/connections.js';
 import { Handshakes } from '../peer/handshake.js';
+import { Introductions } from '../peer/introductions.js';
 import { PeerManager } from '../peer/manager.js';
-import type { Peer } from '../peer/peer.js';
+import { PathFinder } from '../peer/path-finder.js';
+import type { Link, Peer } from '../peer/peer.js';
+import { RelayForwarder, type RelayPeer } from '../relay/forwarder.js';
+import type { VirtualPaths } from '../relay/relayed-socket.js';
+import { VIRTUAL_PORT } from '../quic/virtual-path.js';
 import type { PeerMap } from '../peer/peers.js';
 import { randomNonce } from '../peer/tiebreak.js';
 import type { DaemonTiming } from '../peer/timing.js';
@@ -43,6 +48,8 @@ export interface NodeParts {
   localAddresses?: LocalAddresses;
   /** Opens a QUIC connection from the daemon's one endpoint. */
   dial(to: HostPort): QuicConnection;
+  /** The endpoint's virtual paths through relays (src/relay/relayed-socket.ts). */
+  virtualPaths: VirtualPaths;
 }
 
 export class Node implements ReloadTarget, ControlState {
@@ -57,6 +64,8 @@ export class Node implements ReloadTarget, ControlState {
   readonly startedAt: number;
   port = 0;
   private readonly addresses: AddressWatch;
+  private readonly introductions: Introductions;
+  private readonly relayViews = new WeakMap<Link, RelayPeer>();
 
   constructor(private readonly parts: NodeParts) {
     this.addresses = new AddressWatch(parts.localAddresses ?? systemAddresses, (name) => parts.dataPlane.ownsInterface(name));
@@ -80,7 +89,28 @@ export class Node implements ReloadTarget, ControlState {
       announcementsFor: (peer) => announcementsFor(this.config, peer.config, identity.fingerprint),
       routes: this.routes,
       acceptStream,
-      capabilities: parts.config.daemon.offload ? [CAPABILITY_TCP_SUPER_SEGMENTS] : undefined,
+      capabilities: [
+        ...(parts.config.daemon.offload ? [CAPABILITY_TCP_SUPER_SEGMENTS] : []),
+        CAPABILITY_NAT_TRAVERSAL,
+        ...(parts.config.daemon.relay ? [CAPABILITY_RELAY] : []),
+      ],
+      datagram: (link, data) => forwarder.receive(this.relayView(link), data),
+      introduce: (link, fingerprint) => this.introductions.requested(link, fingerprint),
+      endpoint: (link, fingerprint, address) => {
+        const target = this.peers.withFingerprint(fingerprint);
+        if (target?.pathFinder) target.pathFinder.endpoint(link.peer, address);
+        else this.log.child('peer/paths').debug(`${link.peer.label} sent the address of ${fingerprint.slice(0, 8)}…, not a peer we look for; ignored`);
+      },
+    });
+    this.introductions = new Introductions({ peers: this.peers, clock: parts.clock, logger: parts.log.child('peer/paths') });
+    const forwarder = new RelayForwarder({
+      enabled: () => this.config.daemon.relay,
+      peer: (fingerprint) => {
+        const link = this.peers.withFingerprint(fingerprint)?.active;
+        return link ? this.relayView(link) : null;
+      },
+      paths: parts.virtualPaths,
+      counters: metrics.relay,
     });
     this.handshakes = new Handshakes({
       dial: parts.dial,
@@ -145,7 +175,52 @@ export class Node implements ReloadTarget, ControlState {
         healthyAfterMs: timing.healthyAfterMs,
       });
     }
+    if (!config.address && !config.original && peer.fingerprint) peer.pathFinder = this.pathFinderFor(peer);
     return peer;
+  }
+
+  private pathFinderFor(peer: Peer): PathFinder {
+    return new PathFinder(peer, {
+      clock: this.clock,
+      logger: this.log.child('peer/paths'),
+      introducers: () =>
+        this.peers.configured().filter((p) => p !== peer && p.session?.state === 'open' && p.session.peerCapabilities.natTraversal && !p.active!.relayed),
+      ask: (introducer) => introducer.session?.send({ type: 'introduce', fingerprint: peer.id }),
+      dial: (path) => this.handshakes.dial(peer, path),
+      relayAddress: (relay) => {
+        const path = this.parts.virtualPaths.path(relay.id, peer.id);
+        return path ? { host: path.host, port: VIRTUAL_PORT } : null;
+      },
+    });
+  }
+
+  /** How the relay code sees a link: its session, what the peer offered, its datagrams. */
+  private relayView(link: Link): RelayPeer {
+    let view = this.relayViews.get(link);
+    if (!view) {
+      view = {
+        fingerprint: link.peer.id,
+        get open() {
+          return link.session?.state === 'open';
+        },
+        get natTraversal() {
+          return link.session?.peerCapabilities.natTraversal ?? false;
+        },
+        get relays() {
+          return link.session?.peerCapabilities.relay ?? false;
+        },
+        sendDatagram: (data) => link.conn.sendDatagram(data),
+      };
+      this.relayViews.set(link, view);
+    }
+    return view;
+  }
+
+  /** The relay carrying a relayed link, for `vpnctl peers`. */
+  relayOf(link: Link): Peer | undefined {
+    if (!link.relayed) return undefined;
+    const path = this.parts.virtualPaths.pathOf(link.conn.remoteEndpoint().host);
+    return path ? this.peers.withFingerprint(path.relay) : undefined;
   }
 
   /** Once a tick (1 s): liveness of every session, and whether this host moved. */
@@ -155,6 +230,7 @@ export class Node implements ReloadTarget, ControlState {
       this.addressesChanged();
     }
     this.connections.tick();
+    for (const peer of this.peers.configured()) peer.pathFinder?.tick();
   }
 
   /**

@@ -4,6 +4,7 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { DROP_REASONS, ForwardTotals, newForwardCounters, type ForwardCounters } from './forward-counters.js';
+import { RelayCounters } from './relay-counters.js';
 
 export const HANDSHAKE_REJECT_REASONS = [
   'unknown_fingerprint',
@@ -18,7 +19,7 @@ export type HandshakeRejectReason = (typeof HANDSHAKE_REJECT_REASONS)[number];
 export const CONNECTION_FAILURE_REASONS = ['dns', 'timeout', 'handshake', 'rejected', 'closed', 'error'] as const;
 export type ConnectionFailureReason = (typeof CONNECTION_FAILURE_REASONS)[number];
 
-export const CONTROL_MESSAGE_TYPES = ['hello', 'announce', 'withdraw', 'keepalive', 'goodbye', 'capabilities', 'unknown'] as const;
+export const CONTROL_MESSAGE_TYPES = ['hello', 'announce', 'withdraw', 'keepalive', 'goodbye', 'capabilities', 'introduce', 'endpoint', 'unknown'] as const;
 export type ControlMessageType = (typeof CONTROL_MESSAGE_TYPES)[number];
 
 export const DIRECTIONS = ['in', 'out'] as const;
@@ -53,6 +54,8 @@ export class Metrics {
    * frame naming an unknown network). Only its drops are exported, with network="".
    */
   readonly unattributedForward: ForwardCounters = newForwardCounters();
+  /** What this node relayed and refused (PROTOCOL.md#v-relay). */
+  readonly relay = new RelayCounters();
 
   private readonly forwardTotals = new ForwardTotals();
   private observed: ObservedState | null = null;
@@ -114,6 +117,7 @@ export class Metrics {
     this.routesRejected.inc({ network: NO_NETWORK, reason: 'unknown_network' }, 0);
 
     this.registerForwardMetrics(registers);
+    this.relay.register(registers);
   }
 
   get contentType(): string {

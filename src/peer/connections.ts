@@ -11,6 +11,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Routes } from '../netgraph/routes.js';
 import type { QuicCloseInfo, QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
+import { isVirtualHost } from '../quic/virtual-path.js';
+import type { ObservedEndpoint } from '../control/nat-messages.js';
 import {
   APP_DEAD_PEER,
   APP_DUPLICATE,
@@ -47,6 +49,12 @@ export interface ConnectionsDeps {
   acceptStream(peer: Peer, stream: QuicStream): void;
   /** Capability tokens sent after each Hello (none to an original node); undefined sends no C at all. */
   capabilities: readonly string[] | undefined;
+  /** A DATAGRAM frame on an admitted connection (relayed packets, src/relay/forwarder.ts). */
+  datagram?(link: Link, data: Uint8Array): void;
+  /** N on a session: put the peer in touch with another one (src/peer/introductions.ts). */
+  introduce?(link: Link, fingerprint: string): void;
+  /** E on a session: where another peer is, as this one sees it. */
+  endpoint?(link: Link, fingerprint: string, address: ObservedEndpoint | null): void;
 }
 
 export class Connections {
@@ -104,9 +112,11 @@ export class Connections {
 
   /** Starts tracking an admitted connection. */
   register(peer: Peer, conn: QuicConnection): Link {
-    const link: Link = { conn, peer, session: null, control: null };
+    const link: Link = { conn, peer, session: null, control: null, relayed: isVirtualHost(conn.remoteEndpoint().host) };
     this.links.set(conn, link);
     peer.links.add(link);
+    const datagram = this.deps.datagram;
+    if (datagram) conn.onDatagram = (data) => datagram(link, data);
     return link;
   }
 
@@ -131,6 +141,8 @@ export class Connections {
           if (peer.active === link) deps.routes.withdraw(peer, network, prefix);
         },
         goodbye: () => this.goodbye(link),
+        introduce: (_s, fingerprint) => deps.introduce?.(link, fingerprint),
+        endpoint: (_s, fingerprint, address) => deps.endpoint?.(link, fingerprint, address),
         violation: (s, reason) => {
           deps.logger.child('control').warn(`protocol violation by ${s.label}: ${reason}; closing its connection`);
           conn.close(APP_PROTOCOL_VIOLATION, reason.slice(0, 200));

@@ -22,6 +22,17 @@ import type { DaemonTiming } from './timing.js';
 
 type Refusal = Extract<Admission, { ok: false }>;
 
+/** A path to a peer other than its configured address (src/peer/path-finder.ts). */
+export interface DialPath {
+  address: HostPort;
+  /** How logs and errors name it ("192.0.2.10:51820 (introduced by h)", "via h"). */
+  shown: string;
+  /** The attempt failed before a session: no answer, refused, closed. */
+  failed(reason: string): void;
+  /** The connection exists (it may still fail). */
+  started?(conn: QuicConnection): void;
+}
+
 export interface HandshakesDeps {
   dial(to: HostPort): QuicConnection;
   peers: PeerMap;
@@ -39,21 +50,27 @@ export interface HandshakesDeps {
 export class Handshakes {
   constructor(private readonly deps: HandshakesDeps) {}
 
-  /** Dials a configured peer at its address (its PeerManager decides when). */
-  dial(peer: Peer): void {
-    const address = peer.config?.address;
+  /**
+   * Dials a configured peer at its address (its PeerManager decides when), or along another path
+   * (`other`: an address learned from a common peer, or a relay's virtual address, which the path
+   * finder chose and hears the failures of).
+   */
+  dial(peer: Peer, other?: DialPath): void {
+    const address = other?.address ?? peer.config?.address;
     if (!address) return;
     const { metrics, timing } = this.deps;
-    const shown = formatHostPort(address.host, address.port);
+    const shown = other?.shown ?? formatHostPort(address.host, address.port);
+    const failed = other?.failed ?? ((reason: string) => peer.manager?.dialFailed(reason));
     metrics.connectionAttempt();
     let conn: QuicConnection;
     try {
       conn = this.deps.dial(address);
     } catch (error) {
       metrics.connectionFailure('error');
-      peer.manager?.dialFailed(`cannot dial ${shown}: ${(error as Error).message}`);
+      failed(`cannot dial ${shown}: ${(error as Error).message}`);
       return;
     }
+    other?.started?.(conn);
     let established = false;
     let handshakeTimedOut = false;
     const cancelTimer = this.deps.clock.after(timing.handshakeTimeoutMs, () => {
@@ -63,7 +80,7 @@ export class Handshakes {
     conn.onEstablished = () => {
       established = true;
       cancelTimer();
-      this.admitDialed(peer, conn, shown);
+      this.admitDialed(peer, conn, shown, failed);
     };
     conn.onClose = (info) => {
       cancelTimer();
@@ -75,7 +92,7 @@ export class Handshakes {
       const unresolved = !info.isApp && info.reason.startsWith('cannot resolve');
       metrics.connectionFailure(noAnswer ? 'timeout' : info.isApp ? 'rejected' : unresolved ? 'dns' : 'handshake');
       const why = noAnswer ? `no answer within ${timing.handshakeTimeoutMs / 1000}s` : info.reason || 'handshake failed';
-      peer.manager?.dialFailed(`cannot connect to ${shown}: ${why}`);
+      failed(`cannot connect to ${shown}: ${why}`);
     };
   }
 
@@ -118,7 +135,7 @@ export class Handshakes {
     });
   }
 
-  private admitDialed(peer: Peer, conn: QuicConnection, shown: string): void {
+  private admitDialed(peer: Peer, conn: QuicConnection, shown: string, failed: (reason: string) => void): void {
     const admission = admitOutbound({
       peer: peer.config!,
       certDer: conn.peerCertDer(),
@@ -126,14 +143,14 @@ export class Handshakes {
       localFingerprint: this.deps.localFingerprint,
     });
     if (!admission.ok) {
-      this.refuseDial(peer, conn, admission, `dialed ${peer.name} at ${shown}`);
+      this.refuseDial(conn, admission, `dialed ${peer.name} at ${shown}`, failed);
       return;
     }
     if (admission.how !== 'first-use') {
       this.openOutbound(peer, conn, admission.fingerprint);
       return;
     }
-    this.learn(admission, conn, `dialed ${peer.name} at ${shown}`, peer).then((learned) => {
+    this.learn(admission, conn, `dialed ${peer.name} at ${shown}`, failed).then((learned) => {
       if (!learned) return;
       // A reload may have removed or replaced the peer while its first use was being written.
       if (this.deps.peers.byConfigName(peer.name) !== peer) return conn.close(APP_GOODBYE, 'removed from config');
@@ -145,14 +162,14 @@ export class Handshakes {
    * Records a first use before the peer is let in. Resolves to false when the write failed (the
    * connection is refused) or the connection closed meanwhile.
    */
-  private async learn(admission: Extract<Admission, { ok: true }>, conn: QuicConnection, what: string, dialed?: Peer): Promise<boolean> {
+  private async learn(admission: Extract<Admission, { ok: true }>, conn: QuicConnection, what: string, dialFailed?: (reason: string) => void): Promise<boolean> {
     const trust = this.deps.trust();
     this.deps.logger.child('peer/trust').warn(`trusting ${admission.name} on first use: fingerprint ${admission.fingerprint} stored in ${trust.path}`);
     try {
       await trust.learn(admission.name, admission.fingerprint);
     } catch (error) {
       const refusal: Refusal = { ok: false, reason: 'tofu_mismatch', message: (error as Error).message };
-      if (dialed) this.refuseDial(dialed, conn, refusal, what);
+      if (dialFailed) this.refuseDial(conn, refusal, what, dialFailed);
       else this.refuse(conn, refusal, what);
       return false;
     }
@@ -166,10 +183,10 @@ export class Handshakes {
   }
 
   /** A refused dial is a failed attempt: counted, shown as the peer's last error, and redialed later. */
-  private refuseDial(peer: Peer, conn: QuicConnection, refusal: Refusal, what: string): void {
+  private refuseDial(conn: QuicConnection, refusal: Refusal, what: string, failed: (reason: string) => void): void {
     this.deps.metrics.connectionFailure('rejected');
     this.refuse(conn, refusal, what);
-    peer.manager?.dialFailed(`refused: ${refusal.message}`);
+    failed(`refused: ${refusal.message}`);
   }
 
   private openOutbound(peer: Peer, conn: QuicConnection, fingerprint: string): void {

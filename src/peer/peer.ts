@@ -13,6 +13,7 @@ import type { RoutePeer } from '../netgraph/routes.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
 import type { PeerManager } from './manager.js';
+import type { PathFinder } from './path-finder.js';
 import type { Session } from './session.js';
 import { survives } from './tiebreak.js';
 
@@ -22,6 +23,8 @@ export interface Link {
   readonly peer: Peer;
   session: Session | null;
   control: QuicStream | null;
+  /** Carried through a relay (a virtual address, src/quic/virtual-path.ts) rather than UDP. */
+  readonly relayed: boolean;
 }
 
 export class Peer implements RoutePeer, ForwardTarget {
@@ -35,6 +38,8 @@ export class Peer implements RoutePeer, ForwardTarget {
   lastSeen: number | null = null;
   /** Redials a configured peer that has an address; null for inbound-only and unknown peers. */
   manager: PeerManager | null = null;
+  /** Finds a path to a peer without an address of its own (path-finder.ts); null otherwise. */
+  pathFinder: PathFinder | null = null;
   /** Sends to the peer over the active link; null while it has none. */
   sender: PeerSender | null = null;
   private readonly autoAddresses = new Map<string, Uint8Array>();
@@ -64,7 +69,7 @@ export class Peer implements RoutePeer, ForwardTarget {
   }
 
   get lastError(): string | null {
-    return this.manager?.lastError ?? null;
+    return this.pathFinder?.reason ?? this.manager?.lastError ?? null;
   }
 
   /** An original VibePN node (config `original = true`): see connections.ts for what changes. */
@@ -95,7 +100,7 @@ export class Peer implements RoutePeer, ForwardTarget {
 
   /**
    * A link finished its Hello exchange. With another active link, PROTOCOL.md's tie-break decides
-   * which one survives; the caller closes the loser.
+   * which one survives, a direct one always before a relayed one; the caller closes the loser.
    */
   offer(link: Link): { winner: Link; loser: Link | null } {
     const current = this.active;
@@ -103,7 +108,8 @@ export class Peer implements RoutePeer, ForwardTarget {
       this.active = link;
       return { winner: link, loser: null };
     }
-    if (survives(link.session!.dialer, current.session!.dialer)) {
+    // A direct path beats a relayed one (PROTOCOL.md#v-relay); both ends know which is which.
+    if (link.relayed !== current.relayed ? !link.relayed : survives(link.session!.dialer, current.session!.dialer)) {
       this.active = link;
       return { winner: link, loser: current };
     }

@@ -3,9 +3,10 @@
 // decoded, validated events to its owner, so it can be tested with two sessions wired together.
 
 import { ControlDecoder } from '../control/decoder.js';
-import { CAPABILITY_TCP_SUPER_SEGMENTS, encodeAnnouncements, encodeControlMessage, type ControlMessage, type RouteAnnouncement } from '../control/messages.js';
+import { CAPABILITY_NAT_TRAVERSAL, CAPABILITY_RELAY, CAPABILITY_TCP_SUPER_SEGMENTS, encodeAnnouncements, encodeControlMessage, type ControlMessage, type RouteAnnouncement } from '../control/messages.js';
 import { shortFingerprint, type Logger } from '../log/logger.js';
 import type { ControlMessageType, Metrics } from '../metrics/metrics.js';
+import type { ObservedEndpoint } from '../control/nat-messages.js';
 import type { DialerFacts } from './tiebreak.js';
 
 export interface ControlChannel {
@@ -21,6 +22,10 @@ export interface SessionEvents {
   announce(session: Session, network: string, routes: RouteAnnouncement[]): void;
   withdraw(session: Session, network: string, prefix: string): void;
   goodbye(session: Session): void;
+  /** N: the peer asks to be put in touch with another peer (only if we offered nat). */
+  introduce?(session: Session, fingerprint: string): void;
+  /** E: where another peer is, as the peer sees it (null: it has no session with it). */
+  endpoint?(session: Session, fingerprint: string, address: ObservedEndpoint | null): void;
   /** The peer broke the protocol; the owner closes the connection. */
   violation(session: Session, reason: string): void;
 }
@@ -69,6 +74,10 @@ export const MAX_ANNOUNCED_PER_FOREIGN_NETWORK = 256;
 export interface PeerCapabilities {
   /** It takes TCP super-segment frames on raw streams (CAPABILITY_TCP_SUPER_SEGMENTS). */
   superSegments: boolean;
+  /** It takes N/E messages and relayed packets (CAPABILITY_NAT_TRAVERSAL). */
+  natTraversal: boolean;
+  /** It forwards between two of its peers (CAPABILITY_RELAY). */
+  relay: boolean;
 }
 
 export type SessionState = 'awaiting-hello' | 'open' | 'closed';
@@ -92,7 +101,7 @@ export class Session {
    * What the peer said it accepts (its latest C message). Read by the data sender on every packet
    * batch, so a C that arrives after traffic started takes effect at once.
    */
-  readonly peerCapabilities: PeerCapabilities = { superSegments: false };
+  readonly peerCapabilities: PeerCapabilities = { superSegments: false, natTraversal: false, relay: false };
   private lastKeepaliveSentAt: number;
   private readonly decoder = new ControlDecoder();
   private overflowLogged = false;
@@ -230,16 +239,29 @@ export class Session {
         // Each C replaces the last: tokens this node does not know are ignored, as a later
         // version may define them.
         this.peerCapabilities.superSegments = msg.tokens.includes(CAPABILITY_TCP_SUPER_SEGMENTS);
+        this.peerCapabilities.natTraversal = msg.tokens.includes(CAPABILITY_NAT_TRAVERSAL);
+        this.peerCapabilities.relay = this.peerCapabilities.natTraversal && msg.tokens.includes(CAPABILITY_RELAY);
         this.options.logger.debug(`${this.label} accepts: ${msg.tokens.join(' ') || 'nothing beyond v0.1'}`);
         return;
       case 'goodbye':
         this.options.events.goodbye(this);
+        return;
+      case 'introduce':
+        // Only a node that offered nat is asked; from anyone else it is an unknown type to skip.
+        if (this.offers(CAPABILITY_NAT_TRAVERSAL)) this.options.events.introduce?.(this, msg.fingerprint);
+        return;
+      case 'endpoint':
+        if (this.offers(CAPABILITY_NAT_TRAVERSAL)) this.options.events.endpoint?.(this, msg.fingerprint, msg.address);
         return;
       case 'unknown':
         // Forward compatibility (PROTOCOL.md): newer peers may send types we do not know.
         this.options.logger.debug(`${this.label} sent unknown control message type 0x${msg.code.toString(16)}; skipped`);
         return;
     }
+  }
+
+  private offers(token: string): boolean {
+    return this.options.capabilities?.includes(token) === true;
   }
 
   private remember(network: string, routes: readonly RouteAnnouncement[]): void {

@@ -30,6 +30,8 @@ export class QuicConnection implements StreamOwner {
   onClose: (info: QuicCloseInfo) => void = () => {};
   /** A stream opened by the peer delivered its first data, FIN or reset. */
   onStream: (stream: QuicStream) => void = () => {};
+  /** A DATAGRAM frame (RFC 9221) arrived; `data` is a view valid only during the call. */
+  onDatagram: ((data: Uint8Array) => void) | null = null;
 
   /** Set by the endpoint while queued for service, so one turn services a connection once. */
   serviceQueued = false;
@@ -128,6 +130,28 @@ export class QuicConnection implements StreamOwner {
     this.host.scheduleService(this);
   }
 
+  /**
+   * Queues one unreliable DATAGRAM frame. False (the caller counts the drop) when the connection
+   * is not established or closing, the datagram is larger than the path takes, or quiche's
+   * bounded send queue is full.
+   */
+  sendDatagram(data: Uint8Array): boolean {
+    const native = this.native;
+    if (native === null || !this.established || this.closing) return false;
+    try {
+      if (native.isDgramSendQueueFull() || native.dgramSend(data) === null) return false;
+    } catch {
+      return false;
+    }
+    if (!this.serviceQueued) this.host.scheduleService(this);
+    return true;
+  }
+
+  /** Largest datagram sendDatagram() takes now, or null before the handshake / without support. */
+  maxDatagramBytes(): number | null {
+    return this.native?.dgramMaxWritableLen() ?? null;
+  }
+
   /** Where the peer's packets come from now (it may have moved since the handshake). */
   remoteEndpoint(): { host: string; port: number } {
     const { host, port } = this.recvInfo.from;
@@ -215,7 +239,10 @@ export class QuicConnection implements StreamOwner {
     if (!this.established && !this.closing && native.isEstablished()) this.establish(native);
     if (this.receivedSinceService) {
       this.receivedSinceService = false;
-      if (this.established && !this.closing) this.readStreams(native);
+      if (this.established && !this.closing) {
+        this.readStreams(native);
+        if (this.onDatagram !== null) this.readDatagrams(native, this.onDatagram);
+      }
     }
     if (this.streamsWithOutput.size > 0 && this.established && !this.closing) this.pumpStreams(native);
     this.sendDatagrams(native);
@@ -292,6 +319,20 @@ export class QuicConnection implements StreamOwner {
       stream.receive(native, buffer);
       this.lastReadable = stream;
       if (this.closing) return;
+    }
+  }
+
+  private readDatagrams(native: Connection, deliver: (data: Uint8Array) => void): void {
+    const buffer = this.host.receiveBuffer;
+    for (;;) {
+      let length: number | null;
+      try {
+        length = native.dgramRecv(buffer);
+      } catch {
+        return;
+      }
+      if (length === null) return;
+      deliver(buffer.subarray(0, length));
     }
   }
 

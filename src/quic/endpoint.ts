@@ -24,6 +24,7 @@ import type { DatagramSocket } from './datagram.js';
 import { APP_SHUTDOWN } from './errors.js';
 import { buildQuicheConfig, VIBEPN_ALPN, type CongestionControl } from './tls.js';
 import { UdpDatagramSocket } from './udp-socket.js';
+import { isVirtualHost, VIRTUAL_PATH_UDP_PAYLOAD } from './virtual-path.js';
 
 export interface QuicEndpointOptions {
   /**
@@ -33,6 +34,8 @@ export interface QuicEndpointOptions {
   listen: HostPort | string;
   /** Carries the datagrams; default a new UdpDatagramSocket. The endpoint binds and closes it. */
   socket?: DatagramSocket;
+  /** Wraps the socket, e.g. to carry virtual paths through relays (src/relay/relayed-socket.ts). */
+  wrapSocket?: (socket: DatagramSocket) => DatagramSocket;
   certPem: string;
   keyPem: string;
   alpn?: string;
@@ -70,6 +73,8 @@ export class QuicEndpoint implements ConnectionHost {
   private readonly bindPort: number;
   private local: HostPort = { host: '', port: 0 };
   private readonly config: Config;
+  /** For connections on a virtual path (virtual-path.ts): smaller packets, to fit inside a relay's. */
+  private readonly virtualPathConfig: Config;
   private readonly maxPendingInbound: number;
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
 
@@ -97,15 +102,17 @@ export class QuicEndpoint implements ConnectionHost {
     this.maxStreamBuffer = options.maxStreamBuffer ?? 1024 * 1024;
     const maxUdpPayload = options.maxUdpPayload ?? 1350;
     this.maxPendingInbound = options.maxPendingInbound ?? 256;
-    this.config = buildQuicheConfig({
+    const tls = {
       certPem: options.certPem,
       keyPem: options.keyPem,
       alpn: options.alpn ?? VIBEPN_ALPN,
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
-      maxUdpPayload,
       congestionControl: options.congestionControl ?? 'cubic',
-    });
-    this.socket = options.socket ?? new UdpDatagramSocket({ maxDatagramBytes: maxUdpPayload, logger: this.logger });
+    };
+    this.config = buildQuicheConfig({ ...tls, maxUdpPayload });
+    this.virtualPathConfig = buildQuicheConfig({ ...tls, maxUdpPayload: Math.min(maxUdpPayload, VIRTUAL_PATH_UDP_PAYLOAD) });
+    const socket = options.socket ?? new UdpDatagramSocket({ maxDatagramBytes: maxUdpPayload, logger: this.logger });
+    this.socket = options.wrapSocket ? options.wrapSocket(socket) : socket;
     this.socket.onDatagram = this.onDatagram;
   }
 
@@ -239,7 +246,7 @@ export class QuicEndpoint implements ConnectionHost {
     }
     let native: Connection;
     try {
-      native = quiche.Connection.accept(scid, null, this.local, { host, port }, this.config);
+      native = quiche.Connection.accept(scid, null, this.local, { host, port }, isVirtualHost(host) ? this.virtualPathConfig : this.config);
     } catch (error) {
       this.routeTable.release(scid);
       throw error;
@@ -265,7 +272,7 @@ export class QuicEndpoint implements ConnectionHost {
     }
     let native: Connection;
     try {
-      native = quiche.Connection.connect(null, scid, this.local, { host: remoteHost, port }, this.config);
+      native = quiche.Connection.connect(null, scid, this.local, { host: remoteHost, port }, isVirtualHost(remoteHost) ? this.virtualPathConfig : this.config);
     } catch (error) {
       this.routeTable.release(scid);
       connection.failBeforeStart(`cannot dial ${connection.remoteAddress}: ${(error as Error).message}`);

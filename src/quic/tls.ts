@@ -51,6 +51,8 @@ const MAX_STREAM_WINDOW = 16 * 1024 * 1024;
 const INITIAL_MAX_STREAMS_BIDI = 2000;
 // We accept datagrams up to the Ethernet MTU regardless of what we send ourselves.
 const MAX_RECV_UDP_PAYLOAD = 1500;
+/** DATAGRAM frames quiche holds per connection each way (about 1.3 MB of relayed packets). */
+const DATAGRAM_QUEUE = 1024;
 
 export function buildQuicheConfig(options: QuicTransportOptions): Config {
   const encoder = new TextEncoder();
@@ -93,6 +95,9 @@ export function buildQuicheConfig(options: QuicTransportOptions): Config {
   // those times go stale, so under loss the RTT estimate grows without bound and sending stalls
   // for seconds (a 20 MB transfer at 5 % loss never finished).
   config.enablePacing(true);
+  // DATAGRAM frames carry relayed end-to-end packets (PROTOCOL.md#v-relay); the queues bound what
+  // a relay holds per connection. A peer that does not know the transport parameter ignores it.
+  config.enableDgram(true, DATAGRAM_QUEUE, DATAGRAM_QUEUE);
   return config;
 }
 

@@ -28,6 +28,7 @@ import { DEFAULT_TIMING } from '../../src/peer/timing.js';
 import type { QuicCloseInfo, QuicConnection, QuicDirection } from '../../src/quic/connection.js';
 import type { QuicStream } from '../../src/quic/stream.js';
 import { memoryTunFactory } from '../../src/tun/memory.js';
+import { VirtualPaths } from '../../src/relay/relayed-socket.js';
 import { FakeStream, concatBytes, decodeFrames, ipv4Packet, type DecodedFrame } from './unit-fakes.js';
 
 /** The DER certificate of a generated identity, as a peer presents it over TLS. */
@@ -420,6 +421,7 @@ export async function fakeNode(options: FakeNodeOptions) {
       dials.push({ to, conn });
       return conn.asQuic();
     },
+    virtualPaths: new VirtualPaths(),
   });
   for (const net of options.config.networks.values()) node.addNetwork(net);
   for (const peer of options.config.peers) node.addPeer(peer);

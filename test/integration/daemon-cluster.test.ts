@@ -136,7 +136,7 @@ describe('daemon cluster', () => {
 
   it('removes a silent peer’s routes after the liveness timeout and restores them after restart, leaving others alone', async () => {
     const [a, b, c] = await makeNodes('a', 'b', 'c');
-    // a and b reach c only through a relay that can go silent; c never dials (inbound only).
+    // a and b reach c only through a relay that can go silent; c's dials go nowhere.
     const relay = new UdpRelay(c.port);
     await relay.start();
     const cViaRelay = { ...c, address: `127.0.0.1:${relay.port}` };
@@ -144,7 +144,11 @@ describe('daemon cluster', () => {
       // One connection a-b from the start, the session checked below (see INBOUND_ONLY).
       await startNode(b, writeNodeConfig(b, [peerOf(a, ['corp'], INBOUND_ONLY), peerOf(cViaRelay, ['corp'])]));
       await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp']), peerOf(cViaRelay, ['corp'])]));
-      const cConfig = writeNodeConfig(c, [peerOf(a, ['corp'], { address: '' }), peerOf(b, ['corp'], { address: '' })]);
+      // c must not find another way to a and b when the relay goes silent: with no address it would
+      // ask the other for an introduction (PROTOCOL.md#v-introductions) and dial them directly.
+      // Addresses where nothing answers keep it from finding one.
+      const nowhere = { address: '127.0.0.1:9' };
+      const cConfig = writeNodeConfig(c, [peerOf(a, ['corp'], nowhere), peerOf(b, ['corp'], nowhere)]);
       await startNode(c, cConfig);
       const mesh = [a, b, c];
       await waitFor(() => mesh.every((n) => n.daemon!.routeList().length === 2), 'mesh routes');

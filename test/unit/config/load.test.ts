@@ -24,6 +24,7 @@ describe('parseConfig: defaults', () => {
         logLevel: 'info',
         acceptUnknownPeers: false,
         offload: true,
+        relay: false,
       },
       peers: [],
       networks: new Map(),
@@ -77,6 +78,7 @@ metrics_listen = ""
 log_level = "debug"
 accept_unknown_peers = true
 offload = false
+relay = true
 
 [[peers]]
 name = "node2"
@@ -107,6 +109,7 @@ prefix = "10.2.0.0/24"
       logLevel: 'debug',
       acceptUnknownPeers: true,
       offload: false,
+      relay: true,
     });
     expect(config.peers[0]).toStrictEqual({
       name: 'node2',

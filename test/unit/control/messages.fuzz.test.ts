@@ -27,7 +27,7 @@ import {
   splitBySizes,
 } from '../../helpers/fuzz.js';
 
-const KNOWN_CODES = [0x41, 0x43, 0x47, 0x48, 0x4b, 0x57];
+const KNOWN_CODES = [0x41, 0x43, 0x45, 0x47, 0x48, 0x4b, 0x4e, 0x57];
 /** Longest decoder error: the longest fixed text plus a 255-byte name quoted in it. */
 const MAX_ERROR_CHARS = 512;
 
@@ -48,6 +48,8 @@ const wireText = fc
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 
+const fingerprintArb = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((bytes) => Buffer.from(bytes).toString('hex'));
+
 const unknownCode = fc.integer({ min: 0, max: 0xff }).filter((code) => !KNOWN_CODES.includes(code));
 
 const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
@@ -58,6 +60,12 @@ const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
   fc.record({
     type: fc.constant('capabilities' as const),
     tokens: fc.array(fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 40 }), { maxLength: 6 }),
+  }),
+  fc.record({ type: fc.constant('introduce' as const), fingerprint: fingerprintArb }),
+  fc.record({
+    type: fc.constant('endpoint' as const),
+    fingerprint: fingerprintArb,
+    address: fc.option(fc.record({ host: fc.oneof(fc.ipV4(), fc.ipV6()), port: fc.integer({ min: 1, max: 0xffff }) }), { nil: null }),
   }),
   fc
     .record({

@@ -41,7 +41,7 @@ function connect(peer: Peer, session: Partial<Session>): void {
   // The connection reports where the peer is now; here, where the session started.
   const [host, port] = full.remoteAddress.split(/:(?=\d+$)/);
   const conn = { remoteEndpoint: () => ({ host: host!, port: Number(port) }) } as unknown as QuicConnection;
-  const link = { conn, peer, session: full, control: null };
+  const link = { conn, peer, session: full, control: null, relayed: false };
   peer.links.add(link);
   peer.active = link;
 }
@@ -87,6 +87,7 @@ function setup(actions: Partial<ControlActions> = {}): Setup {
   const trustFails = { value: false };
   const shutdowns: number[] = [];
   const state: ControlState = {
+    relayOf: () => undefined,
     name: 'self',
     fingerprint: selfFingerprint,
     startedAt: clock.now(),
@@ -171,6 +172,8 @@ describe('ControlApi peers', () => {
       connected_since: new Date(since).toISOString(),
       last_error: null,
       trust: 'pinned',
+      path: 'direct',
+      via: null,
     });
   });
 
@@ -193,6 +196,8 @@ describe('ControlApi peers', () => {
       connected_since: null,
       last_error: 'liveness timeout',
       trust: 'learned',
+      path: null,
+      via: null,
     });
     expect(carol).toMatchObject({ name: 'carol', fingerprint: '', address: '[2001:db8::3]:51820', connected: false, last_seen: null, last_error: null });
   });

@@ -99,7 +99,7 @@ describe('Peer identity and state', () => {
     const peer = new Peer(null, 'alice', fpA);
     expect(peer.connected).toBe(false);
     expect(peer.session).toBeNull();
-    peer.active = { conn: {} as never, peer, session: null, control: null };
+    peer.active = { conn: {} as never, peer, session: null, control: null, relayed: false };
     expect(peer.connected).toBe(true);
     expect(peer.session).toBeNull();
   });

@@ -11,7 +11,7 @@ const FP_C = 'c'.repeat(64);
 const FP_D = 'd'.repeat(64);
 
 function connect(peer: Peer): void {
-  const link: Link = { conn: {} as QuicConnection, peer, session: null, control: null };
+  const link: Link = { conn: {} as QuicConnection, peer, session: null, control: null, relayed: false };
   peer.links.add(link);
   peer.active = link;
 }

@@ -12,7 +12,7 @@ const FP_B = 'b'.repeat(64);
 /** A link whose session finished its Hello exchange with these dialer facts. */
 function link(peer: Peer, dialer: DialerFacts): Link {
   const session = { dialer, state: 'open' } as unknown as Session;
-  return { conn: {} as QuicConnection, peer, session, control: null };
+  return { conn: {} as QuicConnection, peer, session, control: null, relayed: false };
 }
 
 describe('nonce tie-break', () => {
