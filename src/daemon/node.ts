@@ -175,7 +175,8 @@ export class Node implements ReloadTarget, ControlState {
         healthyAfterMs: timing.healthyAfterMs,
       });
     }
-    if (!config.address && !config.original && peer.fingerprint) peer.pathFinder = this.pathFinderFor(peer);
+    // An original node takes no introductions and relays nothing; its address is all there is.
+    if (!config.original) peer.pathFinder = this.pathFinderFor(peer);
     return peer;
   }
 

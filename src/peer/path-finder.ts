@@ -63,13 +63,31 @@ export class PathFinder {
     private readonly deps: PathFinderDeps,
   ) {}
 
+  /**
+   * Whether this peer needs finding: always without an address of its own; with one, while its
+   * dials fail (it moved, or sits behind a NAT now) and while it is reached only through a relay.
+   */
+  get engaged(): boolean {
+    const config = this.target.config;
+    if (!config?.address) return true;
+    if (this.target.active?.relayed) return true;
+    const manager = this.target.manager;
+    return !this.target.connected && manager !== null && manager.lastError !== null;
+  }
+
   /** Once a tick (1 s). */
   tick(): void {
+    if (!this.target.fingerprint || !this.engaged) {
+      this.searchingSince = null;
+      this.watched = null;
+      return;
+    }
     const now = this.deps.clock.now();
     const active = this.target.active;
     if (active && !active.relayed) {
       this.searchingSince = null;
-      this.watch(active, now);
+      // The configured address is the peer's own business; a found path is watched.
+      if (!this.target.config?.address) this.watch(active, now);
       return;
     }
     this.watched = null;
@@ -87,17 +105,24 @@ export class PathFinder {
     this.dialDirect(address, from);
   }
 
-  /** Why there is no path, for `vpnctl peers`; null while connected. */
+  /** Why there is no path, for `vpnctl peers`; null while connected or not looking. */
   get reason(): string | null {
-    if (this.target.connected) return null;
+    if (this.target.connected || !this.engaged) return null;
+    const own = this.target.manager?.lastError;
+    const found = this.foundReason();
+    return own ? `${own}; ${found}` : found;
+  }
+
+  private foundReason(): string {
     const introducers = this.deps.introducers();
+    const start = this.target.config?.address ? 'no other path' : 'no address';
     if (introducers.length === 0 && this.answers.size === 0) {
-      return 'no address, and no connected peer that can introduce it (a common peer running vibepn with NAT traversal)';
+      return `${start}, and no connected peer that can introduce it (a common peer running vibepn with NAT traversal)`;
     }
     const knowing = [...this.answers.values()].filter((a) => a.address !== null);
     if (knowing.length === 0) {
       const names = [...new Set([...introducers, ...this.answers.keys()].map((p) => p.name))].sort().join(', ');
-      return `no address, and none of the peers asked (${names}) has a session with it; no relay either`;
+      return `${start}, and none of the peers asked (${names}) has a session with it; no relay either`;
     }
     const direct = `direct attempts through ${knowing.map((a) => a.from.name).join(', ')} failed${this.lastDirectError ? ` (${this.lastDirectError})` : ''}`;
     const relays = this.relays();

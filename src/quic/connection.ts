@@ -13,6 +13,7 @@
 import type { Connection } from '@matrixai/quic/native/index.js';
 import type { ConnectionHost, QuicCloseInfo, QuicConnectionStats, QuicDirection } from './connection-types.js';
 import { closeInfoOf } from './close-info.js';
+import { drainDatagrams, queueDatagram, statsOf } from './connection-io.js';
 import { describeAppError, describeTransportError } from './errors.js';
 import { StreamIds } from './stream-ids.js';
 import { QuicStream, type StreamOwner } from './stream.js';
@@ -137,19 +138,9 @@ export class QuicConnection implements StreamOwner {
    */
   sendDatagram(data: Uint8Array): boolean {
     const native = this.native;
-    if (native === null || !this.established || this.closing) return false;
-    try {
-      if (native.isDgramSendQueueFull() || native.dgramSend(data) === null) return false;
-    } catch {
-      return false;
-    }
+    if (native === null || !this.established || this.closing || !queueDatagram(native, data)) return false;
     if (!this.serviceQueued) this.host.scheduleService(this);
     return true;
-  }
-
-  /** Largest datagram sendDatagram() takes now, or null before the handshake / without support. */
-  maxDatagramBytes(): number | null {
-    return this.native?.dgramMaxWritableLen() ?? null;
   }
 
   /** Where the peer's packets come from now (it may have moved since the handshake). */
@@ -169,23 +160,13 @@ export class QuicConnection implements StreamOwner {
   }
 
   stats(): QuicConnectionStats {
-    const native = this.native;
-    const stats = native?.stats();
-    const path = native?.pathStats()[0];
-    return {
+    return statsOf(this.native, {
       direction: this.direction,
       remoteAddress: this.remoteAddress,
       established: this.established,
       streams: this.streams.size,
       streamsWithOutput: this.streamsWithOutput.size,
-      rttMs: path ? path.rtt : null,
-      cwndBytes: path ? path.cwnd : null,
-      packetsSent: stats?.sent ?? 0,
-      packetsReceived: stats?.recv ?? 0,
-      packetsLost: stats?.lost ?? 0,
-      bytesSent: stats?.sentBytes ?? 0,
-      bytesReceived: stats?.recvBytes ?? 0,
-    };
+    });
   }
 
   // ---- driven by the endpoint ----
@@ -241,7 +222,7 @@ export class QuicConnection implements StreamOwner {
       this.receivedSinceService = false;
       if (this.established && !this.closing) {
         this.readStreams(native);
-        if (this.onDatagram !== null) this.readDatagrams(native, this.onDatagram);
+        if (this.onDatagram !== null) drainDatagrams(native, this.host.receiveBuffer, this.onDatagram);
       }
     }
     if (this.streamsWithOutput.size > 0 && this.established && !this.closing) this.pumpStreams(native);
@@ -319,20 +300,6 @@ export class QuicConnection implements StreamOwner {
       stream.receive(native, buffer);
       this.lastReadable = stream;
       if (this.closing) return;
-    }
-  }
-
-  private readDatagrams(native: Connection, deliver: (data: Uint8Array) => void): void {
-    const buffer = this.host.receiveBuffer;
-    for (;;) {
-      let length: number | null;
-      try {
-        length = native.dgramRecv(buffer);
-      } catch {
-        return;
-      }
-      if (length === null) return;
-      deliver(buffer.subarray(0, length));
     }
   }
 

@@ -67,7 +67,7 @@ export class Mesh {
   }
 
   /** Writes the node's config. `listen` defaults to its underlay address, port 51820. */
-  configure(node: MeshNode, peers: PeerConfig[], networks: NetworkConfig[] = [CORP], options: { listen?: string; offload?: boolean } = {}): void {
+  configure(node: MeshNode, peers: PeerConfig[], networks: NetworkConfig[] = [CORP], options: { listen?: string; offload?: boolean; relay?: boolean } = {}): void {
     const config = newConfig(join(node.dir, 'config.toml'), {
       cert: 'node.crt',
       key: 'node.key',
@@ -78,6 +78,7 @@ export class Mesh {
         metricsListen: `127.0.0.1:${METRICS_PORT}`,
         logLevel: 'debug',
         ...(options.offload === undefined ? {} : { offload: options.offload }),
+        ...(options.relay === undefined ? {} : { relay: options.relay }),
       },
       peers,
       networks,

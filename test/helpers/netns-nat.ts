@@ -19,7 +19,6 @@
 // an observer on H reports the public ip:port it sees, A and B punch to each other's.
 // `NatMesh` puts vibepn nodes h, a and b on H, A and B with the NAT-traversal configs.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeIdentityFiles } from '../../src/crypto/identity.js';
 import type { NetworkConfig, PeerConfig } from '../../src/config/types.js';
@@ -317,17 +316,9 @@ export class NatMesh extends Mesh {
     return node;
   }
 
-  /**
-   * Mesh.configure, plus `[daemon] relay = …` when `relay` is given (written into the file: the
-   * config builders predate the key). Listens on the node's own address, port 51820.
-   */
+  /** Mesh.configure with `[daemon] relay` as given (left out: the default); listens on the node's own address, port 51820. */
   configureNode(node: MeshNode, peers: PeerConfig[], options: { relay?: boolean; networks?: NetworkConfig[] } = {}): void {
-    this.configure(node, peers, options.networks ?? [CORP]);
-    if (options.relay === undefined) return;
-    const path = join(node.dir, 'config.toml');
-    const text = readFileSync(path, 'utf8');
-    if (!/^\[daemon\]$/m.test(text)) throw new Error(`no [daemon] table in ${path}`);
-    writeFileSync(path, text.replace(/^\[daemon\]$/m, `[daemon]\nrelay = ${options.relay}`));
+    this.configure(node, peers, options.networks ?? [CORP], options.relay === undefined ? {} : { relay: options.relay });
   }
 
   /**

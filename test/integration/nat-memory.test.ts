@@ -125,6 +125,19 @@ describe('NAT traversal on an in-memory network', () => {
     await until(async () => (await peerRow(a, 'b')).path === 'direct', 'back to direct', 25, [a, b, h]);
   });
 
+  it('a peer whose configured address does not answer is reached through the relay too', async () => {
+    const h = await memoryNode('h', H);
+    const a = await memoryNode('a', A);
+    const b = await memoryNode('b', B);
+    network.partition(A, B);
+    await start(h, writeNodeConfig(h, [peerOf(a, ['corp'], { address: '' }), peerOf(b, ['corp'], { address: '' })], undefined, { relay: true }));
+    // Both know the other's (unreachable) address: their own dials fail, and the path finder steps in.
+    await start(a, writeNodeConfig(a, [peerOf(h, ['corp']), peerOf(b, ['corp'])]));
+    await start(b, writeNodeConfig(b, [peerOf(h, ['corp']), peerOf(a, ['corp'])]));
+    await until(async () => (await peerRow(a, 'b')).path === 'relay' && (await peerRow(b, 'a')).path === 'relay', 'a↔b relayed', 40, [a, b, h]);
+    expect(await peerRow(a, 'b')).toMatchObject({ via: 'h', last_error: null });
+  });
+
   it('no common peer relays: no path, and vpnctl peers says why', async () => {
     const { h, a } = await triangle(false);
     await advance(20);

@@ -123,7 +123,7 @@ function setup(options: { original?: boolean; nonces?: bigint[] } = {}) {
     ours: ownHostRoute(corp, self.fingerprint),
     /** Learned routes as sorted CIDR text. */
     routeList: () => routes.list().map((r) => `${r.network} ${formatPrefix(r.prefix)}`).sort(),
-    open: (direction: 'inbound' | 'outbound') => openLink(connections, peer, direction),
+    open: (direction: 'inbound' | 'outbound', remoteAddress?: string) => openLink(connections, peer, direction, remoteAddress),
     /** The peer (or quiche) closed the connection: what handshake.ts forwards from onClose. */
     peerClosed: (d: DrivenLink, info: Partial<QuicCloseInfo> = {}) => {
       d.conn.closedByPeer = true;
@@ -421,6 +421,57 @@ describe('Connections: a second connection’s Hello while one is active', () =>
     s.clock.advance(PROBE_MS);
     expect(s.peer.active).toBe(old.link);
     expect(old.conn.closes).toEqual([]);
+  });
+});
+
+// PROTOCOL.md#v-relay: a connection through a relay (a virtual address) always loses to a direct
+// one, whatever the nonces say; between two of the same kind the nonce tie-break stands.
+describe('Connections: direct before relayed', () => {
+  it('marks a connection to a virtual address as relayed', () => {
+    const s = setup();
+    expect(s.open('outbound', '0.0.0.7:1').link.relayed).toBe(true);
+    expect(s.open('inbound', '[::ffff:0.0.0.8]:1').link.relayed).toBe(true);
+    expect(s.open('inbound').link.relayed).toBe(false);
+  });
+
+  it('a direct connection takes over from a live relayed one even with the higher dialer nonce', () => {
+    const s = setup({ nonces: [500n] });
+    const relayed = s.open('outbound', '0.0.0.7:1');
+    relayed.hello(1n);
+    relayed.conn.answersPings = true;
+    expect(s.peer.active).toBe(relayed.link);
+    const direct = s.open('inbound', '198.51.100.9:51820');
+    direct.hello(900n);
+    s.clock.advance(PROBE_MS);
+    expect(s.peer.active).toBe(direct.link);
+    expect(sendThrough(s.peer)).toBe(true);
+    expect(framesOn(direct.conn)).toHaveLength(1);
+    s.clock.advance(DRAIN_MS);
+    expect(relayed.conn.closeCode).toBe(APP_DUPLICATE);
+    expect(direct.conn.closes).toEqual([]);
+    expect(wentDown(s)).toBe(false);
+  });
+
+  it('a relayed connection does not take over from a live direct one even with the lower dialer nonce', () => {
+    const s = setup({ nonces: [500n] });
+    const direct = activeOutbound(s);
+    direct.conn.answersPings = true;
+    const relayed = s.open('inbound', '0.0.0.7:1');
+    relayed.hello(1n);
+    s.clock.advance(PROBE_MS + DRAIN_MS);
+    expect(s.peer.active).toBe(direct.link);
+    expect(relayed.conn.closeCode).toBe(APP_DUPLICATE);
+  });
+
+  it('a relayed connection takes over from a direct one that no longer answers', () => {
+    const s = setup({ nonces: [500n] });
+    const direct = activeOutbound(s);
+    const relayed = s.open('inbound', '0.0.0.7:1');
+    relayed.hello(900n);
+    s.clock.advance(PROBE_MS);
+    expect(s.peer.active).toBe(relayed.link);
+    expect(direct.conn.closeCode).toBe(APP_DEAD_PEER);
+    expect(wentDown(s)).toBe(false);
   });
 });
 

@@ -215,6 +215,41 @@ describe('control session: capabilities (PROTOCOL.md#v-capabilities)', () => {
     expect(rec.closed).toEqual([]);
   });
 
+  it('reads nat and relay from C; relay counts only with nat', () => {
+    const clock = { now: 0 };
+    const b = makeSession('inbound', clock, [], { events: [], closed: [] });
+    b.receive(encodeControlMessage({ type: 'hello', nonce: 5n }));
+    b.receive(encodeControlMessage({ type: 'capabilities', tokens: ['nat', 'relay'] }));
+    expect(b.peerCapabilities).toEqual({ superSegments: false, natTraversal: true, relay: true });
+    b.receive(encodeControlMessage({ type: 'capabilities', tokens: ['relay'] }));
+    expect(b.peerCapabilities).toEqual({ superSegments: false, natTraversal: false, relay: false });
+  });
+
+  // PROTOCOL.md#v-introductions: N and E go only to a node that offered nat; to any other node
+  // they are just unknown types, skipped like any newer message.
+  it('hands N and E to its owner only when it offered nat itself', () => {
+    for (const offered of [true, false]) {
+      const seen: string[] = [];
+      const b = makeSession('inbound', { now: 0 }, [], { events: [], closed: [] }, {
+        capabilities: offered ? ['nat'] : [],
+        events: {
+          hello: () => {},
+          announce: () => {},
+          withdraw: () => {},
+          goodbye: () => {},
+          violation: (_s, reason) => seen.push(`violation ${reason}`),
+          introduce: (_s, fp) => seen.push(`introduce ${fp.slice(0, 4)}`),
+          endpoint: (_s, fp, address) => seen.push(`endpoint ${fp.slice(0, 4)} ${address ? `${address.host}:${address.port}` : 'none'}`),
+        },
+      });
+      b.receive(encodeControlMessage({ type: 'hello', nonce: 5n }));
+      b.receive(encodeControlMessage({ type: 'introduce', fingerprint: 'c'.repeat(64) }));
+      b.receive(encodeControlMessage({ type: 'endpoint', fingerprint: 'd'.repeat(64), address: { host: '198.51.100.7', port: 51820 } }));
+      b.receive(encodeControlMessage({ type: 'endpoint', fingerprint: 'e'.repeat(64), address: null }));
+      expect(seen, `offered nat: ${offered}`).toEqual(offered ? ['introduce cccc', 'endpoint dddd 198.51.100.7:51820', 'endpoint eeee none'] : []);
+    }
+  });
+
   it('treats a C before Hello as the violation any first message but Hello is', () => {
     const rec: Recorded = { events: [], closed: [] };
     const b = makeSession('inbound', { now: 0 }, [], rec);
