@@ -37,7 +37,9 @@ export function decodeIntroduceBody(body: Uint8Array): { fingerprint: string } |
 export function encodeEndpointBody(fingerprint: string, address: ObservedEndpoint | null): Uint8Array {
   const fp = fingerprintBytes(fingerprint);
   if (address === null) return Uint8Array.of(...fp, 0);
-  if (isIP(address.host) === 0) throw new Error(`endpoint host '${address.host}' is not an IP address`);
+  // A zone id (fe80::1%eth0) names an interface of the machine that saw the address, not ours;
+  // without one an IP literal is at most 45 characters, so its length always fits the byte.
+  if (isIP(address.host) === 0 || address.host.includes('%')) throw new Error(`endpoint host '${address.host.slice(0, 60)}' is not an IP address without a zone`);
   if (!Number.isInteger(address.port) || address.port < 1 || address.port > 0xffff) throw new Error(`endpoint port ${address.port} is outside 1..65535`);
   const host = Buffer.from(address.host, 'latin1');
   const out = new Uint8Array(FINGERPRINT_BYTES + 1 + host.length + 2);
@@ -61,8 +63,8 @@ export function decodeEndpointBody(body: Uint8Array): { fingerprint: string; add
   const hostBytes = body.subarray(FINGERPRINT_BYTES + 1, FINGERPRINT_BYTES + 1 + length);
   for (const byte of hostBytes) if (byte < 0x21 || byte > 0x7e) return 'Endpoint host is not printable ASCII';
   const host = Buffer.from(hostBytes).toString('latin1');
-  // Only canonical text: what encodes back to the same bytes (isIP accepts no zone ids, no brackets).
-  if (isIP(host) === 0) return `Endpoint host '${host}' is not an IP address`;
+  // isIP takes no brackets, but does take a zone id, which means nothing to the receiver.
+  if (isIP(host) === 0 || host.includes('%')) return `Endpoint host '${host}' is not an IP address without a zone`;
   const port = (body[body.length - 2]! << 8) | body[body.length - 1]!;
   if (port === 0) return 'Endpoint port is 0';
   return { fingerprint, address: { host, port } };

@@ -26,6 +26,8 @@ export interface ReloadTarget {
   /** Adds a configured peer (not dialed yet). */
   addPeer(config: PeerConfig): Peer;
   removePeer(peer: Peer, reason: string): void;
+  /** What this node offers its peers changed (daemon.relay): each open session hears a new C. */
+  capabilitiesChanged(): void;
 }
 
 /** Returns the summary `vpnctl reload` prints. Throws before changing anything if the known-peers file is unreadable. */
@@ -90,6 +92,7 @@ export async function applyReload(next: Config, target: ReloadTarget): Promise<s
     for (const [network, routes] of diff.announce) session.announce(network, routes);
   }
   for (const config of [...plan.peersAdded, ...plan.peersReplaced]) target.addPeer(config).manager?.start();
+  if (plan.settingsChanged.includes('daemon.relay')) target.capabilitiesChanged();
 
   const summary = describePlan(plan);
   log.info(`reloaded ${previous.path}: ${summary}`);

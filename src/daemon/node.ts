@@ -89,10 +89,11 @@ export class Node implements ReloadTarget, ControlState {
       announcementsFor: (peer) => announcementsFor(this.config, peer.config, identity.fingerprint),
       routes: this.routes,
       acceptStream,
-      capabilities: [
+      // Offloads are fixed at start (the TUNs are opened one way or the other); relay follows reloads.
+      capabilities: () => [
         ...(parts.config.daemon.offload ? [CAPABILITY_TCP_SUPER_SEGMENTS] : []),
         CAPABILITY_NAT_TRAVERSAL,
-        ...(parts.config.daemon.relay ? [CAPABILITY_RELAY] : []),
+        ...(this.config.daemon.relay ? [CAPABILITY_RELAY] : []),
       ],
       datagram: (link, data) => forwarder.receive(this.relayView(link), data),
       introduce: (link, fingerprint) => this.introductions.requested(link, fingerprint),
@@ -251,6 +252,10 @@ export class Node implements ReloadTarget, ControlState {
     for (const peer of this.peers.unknowns()) {
       if (peer.active?.conn.direction === 'outbound') peer.active.conn.ping();
     }
+  }
+
+  capabilitiesChanged(): void {
+    this.connections.resendCapabilities();
   }
 
   /** Stops dialing a peer and says Goodbye on its connections. */

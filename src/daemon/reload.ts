@@ -96,6 +96,7 @@ export function planReload(before: Config, after: Config): ReloadPlan {
   const live: Array<[string, boolean]> = [
     ['daemon.log_level', before.daemon.logLevel !== after.daemon.logLevel],
     ['daemon.accept_unknown_peers', before.daemon.acceptUnknownPeers !== after.daemon.acceptUnknownPeers],
+    ['daemon.relay', before.daemon.relay !== after.daemon.relay],
     ['identity.known_peers', before.identity.knownPeers !== after.identity.knownPeers],
   ];
   for (const [key, differs] of live) if (differs) plan.settingsChanged.push(key);

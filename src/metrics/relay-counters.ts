@@ -6,7 +6,7 @@ import { Counter, type Registry } from 'prom-client';
 export const RELAY_DROP_REASONS = [
   /** This node has `relay = false`. */
   'relay_off',
-  /** The sender or the target has no open session with this node. */
+  /** The sender or the target has no open session with this node (or, for our own packets, the relay). */
   'no_session',
   /** The target never said it takes relayed packets (an older node, or an original one). */
   'not_capable',
@@ -57,7 +57,7 @@ export class RelayCounters {
     });
     new Counter<'reason'>({
       name: 'vibepn_relay_dropped_total',
-      help: 'Relay datagrams refused or dropped, by reason.',
+      help: 'Relayed packets refused or dropped, by reason: by this node as a relay, or on their way to one.',
       labelNames: ['reason'],
       registers,
       collect() {

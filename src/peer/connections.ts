@@ -47,8 +47,8 @@ export interface ConnectionsDeps {
   announcementsFor(peer: Peer): Map<string, RouteAnnouncement[]>;
   routes: Routes<Peer>;
   acceptStream(peer: Peer, stream: QuicStream): void;
-  /** Capability tokens sent after each Hello (none to an original node); undefined sends no C at all. */
-  capabilities: readonly string[] | undefined;
+  /** Capability tokens sent after each Hello (none to an original node), as they are now. */
+  capabilities(): readonly string[];
   /** A DATAGRAM frame on an admitted connection (relayed packets, src/relay/forwarder.ts). */
   datagram?(link: Link, data: Uint8Array): void;
   /** N on a session: put the peer in touch with another one (src/peer/introductions.ts). */
@@ -93,6 +93,14 @@ export class Connections {
   /** Goodbye to everyone and close every connection (shutdown). */
   closeAll(code: number, reason: string): Promise<void> {
     return Promise.all([...this.links.values()].map((link) => this.goodbyeAndClose(link, code, reason))).then(() => undefined);
+  }
+
+  /** What this node offers changed (a reload turned relay on or off): a new C replaces the old one. */
+  resendCapabilities(): void {
+    const tokens = [...this.deps.capabilities()];
+    for (const link of this.links.values()) {
+      if (link.session?.state === 'open' && !link.peer.original) link.session.send({ type: 'capabilities', tokens });
+    }
   }
 
   /** Live connections that carry a session (duplicates included until the tie-break closes them). */
@@ -157,7 +165,7 @@ export class Connections {
       // the nonce we sent last: the highest nonce makes it keep ours every time.
       localNonce: peer.original ? MAX_NONCE : deps.nonce(),
       keepaliveAtStart: peer.original,
-      capabilities: peer.original ? undefined : deps.capabilities,
+      capabilities: peer.original ? undefined : deps.capabilities(),
       keepAnnounced: (network, prefix) => deps.routes.remembers(network, prefix),
       logger: deps.logger.child('control'),
       metrics: deps.metrics,

@@ -28,7 +28,7 @@ export function isVirtualHost(host: string): boolean {
 /** The path id of a virtual address (either form), or null for any other host. */
 export function virtualPathId(host: string): number | null {
   if (!isVirtualHost(host)) return null;
-  const parts = host.slice(host.lastIndexOf(':') + 1).split('.');
+  const parts = (host.startsWith('::ffff:') ? host.slice(7) : host).split('.');
   if (parts.length !== 4 || parts[0] !== '0') return null;
   let id = 0;
   for (let i = 1; i < 4; i++) {

@@ -64,11 +64,23 @@ export class RelayForwarder {
     counters.forwardedBytes += datagram.packet.length;
   }
 
+  /** A packet of our own connection through a relay; a refusal counts like one the relay would make. */
   private send(path: VirtualPath, packet: Uint8Array): boolean {
+    const { counters } = this.deps;
     const relay = this.deps.peer(path.relay);
-    if (relay === null || !relay.open || !relay.relays) return false;
-    if (!relay.sendDatagram(encodeRelayDatagram(RELAY_TO, path.remote, packet))) return false;
-    this.deps.counters.viaRelayOut++;
+    if (relay === null || !relay.open) {
+      counters.drops.no_session++;
+      return false;
+    }
+    if (!relay.relays) {
+      counters.drops.not_capable++;
+      return false;
+    }
+    if (!relay.sendDatagram(encodeRelayDatagram(RELAY_TO, path.remote, packet))) {
+      counters.drops.queue_full++;
+      return false;
+    }
+    counters.viaRelayOut++;
     return true;
   }
 }

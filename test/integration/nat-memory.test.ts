@@ -145,6 +145,10 @@ describe('NAT traversal on an in-memory network', () => {
     expect(row.connected).toBe(false);
     expect(row.last_error).toMatch(/direct attempts through h failed.*no common peer has relay = true/);
     expect(metricValue(await metricsText(h), 'vibepn_relay_forwarded_packets_total', '')).toBe(0);
+    // relay = true by reload: h offers relay on its open sessions at once, and they meet through it.
+    writeNodeConfig(h, [peerOf(a, ['corp'], { address: '' }), peerOf(nodes[2]!, ['corp'], { address: '' })], undefined, { relay: true });
+    expect(await h.daemon!.reload()).toBe('settings changed: daemon.relay');
+    await until(async () => (await peerRow(a, 'b')).path === 'relay', 'a↔b relayed after the reload', 30, [a, h]);
   });
 
   it('a peer that nobody can introduce: the reason says so', async () => {

@@ -93,7 +93,7 @@ function setup(options: { original?: boolean; nonces?: bigint[] } = {}) {
     nonce: () => nonces.shift() ?? 1000n,
     announcementsFor: (peer) => announcementsFor(config, peer.config, self.fingerprint),
     routes,
-    capabilities: CAPABILITIES,
+    capabilities: () => CAPABILITIES,
     acceptStream: (peer, stream) => {
       const entry: DataStream = { peer, stream, chunks: [] };
       stream.onData = (chunk) => entry.chunks.push(chunk.slice());

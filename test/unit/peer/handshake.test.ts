@@ -88,7 +88,7 @@ async function setup(peerConfigs: PeerConfig[], options: { acceptUnknown?: boole
     nonce: () => 77n,
     announcementsFor: (peer) => announcementsFor(config, peer.config, self.fingerprint),
     routes,
-    capabilities: CAPABILITIES,
+    capabilities: () => CAPABILITIES,
     acceptStream: (peer, stream) => {
       const entry: DataStream = { peer, stream, chunks: [] };
       stream.onData = (chunk) => entry.chunks.push(chunk.slice());
