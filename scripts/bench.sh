@@ -15,6 +15,10 @@
 #                   total throughput, the receiver's CPU s/GB and idle and peak RSS
 #     mesh          vibepn only, full meshes of MESH_SIZES nodes: time to form, RSS per node
 #                   (mean, max) and CPU seconds per node per minute at idle
+#     nat           vibepn only, a and b behind NAT routers, h with relay = true: time to a
+#                   direct path, iperf3 over it, fall-back time to the relay when it breaks and
+#                   back; with a symmetric NAT, time to the relayed path, iperf3 through h and
+#                   h's CPU s/GB relayed
 #     lookup        route lookups per second: runs `node bench/route-lookup.mjs --json` (and
 #                   --smoke in the smoke run) when that file exists, which prints JSON on stdout:
 #                   {"results": [{"family": 4, "routes": 1000, "lookups_per_s": 6.3e6}, ...]};
@@ -26,7 +30,8 @@
 #   MESH_TIMEOUT=90 seconds a mesh may take to form before the measurement fails
 #   MESH_TUN=1      mesh daemons with their TUN devices; 0: vpn --no-tun (control plane only)
 #   NS=vbench       prefix of the network namespaces: ${NS}A and ${NS}B for the pair and flows
-#                   (A= and B= override), ${NS}Hub and ${NS}F1.., ${NS}M1.. for fan-in and mesh
+#                   (A= and B= override), ${NS}Hub and ${NS}F1.., ${NS}M1.. for fan-in and mesh,
+#                   ${NS}N1..3 and ${NS}NL1..2 for nat
 #   T=8             seconds per iperf3 transfer
 #   PINGS=200       pings per system (10 ms apart)
 #   ROUNDS=1        repeat, systems interleaved round-robin; figures become ranges (the host is noisy)
@@ -44,12 +49,12 @@ export A=${A:-${NS}A} B=${B:-${NS}B}
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lab.sh
 source "$HERE/lab.sh"
-for part in anchors wireguard nebula vibepn measure star fanin mesh; do
+for part in anchors wireguard nebula vibepn measure star fanin mesh nat; do
   # shellcheck source=/dev/null
   source "$HERE/bench/$part.sh"
 done
 
-ALL="veth wg-debian wg-current nebula-debian nebula-current vibepn" ALL_PARTS="pair flows fanin mesh lookup"
+ALL="veth wg-debian wg-current nebula-debian nebula-current vibepn" ALL_PARTS="pair flows fanin mesh nat lookup"
 if [ "${BENCH_SMOKE:-}" = 1 ]; then
   T=1 PINGS=20 SYSTEMS="veth vibepn" FANIN=2 FANIN_SYSTEMS=vibepn MESH_SIZES=3 MESH_IDLE=1
 fi
@@ -79,7 +84,7 @@ part() { [[ " $PARTS " == *" $1 "* ]]; }
 if ! part pair && ! part flows; then
   used=
   if part fanin; then used=$FANIN_SYSTEMS; fi
-  if part mesh && [[ " $used " != *" vibepn "* ]]; then used+="${used:+ }vibepn"; fi
+  if (part mesh || part nat) && [[ " $used " != *" vibepn "* ]]; then used+="${used:+ }vibepn"; fi
   SYSTEMS=$used
 fi
 
@@ -187,6 +192,7 @@ lookup_run() {
 }
 
 packages=(iperf3)
+if part nat; then packages+=(nft:nftables); fi
 if has wg-debian || has wg-current; then packages+=(wg:wireguard-tools); fi
 if has wg-debian; then packages+=(wireguard-go); fi
 if has nebula-debian; then packages+=(nebula); fi
@@ -227,6 +233,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 if part mesh; then
   for n in $MESH_SIZES; do run_step "mesh-$n" "vibepn: full mesh of $n nodes" mesh mesh_run "$n"; done
+fi
+if part nat; then
+  run_step nat-direct "vibepn across NATs: direct by hole punching, then the direct path broken and healed" nat nat_run direct
+  run_step nat-relay "vibepn across NATs: b behind a symmetric NAT, relayed by h" nat nat_run relay
 fi
 if part lookup; then lookup_run; fi
 

@@ -1,4 +1,5 @@
-// The arithmetic of scripts/bench.sh's cost-as-work-grows parts (PARTS flows fanin mesh lookup):
+// The arithmetic of scripts/bench.sh's cost-as-work-grows parts (PARTS flows fanin mesh lookup; nat
+// through report-nat.mjs):
 // reads their raw files, gives report.mjs their sections of the JSON and prints their tables.
 //   node report-scale.mjs --line flows|fanin|mesh DIR RAW_DIR   one measurement, as the run goes
 import fs from 'node:fs';
@@ -7,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import {
   cell, cpuSeconds, fmt, hostIdleShare, mean, readFacts, readIperf, readText, stats, table, tsv,
 } from './report-lib.mjs';
+import { natLine, natSection } from './report-nat.mjs';
 
 const MB = 1024; // facts hold kB
 const maxOf = (xs) => (xs.length && xs.every((x) => x != null) ? Math.max(...xs) : null);
@@ -200,6 +202,12 @@ export function scaleReport(rawDir, run, systems, roundList) {
         ...MESH_METRICS.map(([k, , d]) => (x.figures[k] == null && !x.ok ? 'failed' : fmt(x.figures[k], d)))])));
     });
   }
+  if (parts.includes('nat')) {
+    const nat = natSection(rawDir, clkTck);
+    json.nat = nat.json;
+    failures.push(...nat.failures);
+    prints.push(nat.print);
+  }
   if (parts.includes('lookup')) {
     const lookup = (json.route_lookup = readLookup(rawDir));
     if (lookup.status === 'failed') failures.push(lookup.error);
@@ -238,6 +246,8 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] =
     if (f.receiver_cpu_s_per_gb != null) out.push(`receiver CPU ${fmt(f.receiver_cpu_s_per_gb, 1)} s/GB`);
     if (f.receiver_idle_rss_mb != null) out.push(`RSS ${fmt(f.receiver_idle_rss_mb, 1)} idle, ${fmt(f.receiver_peak_rss_mb, 1)} peak MB`);
     if (f.host_idle_share != null) out.push(`host ${Math.round(100 * f.host_idle_share)} % idle`);
+  } else if (kind === 'nat') {
+    out.push(natLine(dir, clkTck));
   } else if (kind === 'mesh') {
     const f = readMesh(dir, clkTck).figures;
     out.push(`formed in ${fmt(f.formed_s, 2)} s`, `RSS ${fmt(f.rss_mean_mb, 1)} mean, ${fmt(f.rss_max_mb, 1)} max MB`,
