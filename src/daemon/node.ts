@@ -189,6 +189,7 @@ export class Node implements ReloadTarget, ControlState {
         this.peers.configured().filter((p) => p !== peer && p.session?.state === 'open' && p.session.peerCapabilities.natTraversal && !p.active!.relayed),
       ask: (introducer) => introducer.session?.send({ type: 'introduce', fingerprint: peer.id }),
       dial: (path) => this.handshakes.dial(peer, path),
+      relayOf: (link) => this.relayOf(link),
       relayAddress: (relay) => {
         const path = this.parts.virtualPaths.path(relay.id, peer.id);
         return path ? { host: path.host, port: VIRTUAL_PORT } : null;

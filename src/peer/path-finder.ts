@@ -16,7 +16,8 @@ import type { ObservedEndpoint } from '../control/nat-messages.js';
 import type { Logger } from '../log/logger.js';
 import { formatHostPort, type HostPort } from '../netgraph/hostport.js';
 import type { DialPath } from './handshake.js';
-import type { Peer } from './peer.js';
+import type { Link, Peer } from './peer.js';
+import { APP_DEAD_PEER } from '../quic/errors.js';
 
 /** No direct session this long after the search began: go through a relay. */
 export const RELAY_AFTER_MS = 5000;
@@ -39,6 +40,8 @@ export interface PathFinderDeps {
   dial(path: DialPath): void;
   /** The virtual address of the target through `relay` (src/relay/relayed-socket.ts). */
   relayAddress(relay: Peer): HostPort | null;
+  /** The relay a relayed link goes through. */
+  relayOf(link: Link): Peer | undefined;
 }
 
 interface Answer {
@@ -86,8 +89,15 @@ export class PathFinder {
     const active = this.target.active;
     if (active && !active.relayed) {
       this.searchingSince = null;
-      // The configured address is the peer's own business; a found path is watched.
-      if (!this.target.config?.address) this.watch(active, now);
+      // The configured address is the peer's own business; a found path is watched, where a
+      // relay could take over (a hub that peers dial in to has none, and pings nobody).
+      if (!this.target.config?.address && this.relays().length > 0) this.watch(active, now);
+      return;
+    }
+    if (active?.relayed && !this.deps.relayOf(active)?.connected) {
+      // Its packets have nowhere to go: end it now rather than after the liveness timeout.
+      this.deps.logger.info(`${this.target.label}: the relay of its session is gone; looking for another path`);
+      active.conn.close(APP_DEAD_PEER, 'relay gone');
       return;
     }
     this.watched = null;

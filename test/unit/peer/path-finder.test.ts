@@ -10,6 +10,7 @@ import { PATH_SILENT_MS, PathFinder, RELAY_AFTER_MS, RETRY_DIRECT_MS } from '../
 import { Peer, type Link } from '../../../src/peer/peer.js';
 import type { QuicConnection } from '../../../src/quic/connection.js';
 import { FakeQuicConnection } from '../../helpers/unit-peer-fakes.js';
+import { APP_DEAD_PEER } from '../../../src/quic/errors.js';
 
 const FP = { target: 'a'.repeat(64), h: 'b'.repeat(64), k: 'c'.repeat(64) };
 
@@ -38,6 +39,7 @@ function setup(options: { address?: string } = {}) {
     ask: (p) => asked.push(p.name),
     dial: (path) => dials.push(path),
     relayAddress: (relay) => ({ host: relay === h ? '0.0.0.1' : '0.0.0.2', port: 1 }),
+    relayOf: (link) => (link.relayed ? h : undefined),
   });
   /** h (and k) connected, h with relay = true unless told otherwise. */
   const connect = (peer: Peer, relay: boolean): void => {
@@ -150,6 +152,15 @@ describe('PathFinder: a found direct path', () => {
     expect(s.asked.length).toBeGreaterThanOrEqual(1);
   });
 
+  it('is not watched where no relay could take over (a hub that its peers dial in to)', () => {
+    const s = setup();
+    const direct = linkOf(s.target);
+    s.target.active = direct;
+    s.tick(10);
+    expect(direct.fake.pings).toBe(0);
+    expect(s.dials).toEqual([]);
+  });
+
   it('is left alone for a peer with an address of its own that answers there', () => {
     const s = setup({ address: '192.0.2.30:51820' });
     s.connect(s.h, true);
@@ -159,6 +170,21 @@ describe('PathFinder: a found direct path', () => {
     expect(direct.fake.pings).toBe(0);
     expect(s.asked).toEqual([]);
     expect(s.finder.engaged).toBe(false);
+  });
+});
+
+describe('PathFinder: a relayed session', () => {
+  it('ends as soon as its relay is gone, instead of at the liveness timeout', () => {
+    const s = setup();
+    s.connect(s.h, true);
+    const relayed = linkOf(s.target, { relayed: true });
+    s.target.active = relayed;
+    s.tick();
+    expect(relayed.fake.closes).toEqual([]);
+    s.h.active = null;
+    s.tick();
+    expect(relayed.fake.closes).toEqual([{ code: APP_DEAD_PEER, reason: 'relay gone' }]);
+    expect(s.lines.some((l) => l.includes('the relay of its session is gone'))).toBe(true);
   });
 });
 
