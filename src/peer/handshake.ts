@@ -80,7 +80,7 @@ export class Handshakes {
     conn.onEstablished = () => {
       established = true;
       cancelTimer();
-      this.admitDialed(peer, conn, shown, failed);
+      this.admitDialed(peer, conn, shown, failed, other === undefined);
     };
     conn.onClose = (info) => {
       cancelTimer();
@@ -135,7 +135,7 @@ export class Handshakes {
     });
   }
 
-  private admitDialed(peer: Peer, conn: QuicConnection, shown: string, failed: (reason: string) => void): void {
+  private admitDialed(peer: Peer, conn: QuicConnection, shown: string, failed: (reason: string) => void, mayLearn: boolean): void {
     const admission = admitOutbound({
       peer: peer.config!,
       certDer: conn.peerCertDer(),
@@ -148,6 +148,13 @@ export class Handshakes {
     }
     if (admission.how !== 'first-use') {
       this.openOutbound(peer, conn, admission.fingerprint);
+      return;
+    }
+    if (!mayLearn) {
+      // The address came from another peer (or is a relay's): whoever answers there must prove a
+      // key we already trust, never become trusted by answering (PROTOCOL.md#v-inbound-tofu).
+      const refusal: Refusal = { ok: false, reason: 'tofu_mismatch', message: `${peer.name} has no pinned or learned fingerprint to check at ${shown}; a first use is learned only at its configured address` };
+      this.refuseDial(conn, refusal, `dialed ${peer.name} at ${shown}`, failed);
       return;
     }
     this.learn(admission, conn, `dialed ${peer.name} at ${shown}`, failed).then((learned) => {

@@ -313,6 +313,24 @@ describe('Handshakes: first use on a dial', () => {
     expect(peer.manager!.state).toBe('connected');
   });
 
+  // An address from an introduction (or a relay's) is a third party's word: answering there must
+  // never make a key trusted.
+  it('learns nothing on a dial along a path other than the configured address', async () => {
+    const s = await setup([newPeer('alice', ['corp'], { address: ALICE_AT })]);
+    const peer = peerNamed(s, 'alice');
+    const failed: string[] = [];
+    s.handshakes.dial(peer, { address: { host: '198.51.100.9', port: 51820 }, shown: '198.51.100.9:51820 (introduced by h)', failed: (r) => failed.push(r) });
+    const conn = s.dials.at(-1)!.conn;
+    conn.certDer = certDer(alice);
+    conn.establish();
+    await nextTurn();
+    expect(conn.closeCode).toBe(APP_UNTRUSTED);
+    expect(conn.opened).toEqual([]);
+    expect(s.trust.get('alice')).toBeUndefined();
+    expect(peer.fingerprint).toBeNull();
+    expect(failed).toEqual([expect.stringMatching(/^refused: alice has no pinned or learned fingerprint to check at 198\.51\.100\.9:51820 \(introduced by h\)/)]);
+  });
+
   it('refuses the dial when the first use cannot be written', async () => {
     const s = await setup([newPeer('alice', ['corp'], { address: ALICE_AT })]);
     s.file.failWrites = new Error('ENOSPC: no space left on device');
