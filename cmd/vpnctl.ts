@@ -2,7 +2,10 @@
 // vpnctl: onboarding on files (init, invite, join, add-peer, doctor) and queries to a running
 // daemon (status, peers, routes, reload, goodbye). Exit codes: 0 success, 1 failure, 2 usage.
 
-import { ConfigError } from '../src/config/load.js';
+import { existsSync } from 'node:fs';
+import { ConfigError, loadConfig } from '../src/config/load.js';
+import { resolveDaemonSocket } from '../src/cli/daemon-socket.js';
+import { runVersion, runWhoami } from '../src/cli/whoami.js';
 import { CommandError, UsageError, parseOptions, splitCommand } from '../src/cli/args.js';
 import { runDoctor } from '../src/cli/doctor.js';
 import { ONLINE_COMMANDS, ONLINE_HELP, runOnline, type OnlineCommand } from '../src/cli/online.js';
@@ -11,7 +14,7 @@ import { runInit, runInvite, runJoin } from '../src/cli/onboard.js';
 import { processOutput, type Output } from '../src/cli/output.js';
 import { DEFAULTS } from '../src/config/types.js';
 
-const HELP = `usage: vpnctl [--socket PATH] [--json] <command> [flags]
+const HELP = `usage: vpnctl [--socket PATH | --config FILE] [--json] <command> [flags]
 
 Files (offline):
   init       create this node's identity and config
@@ -20,9 +23,13 @@ Files (offline):
   add-peer   add a peer to the config
   doctor     check config, identity and trust files
 
-Daemon (over the control socket, default ${DEFAULTS.controlSocket}):
-  status     uptime, fingerprint, networks, peers, routes
-  peers      configured and connected peers
+  whoami     this node's name, fingerprint and overlay addresses
+  version    vpnctl's version (also --version, -v)
+
+Daemon (over its control socket: --socket PATH, or --config FILE's daemon.control_socket,
+or $VIBEPN_SOCKET, or ${DEFAULTS.configPath}'s, or ${DEFAULTS.controlSocket}):
+  status     uptime, fingerprint, networks, peers, routes, what needs attention
+  peers      configured and connected peers; peers NAME for one
   routes     route table
   reload     re-read the config (same as SIGHUP)
   goodbye    shut the daemon down cleanly
@@ -37,6 +44,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
         out.stdout(HELP);
         return 0;
       }
+      if (rest.includes('-v') || rest.includes('--version')) return runVersion(rest.filter((a) => a !== '-v' && a !== '--version'), out);
       throw new UsageError('missing command', HELP);
     }
     switch (command) {
@@ -57,10 +65,14 @@ export async function main(argv: string[], out: Output): Promise<number> {
       case 'help':
         out.stdout(HELP);
         return 0;
+      case 'version':
+        return runVersion(rest, out);
+      case 'whoami':
+        return runWhoami(rest, out);
     }
     if ((ONLINE_COMMANDS as readonly string[]).includes(command)) {
       const name = command as OnlineCommand;
-      const { values } = parseOptions(
+      const { values, positionals } = parseOptions(
         rest,
         { help: { type: 'boolean', short: 'h' }, socket: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' } },
         ONLINE_HELP[name],
@@ -69,8 +81,14 @@ export async function main(argv: string[], out: Output): Promise<number> {
         out.stdout(ONLINE_HELP[name]);
         return 0;
       }
-      const socket = typeof values.socket === 'string' ? values.socket : DEFAULTS.controlSocket;
-      await runOnline(name, socket, values.json === true, out);
+      const socket = resolveDaemonSocket({
+        socketFlag: typeof values.socket === 'string' ? values.socket : undefined,
+        configFlag: typeof values.config === 'string' ? values.config : undefined,
+        env: process.env,
+        controlSocketOf: (path) => loadConfig(path).daemon.controlSocket,
+        exists: existsSync,
+      });
+      await runOnline(name, socket.path, { json: values.json === true, args: positionals }, out);
       return 0;
     }
     throw new UsageError(`unknown command '${command}'`, HELP);
@@ -93,5 +111,10 @@ export async function main(argv: string[], out: Output): Promise<number> {
   }
 }
 
+// A reader that stops early (`vpnctl peers | head -1`) is a normal end, as for every Unix tool.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 const code = await main(process.argv.slice(2), processOutput);
 process.exitCode = code;

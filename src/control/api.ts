@@ -28,6 +28,8 @@ export interface StatusResult {
   connections: number;
   routes: number;
   networks: NetworkStatus[];
+  /** What needs attention, one line each (no TUN devices, peers down, a refused reload, …); empty when all is well. */
+  health?: string[];
 }
 
 /** How this node came to trust a peer's key: pinned in the config, learned on first use, not yet, or admitted as unknown. */
@@ -48,6 +50,13 @@ export interface PeerRow {
   path?: 'direct' | 'relay' | null;
   /** The relay's peer name when path is "relay", else null. */
   via?: string | null;
+  /** Its overlay addresses: its host routes, and the auto address derived for each shared network. */
+  addresses?: string[];
+  /** Bytes received from and sent to it on the active connection (QUIC payload and overhead), null while down. */
+  rx_bytes?: number | null;
+  tx_bytes?: number | null;
+  /** Smoothed round-trip time of the active connection in ms, null while down or before a sample. */
+  rtt_ms?: number | null;
 }
 
 export interface RouteRow {

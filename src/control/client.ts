@@ -8,6 +8,8 @@ export class ControlRequestError extends Error {
     message: string,
     /** true when the daemon answered {"status":"error"}; false when it could not be reached or misbehaved. */
     readonly fromDaemon: boolean,
+    /** The system error when connecting failed (ENOENT: no socket yet; ECONNREFUSED: nobody listening). */
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'ControlRequestError';
@@ -73,12 +75,12 @@ function describeConnectError(socketPath: string, error: NodeJS.ErrnoException):
   const prefix = `cannot reach the vibepn daemon at ${socketPath}`;
   switch (error.code) {
     case 'ENOENT':
-      return new ControlRequestError(`${prefix}: no such file (is \`vpn\` running? use --socket to choose another)`, false);
+      return new ControlRequestError(`${prefix}: no such file (is \`vpn\` running? use --socket or --config to choose another)`, false, error.code);
     case 'EACCES':
     case 'EPERM':
       return new ControlRequestError(`${prefix}: permission denied (the socket is root-only; run vpnctl with sudo)`, false);
     case 'ECONNREFUSED':
-      return new ControlRequestError(`${prefix}: connection refused (stale socket; is \`vpn\` running?)`, false);
+      return new ControlRequestError(`${prefix}: connection refused (stale socket; is \`vpn\` running?)`, false, error.code);
     case 'ENOTSOCK':
       return new ControlRequestError(`${prefix}: not a socket (use --socket to choose the right path)`, false);
     default:

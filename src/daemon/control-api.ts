@@ -1,6 +1,7 @@
 // The daemon's side of the control API: dispatches a request to its command and renders the
 // daemon's state into the result shapes vpnctl prints (src/control/api.ts).
 
+import { stat } from 'node:fs/promises';
 import type { Clock } from '../clock/clock.js';
 import { resolveNetworkAddress } from '../config/address.js';
 import type { Config } from '../config/types.js';
@@ -42,6 +43,10 @@ export interface ControlState {
 
 export interface ControlActions {
   reload(): Promise<string>;
+  /** The last reload that was refused (SIGHUP or vpnctl), if it is the latest attempt. */
+  refusedReload?(): { at: number; error: string } | null;
+  /** Started with --no-tun: sessions and routes, no interfaces. */
+  readonly noTun?: boolean;
   /** Called after the answer went out. */
   shutdown(): void;
 }
@@ -58,7 +63,7 @@ export class ControlApi {
     }
     switch (request.cmd) {
       case 'status':
-        return this.status();
+        return { ...this.status(), health: await this.health() };
       case 'peers':
         return this.peers();
       case 'routes':
@@ -96,6 +101,25 @@ export class ControlApi {
     };
   }
 
+  /** What needs attention, one line each, worst first; empty when all is well. */
+  async health(): Promise<string[]> {
+    const { state, actions } = this;
+    const lines: string[] = [];
+    const refused = actions.refusedReload?.();
+    if (refused) lines.push(`last reload refused ${new Date(refused.at).toISOString()}, the previous config keeps running: ${refused.error.split('\n')[0]}`);
+    try {
+      const { mode } = await stat(state.config.path);
+      if (mode & 0o022) lines.push(`${state.config.path} is writable by ${mode & 0o002 ? 'anyone' : 'its group'}: whoever can write it chooses this node's peers (chmod go-w ${state.config.path})`);
+    } catch {
+      // Gone or unreadable since start: the next reload says so.
+    }
+    if (actions.noTun) lines.push('no TUN devices (vpn --no-tun): sessions and routes only, no traffic is forwarded');
+    for (const row of this.peers()) {
+      if (!row.connected && row.trust !== 'unknown') lines.push(`peer ${row.name} is down${row.last_error ? `: ${row.last_error}` : ''}`);
+    }
+    return lines;
+  }
+
   /** Configured peers in config order, then connected peers admitted by accept_unknown_peers. */
   peers(): PeerRow[] {
     const { peers } = this.state;
@@ -123,6 +147,7 @@ export class ControlApi {
     const seenAt = session ? session.lastReceivedAt : peer.lastSeen;
     const address = peer.config?.address;
     const relay = peer.active ? this.state.relayOf(peer.active) : undefined;
+    const stats = peer.active?.conn.stats();
     return {
       name: peer.name,
       fingerprint: session?.peerFingerprint ?? peer.fingerprint ?? '',
@@ -135,10 +160,27 @@ export class ControlApi {
       remote: peer.active ? (relay ? `via ${relay.name}` : remoteText(peer.active.conn.remoteEndpoint())) : null,
       path: peer.active ? (peer.active.relayed ? 'relay' : 'direct') : null,
       via: relay?.name ?? null,
+      addresses: this.addressesOf(peer),
+      rx_bytes: stats ? stats.bytesReceived : null,
+      tx_bytes: stats ? stats.bytesSent : null,
+      rtt_ms: stats?.rttMs ?? null,
       connected_since: session ? new Date(session.connectedAt).toISOString() : null,
       last_error: session ? null : peer.lastError,
       trust: this.trustOf(peer),
     };
+  }
+
+  /** Its host routes inside a network prefix, and the auto address of each network it is in. */
+  private addressesOf(peer: Peer): string[] {
+    const out = new Set<string>();
+    for (const route of this.state.routes.list()) {
+      const host = route.prefix.length === route.prefix.bytes.length * 8;
+      if (route.peer === peer && host) out.add(formatIp(route.prefix.bytes));
+    }
+    if (peer.fingerprint) {
+      for (const net of this.state.config.networks.values()) if (peer.inNetwork(net.name)) out.add(formatIp(peer.autoAddressIn(net.name, net.prefix)));
+    }
+    return [...out];
   }
 
   private trustOf(peer: Peer): PeerTrust {

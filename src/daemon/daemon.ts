@@ -74,6 +74,8 @@ export class Daemon {
   private readonly dataPlane: DataPlane<Peer>;
   private node: Node | null = null;
   private endpoint: QuicEndpoint | null = null;
+  /** The latest reload, when it was refused: `vpnctl status` shows it until one succeeds. */
+  private refusedReload: { at: number; error: string } | null = null;
   private controlSocket: ControlSocketServer | null = null;
   private metricsServer: MetricsServer | null = null;
   private cancelTicker: Cancel | null = null;
@@ -98,6 +100,12 @@ export class Daemon {
     this.metrics.observe({
       peers: () => ({ connected: this.peers.connectedCount(), configured: this.currentConfig.peers.length }),
       routeCounts: () => this.routes.counts(),
+      // Configured peers first, so that they keep their own series when unknown ones are many.
+      peerTraffic: () =>
+        [...this.peers.configured(), ...this.peers.unknowns()].flatMap((peer) => {
+          const stats = peer.active?.conn.stats();
+          return stats ? [{ peer: peer.name, rx: stats.bytesReceived, tx: stats.bytesSent }] : [];
+        }),
     });
   }
 
@@ -161,6 +169,8 @@ export class Daemon {
       }
       const api = new ControlApi(node, {
         reload: () => this.reload(),
+        refusedReload: () => this.refusedReload,
+        noTun: this.options.tunFactory === undefined,
         shutdown: () => (this.options.onShutdownRequested ? this.options.onShutdownRequested() : void this.stop('vpnctl goodbye')),
       });
       this.controlSocket = new ControlSocketServer(config.daemon.controlSocket, (request) => api.handle(request), this.log.child('control/socket'));
@@ -185,9 +195,12 @@ export class Daemon {
     try {
       const next = await (this.options.loadConfig ?? loadConfigAsync)(node.config.path);
       refuseSelfPeers(next, node.fingerprint);
-      return await applyReload(next, node);
+      const summary = await applyReload(next, node);
+      this.refusedReload = null;
+      return summary;
     } catch (error) {
       this.log.child('daemon').error(`reload refused, keeping the running config: ${(error as Error).message}`);
+      this.refusedReload = { at: this.clock.now(), error: (error as Error).message };
       throw error;
     }
   }

@@ -81,6 +81,7 @@ export class Node implements ReloadTarget, ControlState {
     this.connections = new Connections({
       peers: this.peers,
       localFingerprint: identity.fingerprint,
+      localName: identity.name,
       clock: parts.clock,
       timing,
       metrics,
@@ -119,6 +120,7 @@ export class Node implements ReloadTarget, ControlState {
       config: () => this.config,
       trust: () => this.trust,
       localFingerprint: identity.fingerprint,
+      localName: identity.name,
       clock: parts.clock,
       timing,
       metrics,

@@ -45,7 +45,13 @@ export interface ObservedState {
   peers(): { connected: number; configured: number };
   /** Learned routes per local network. */
   routeCounts(): ReadonlyMap<string, number>;
+  /** Bytes each way on each connected peer's active connection, by peer name. */
+  peerTraffic?(): Iterable<{ peer: string; rx: number; tx: number }>;
 }
+
+/** Unknown peers get a series of their own up to this many; beyond, they add up under one name. */
+export const MAX_PEER_SERIES = 256;
+export const OTHER_PEERS = '(other)';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -103,6 +109,21 @@ export class Metrics {
       collect() {
         this.reset();
         for (const [network, count] of observed()?.routeCounts() ?? []) this.set({ network }, count);
+      },
+    });
+    new Counter<'peer' | 'direction'>({
+      name: 'vibepn_peer_bytes_total',
+      help: "Bytes received from (in) and sent to (out) each connected peer on its active connection, QUIC overhead included; starts from 0 when the connection is replaced (a counter reset). Beyond 256 peers the rest add up under peer=\"(other)\".",
+      labelNames: ['peer', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        let series = 0;
+        for (const { peer, rx, tx } of observed()?.peerTraffic?.() ?? []) {
+          const name = series++ < MAX_PEER_SERIES ? peer : OTHER_PEERS;
+          this.inc({ peer: name, direction: 'in' }, rx);
+          this.inc({ peer: name, direction: 'out' }, tx);
+        }
       },
     });
     this.routesRejected = counter('vibepn_routes_rejected_total', 'Announced routes refused by the route policy, by network and reason.', ['network', 'reason']);

@@ -18,8 +18,10 @@ import {
   APP_DUPLICATE,
   APP_GOODBYE,
   APP_PROTOCOL_VIOLATION,
+  APP_UNTRUSTED,
   describeAppError,
 } from '../quic/errors.js';
+import { describeRefusal } from './refusal.js';
 import type { Link, Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
 import { acceptOriginalStream } from './original-streams.js';
@@ -39,6 +41,8 @@ const DRAIN_MAX_MS = 10_000;
 export interface ConnectionsDeps {
   peers: PeerMap;
   localFingerprint: string;
+  /** This node's name (its certificate's CN), for the fixes messages name. */
+  localName: string;
   clock: Clock;
   timing: DaemonTiming;
   metrics: Metrics;
@@ -340,9 +344,14 @@ export class Connections {
     // Closed before the Hello exchange finished: for the dialer this was a failed attempt.
     if ((!link.session || link.session.peerNonce === null) && conn.direction === 'outbound') {
       if (peer.original && !info.local && info.isApp && info.reason.startsWith('duplicate connection')) peer.manager?.dialLostLottery(reason);
+      else if (!info.local && info.isApp && info.errorCode === APP_UNTRUSTED) peer.manager?.dialFailed(this.refusal(peer, info.reason));
       else peer.manager?.dialFailed(reason);
     }
     if (peer.config === null && peer.links.size === 0) this.deps.peers.remove(peer);
+  }
+
+  private refusal(peer: Peer, reason: string): string {
+    return describeRefusal(peer.name, reason, { name: this.deps.localName, fingerprint: this.deps.localFingerprint }, peer.config?.networks ?? []);
   }
 
   /**

@@ -14,6 +14,7 @@ import type { QuicConnection } from '../quic/connection.js';
 import type { QuicStream } from '../quic/stream.js';
 import { APP_GOODBYE, APP_NO_ERROR, APP_PROTOCOL_VIOLATION, APP_UNTRUSTED } from '../quic/errors.js';
 import { admitInbound, admitOutbound, type Admission } from './admission.js';
+import { describeRefusal } from './refusal.js';
 import type { Connections } from './connections.js';
 import { HeldStreams } from './held-streams.js';
 import type { Peer } from './peer.js';
@@ -40,6 +41,8 @@ export interface HandshakesDeps {
   config(): Config;
   trust(): TrustStore;
   localFingerprint: string;
+  /** This node's name, for the fixes refusal messages name. */
+  localName: string;
   clock: Clock;
   timing: Pick<DaemonTiming, 'handshakeTimeoutMs'>;
   metrics: Metrics;
@@ -91,6 +94,10 @@ export class Handshakes {
       const noAnswer = handshakeTimedOut || info.timedOut;
       const unresolved = !info.isApp && info.reason.startsWith('cannot resolve');
       metrics.connectionFailure(noAnswer ? 'timeout' : info.isApp ? 'rejected' : unresolved ? 'dns' : 'handshake');
+      if (!info.local && info.isApp && info.errorCode === APP_UNTRUSTED) {
+        failed(describeRefusal(peer.name, info.reason, { name: this.deps.localName, fingerprint: this.deps.localFingerprint }, peer.config?.networks ?? []));
+        return;
+      }
       const why = noAnswer ? `no answer within ${timing.handshakeTimeoutMs / 1000}s` : info.reason || 'handshake failed';
       failed(`cannot connect to ${shown}: ${why}`);
     };

@@ -118,15 +118,19 @@ export class PathFinder {
   /** Why there is no path, for `vpnctl peers`; null while connected or not looking. */
   get reason(): string | null {
     if (this.target.connected || !this.engaged) return null;
-    const own = this.target.manager?.lastError;
+    const own = this.target.manager?.lastError ?? null;
     const found = this.foundReason();
-    return own ? `${own}; ${found}` : found;
+    if (own === null || found === null) return own ?? found;
+    return `${own}; ${found}`;
   }
 
-  private foundReason(): string {
+  /** Null for a peer with an address when no other path was ever in sight: its own error says it all. */
+  private foundReason(): string | null {
     const introducers = this.deps.introducers();
-    const start = this.target.config?.address ? 'no other path' : 'no address';
+    const hasAddress = Boolean(this.target.config?.address);
+    const start = hasAddress ? 'no other path' : 'no address';
     if (introducers.length === 0 && this.answers.size === 0) {
+      if (hasAddress) return null;
       return `${start}, and no connected peer that can introduce it (a common peer running vibepn with NAT traversal)`;
     }
     const knowing = [...this.answers.values()].filter((a) => a.address !== null);

@@ -127,6 +127,22 @@ describe('refused dials', () => {
 });
 
 describe('a node listed as its own peer', () => {
+  // A joiner whose inviter has not added it yet must read that the inviter refused *its*
+  // certificate, and the command that fixes it, not "untrusted certificate (unknown_fingerprint)".
+  it('a dial refused for want of a peer entry says who refused whom, and the add-peer to run there', async () => {
+    const a = await nodeAt('a');
+    const b = await nodeAt('b');
+    await startNode(b, writeNodeConfig(b, []));
+    await startNode(a, writeNodeConfig(a, [peerOf(b, ['corp'])]));
+    let row: PeerRow | undefined;
+    await waitFor(() => true, 'start');
+    for (let i = 0; i < 100 && !row?.last_error; i++) {
+      row = (await peersOf(a)).find((r) => r.name === 'b');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(row?.last_error).toBe(`b refused our certificate: b has no peer entry for this node (on b: vpnctl add-peer --name a --fingerprint ${a.fingerprint} --networks corp)`);
+  });
+
   it('is refused at start and on reload, naming the entry to remove', async () => {
     const a = await nodeAt('a');
     const b = await nodeAt('b');

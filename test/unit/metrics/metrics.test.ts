@@ -135,6 +135,20 @@ describe('Metrics', () => {
     expect(sample(text, 'vibepn_forward_packets_total{network="corp",direction="in"}')).toBe(17);
   });
 
+  it('per-peer bytes by peer name, at most 256 series of peers, the rest under (other)', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const peers = Array.from({ length: 300 }, (_, i) => ({ peer: `p${i}`, rx: i, tx: 2 * i }));
+    metrics.observe({ peers: () => ({ connected: 300, configured: 300 }), routeCounts: () => new Map(), peerTraffic: () => peers });
+    const text = await metrics.render();
+    expect(text).toContain('vibepn_peer_bytes_total{peer="p1",direction="in"} 1');
+    expect(text).toContain('vibepn_peer_bytes_total{peer="p255",direction="out"} 510');
+    expect(text).not.toContain('peer="p256"');
+    // 256 + … + 299 in, twice that out.
+    const rest = peers.slice(256).reduce((sum, p) => sum + p.rx, 0);
+    expect(text).toContain(`vibepn_peer_bytes_total{peer="(other)",direction="in"} ${rest}`);
+    expect(text).toContain(`vibepn_peer_bytes_total{peer="(other)",direction="out"} ${2 * rest}`);
+  });
+
   it('two instances share no state', async () => {
     const a = new Metrics();
     const b = new Metrics();

@@ -86,6 +86,7 @@ function setup(options: { original?: boolean; nonces?: bigint[] } = {}) {
   const connections = new Connections({
     peers,
     localFingerprint: self.fingerprint,
+    localName: 'self',
     clock,
     timing: DEFAULT_TIMING,
     metrics,

@@ -81,6 +81,7 @@ async function setup(peerConfigs: PeerConfig[], options: { acceptUnknown?: boole
   const connections = new Connections({
     peers,
     localFingerprint: self.fingerprint,
+    localName: 'self',
     clock,
     timing: DEFAULT_TIMING,
     metrics,
@@ -108,6 +109,7 @@ async function setup(peerConfigs: PeerConfig[], options: { acceptUnknown?: boole
     config: () => config,
     trust: () => trust,
     localFingerprint: self.fingerprint,
+    localName: 'self',
     clock,
     timing: { handshakeTimeoutMs: HANDSHAKE_MS },
     metrics,
@@ -194,7 +196,7 @@ describe('Handshakes.dial', () => {
     const cases: Array<[Parameters<FakeQuicConnection['finishClose']>[0], string, string]> = [
       [{ local: true, isApp: false, reason: 'cannot resolve alice.example: ENOTFOUND' }, 'dns', 'cannot resolve alice.example: ENOTFOUND'],
       [{ local: true, isApp: false, timedOut: true, reason: '' }, 'timeout', 'no answer within 5s'],
-      [{ local: false, isApp: true, errorCode: APP_UNTRUSTED, reason: 'unknown_fingerprint' }, 'rejected', 'unknown_fingerprint'],
+      [{ local: false, isApp: true, errorCode: APP_UNTRUSTED, reason: 'unknown_fingerprint' }, 'rejected', 'alice refused our certificate: alice has no peer entry for this node (on alice: vpnctl add-peer --name self --fingerprint SELF --networks corp)'],
       [{ local: false, isApp: false, errorCode: 0x128, reason: '' }, 'handshake', 'handshake failed'],
       [{ local: false, isApp: false, errorCode: 0x128, reason: 'TLS alert 40' }, 'handshake', 'TLS alert 40'],
     ];
@@ -202,7 +204,8 @@ describe('Handshakes.dial', () => {
       const s = await setup([newPeer('alice', ['corp'], { address: ALICE_AT, fingerprint: alice.fingerprint })]);
       dialAlice(s).finishClose(info);
       expect(await s.failures(reason), reason).toBe(1);
-      expect(peerNamed(s, 'alice').manager!.lastError).toBe(`cannot connect to 192.0.2.10:51820: ${why}`);
+      const expected = why.startsWith('alice refused') ? why.replace('SELF', self.fingerprint) : `cannot connect to 192.0.2.10:51820: ${why}`;
+      expect(peerNamed(s, 'alice').manager!.lastError).toBe(expected);
       // A close before the handshake never reaches the connection registry.
       expect(s.connections.connectionCount()).toBe(0);
     }
