@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "vibepn_tun",
-      "sources": ["src/tun/native/tun.c", "src/tun/native/netlink.c", "src/tun/native/netlink_js.c"],
+      "sources": ["src/tun/native/tun.c", "src/tun/native/netlink.c", "src/tun/native/netlink_js.c", "src/tun/native/peercred.c"],
       "include_dirs": ["src/native"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]

@@ -4,21 +4,34 @@
 // SIGHUP: reload the config (same as `vpnctl reload`); a bad new config is refused and logged.
 
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load.js';
 import { DEFAULTS } from '../src/config/types.js';
-import { UsageError, parseOptions } from '../src/cli/args.js';
+import { UsageError, normalizeSingleDash, parseOptions, type OptionSpec, type Parsed } from '../src/cli/args.js';
+import { refuseExposedPrivateKey } from '../src/crypto/key-permissions.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { Logger, streamSink } from '../src/log/logger.js';
+import { TUN_ADDON, UDP_ADDON, missingAddonsWarning } from '../src/native/load.js';
 import { tunDeviceFactory } from '../src/tun/device.js';
 
-const HELP = `usage: vpn [-config PATH] [--no-tun]
-       vpn --version | vpn -h
+const HELP = `usage: vpn [-config PATH | PATH] [--no-tun]
+       vpn -v | --version
+       vpn -h | --help
 
 Runs the vibepn daemon in the foreground.
-  -config, --config PATH   config file (default ${DEFAULTS.configPath})
+  -config, --config PATH   config file (default ${DEFAULTS.configPath}); PATH alone means the same
   --no-tun                 control plane only: sessions and routes, no interfaces (no root needed)
-  --version                print the version
+  -v, --version            print the version
+  -h, --help               print this help
 Signals: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads the config.`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  'no-tun': { type: 'boolean' },
+  version: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies OptionSpec;
 
 /** After a shutdown request the process exits within this long, Goodbyes sent or not. */
 const SHUTDOWN_DEADLINE_MS = 3000;
@@ -28,23 +41,74 @@ function version(): string {
   return pkg.version;
 }
 
-async function main(argv: string[]): Promise<number> {
-  let values;
+type Invocation = { run: 'help' } | { run: 'version' } | { run: 'daemon'; configPath: string; tun: boolean };
+
+/** What the command line asks for; a UsageError (exit 2) for anything it cannot mean. */
+function parseCommandLine(argv: string[]): Invocation {
+  refuseUnknownFlags(argv);
+  let parsed: Parsed;
   try {
-    ({ values } = parseOptions(
-      argv,
-      { config: { type: 'string' }, 'no-tun': { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      HELP,
-    ));
+    parsed = parseOptions(argv, OPTIONS, HELP);
+  } catch (error) {
+    // Some parseArgs messages run over several lines ("argument is ambiguous ... Did you forget
+    // ..."); the usage follows on its own lines, so the reason has to stay on one.
+    if (error instanceof UsageError) throw new UsageError(error.message.replace(/\s*\n\s*/g, ' '), HELP);
+    throw error;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { run: 'help' };
+  if (values.version) return { run: 'version' };
+  const flag = typeof values.config === 'string' ? values.config : undefined;
+  return { run: 'daemon', configPath: configPathOf(flag, positionals), tun: !values['no-tun'] };
+}
+
+/**
+ * parseArgs' own message for an unknown flag is a paragraph about `--` with an unbalanced quote,
+ * and names `-foo` as `--foo` (normalizeSingleDash). Unknown flags are found here first, from a
+ * lenient parse that keeps each token's place in argv, and named as the user typed them.
+ */
+function refuseUnknownFlags(argv: string[]): void {
+  const { tokens } = parseArgs({ args: normalizeSingleDash(argv), options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  for (const token of tokens) {
+    if (token.kind === 'option' && !Object.hasOwn(OPTIONS, token.name)) {
+      const typed = (argv[token.index] ?? token.rawName).replace(/=.*$/s, '');
+      throw new UsageError(`unknown flag '${typed}'`, HELP);
+    }
+  }
+}
+
+/**
+ * The config file: the one argument, or -config, or the default. Both given is fine when they
+ * name the same file; two different files are refused rather than one of them silently chosen.
+ */
+function configPathOf(flag: string | undefined, positionals: string[]): string {
+  if (positionals.length > 2) {
+    const list = positionals.map((p) => `'${p}'`).join(', ');
+    throw new UsageError(`unexpected arguments ${list}: vpn takes one config file, as its only argument or with -config PATH`, HELP);
+  }
+  const [first, second] = positionals;
+  if (second !== undefined && resolve(first!) !== resolve(second)) {
+    throw new UsageError(`two config files given, '${first}' and '${second}': give one`, HELP);
+  }
+  if (first !== undefined && flag !== undefined && resolve(first) !== resolve(flag)) {
+    throw new UsageError(`two config files given, '${first}' and -config '${flag}': give one`, HELP);
+  }
+  return first ?? flag ?? DEFAULTS.configPath;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let invocation: Invocation;
+  try {
+    invocation = parseCommandLine(argv);
   } catch (error) {
     process.stderr.write(`vpn: ${(error as Error).message}\n${(error as UsageError).help ?? ''}\n`);
     return 2;
   }
-  if (values.help) {
+  if (invocation.run === 'help') {
     process.stdout.write(HELP + '\n');
     return 0;
   }
-  if (values.version) {
+  if (invocation.run === 'version') {
     process.stdout.write(`vibepn ${version()}\n`);
     return 0;
   }
@@ -57,13 +121,20 @@ async function main(argv: string[]): Promise<number> {
   const logger = new Logger('daemon', { sink: (line) => (started ? stderr(line) : startupLines.push(line)) });
   let daemon: Daemon;
   try {
-    const config = loadConfig(typeof values.config === 'string' ? values.config : DEFAULTS.configPath);
+    const config = loadConfig(invocation.configPath);
+    // Before the daemon exists: a key others can read must not serve even for a moment.
+    refuseExposedPrivateKey(config.identity.key);
     daemon = new Daemon({
       config,
       logger,
-      tunFactory: values['no-tun'] ? undefined : tunDeviceFactory(logger.child('tun')),
+      tunFactory: invocation.tun ? tunDeviceFactory(logger.child('tun')) : undefined,
       onShutdownRequested: () => shutdown('vpnctl goodbye'),
     });
+    // After the Daemon applied log_level. Held back with the other start-up lines: if start-up
+    // fails, its reason already names a missing TUN addon.
+    // socket_group asks the TUN addon who connected, even with --no-tun.
+    const addonWarning = missingAddonsWarning(invocation.tun || config.daemon.socketGroup ? [UDP_ADDON, TUN_ADDON] : [UDP_ADDON]);
+    if (addonWarning !== null) logger.child('native').warn(addonWarning);
     await daemon.start();
   } catch (error) {
     if (process.env.VIBEPN_DEBUG) for (const line of startupLines) process.stderr.write(line + '\n');

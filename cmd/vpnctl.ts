@@ -10,29 +10,33 @@ import { CommandError, UsageError, parseOptions, splitCommand } from '../src/cli
 import { runDoctor } from '../src/cli/doctor.js';
 import { ONLINE_COMMANDS, ONLINE_HELP, runOnline, type OnlineCommand } from '../src/cli/online.js';
 import { runAddPeer } from '../src/cli/add-peer.js';
-import { runInit, runInvite, runJoin } from '../src/cli/onboard.js';
+import { runInit, runInvite, runJoin, runRekey } from '../src/cli/onboard.js';
+import { runForget } from '../src/cli/forget.js';
+import { runRemovePeer } from '../src/cli/remove-peer.js';
 import { processOutput, type Output } from '../src/cli/output.js';
 import { DEFAULTS } from '../src/config/types.js';
 
 const HELP = `usage: vpnctl [--socket PATH | --config FILE] [--json] <command> [flags]
 
 Files (offline):
-  init       create this node's identity and config
-  invite     print a signed, expiring invite for another node
-  join       create identity and config from an invite
-  add-peer   add a peer to the config
-  doctor     check config, identity and trust files
-
-  whoami     this node's name, fingerprint and overlay addresses
-  version    vpnctl's version (also --version, -v)
+  init         create this node's identity and config
+  invite       print a signed, expiring invite for another node
+  join         create identity and config from an invite
+  add-peer     add a peer to the config (--force: replace it)
+  remove-peer  remove a peer from the config
+  forget       drop a peer's key learned on first use
+  rekey        a new identity for this node, keeping the config
+  doctor       check config, identity and trust files
+  whoami       this node's name, fingerprint and overlay addresses
+  version      vpnctl's version (also --version, -v)
 
 Daemon (over its control socket: --socket PATH, or --config FILE's daemon.control_socket,
 or $VIBEPN_SOCKET, or ${DEFAULTS.configPath}'s, or ${DEFAULTS.controlSocket}):
-  status     uptime, fingerprint, networks, peers, routes, what needs attention
-  peers      configured and connected peers; peers NAME for one
-  routes     route table
-  reload     re-read the config (same as SIGHUP)
-  goodbye    shut the daemon down cleanly
+  status       uptime, fingerprint, networks, peers, routes, what needs attention
+  peers        configured and connected peers; peers NAME for one
+  routes       route table
+  reload       re-read the config (same as SIGHUP)
+  goodbye      shut the daemon down cleanly
 
 Run 'vpnctl <command> -h' for a command's flags.`;
 
@@ -59,6 +63,15 @@ export async function main(argv: string[], out: Output): Promise<number> {
         return 0;
       case 'add-peer':
         await runAddPeer(rest, out);
+        return 0;
+      case 'remove-peer':
+        await runRemovePeer(rest, out);
+        return 0;
+      case 'forget':
+        await runForget(rest, out);
+        return 0;
+      case 'rekey':
+        await runRekey(rest, out);
         return 0;
       case 'doctor':
         return await runDoctor(rest, out);

@@ -10,6 +10,7 @@ import { DEFAULTS, type Config, type PeerConfig } from '../config/types.js';
 import { PIN_SOURCE, formatOptionalEndpoint } from '../config/values.js';
 import { checkValidity, fingerprintOfPem } from '../crypto/identity.js';
 import { formatPrefix } from '../netgraph/addr.js';
+import { addPeerCommand } from './add-peer.js';
 import { optionalString, parseCommandFlags, stringFlags } from './args.js';
 import { autoAddressClashes } from './auto-addresses.js';
 import { shellWord, type Output } from './output.js';
@@ -72,7 +73,7 @@ export function diagnose(configPath: string): Check[] {
     return checks;
   }
 
-  const certFingerprint = checkIdentity(config, checks);
+  const certFingerprint = checkIdentity(config, configPath, checks);
   for (const net of config.networks.values()) {
     const routes = net.routes.length ? `, exports ${net.routes.map(formatPrefix).join(', ')}` : '';
     checks.push(passed(`network ${net.name}`, `prefix ${formatPrefix(net.prefix)}, address ${describeNetworkAddress(net, certFingerprint)}${routes}`));
@@ -80,7 +81,7 @@ export function diagnose(configPath: string): Check[] {
   const known = readKnownPeers(config.identity.knownPeers);
   checkAutoAddresses(config, certFingerprint, checks);
   checkPeers(config, configPath, certFingerprint ?? config.identity.fingerprint, known, checks);
-  checkKnownPeers(config, known, checks);
+  checkKnownPeers(config, configPath, known, checks);
   return checks;
 }
 
@@ -115,21 +116,37 @@ function checkAutoAddresses(config: Config, ownFingerprint: string | undefined, 
 
 /** The add-peer command that replaces `peer` by the same entry with a pin. */
 function pinCommand(peer: PeerConfig, configPath: string): string {
-  const words = ['vpnctl', 'add-peer'];
-  if (configPath !== DEFAULTS.configPath) words.push('--config', shellWord(configPath));
-  words.push('--name', shellWord(peer.name), '--address', shellWord(formatOptionalEndpoint(peer.address)));
-  words.push('--fingerprint', '<fp>', '--networks', shellWord(peer.networks.join(',')));
-  if (peer.allowedRoutes.length > 0) words.push('--allowed-routes', shellWord(peer.allowedRoutes.map(formatPrefix).join(',')));
-  if (peer.original) words.push('--original');
-  words.push('--force');
-  return words.join(' ');
+  return addPeerCommand({
+    config: configPath,
+    name: peer.name,
+    address: shellWord(formatOptionalEndpoint(peer.address)),
+    fingerprint: '<fp>',
+    networks: peer.networks,
+    allowedRoutes: peer.allowedRoutes,
+    original: peer.original === true,
+    force: true,
+  });
+}
+
+/** `vpnctl <command> [--config P]` for a fix, the flag left out for the default config. */
+function vpnctlCommand(command: string, configPath: string, ...rest: string[]): string {
+  const config = configPath === DEFAULTS.configPath ? [] : ['--config', shellWord(configPath)];
+  return ['vpnctl', command, ...config, ...rest].join(' ');
+}
+
+/**
+ * The fix for an identity that cannot be used: a new one at the same paths. Never `init --force`,
+ * which would write a new config without this node's peers and daemon settings.
+ */
+function newIdentityFix(configPath: string): string {
+  return `${vpnctlCommand('rekey', configPath, '--force')} for a new identity at the same paths (the config stays as it is; it prints the new fingerprint, which peers must then pin)`;
 }
 
 /** Returns the certificate's fingerprint when the identity is usable, for the address lines. */
-function checkIdentity(config: Config, checks: Check[]): string | undefined {
+function checkIdentity(config: Config, configPath: string, checks: Check[]): string | undefined {
   const { cert, key } = config.identity;
-  const certPem = readFileCheck(cert, 'identity certificate', checks);
-  const keyPem = readFileCheck(key, 'identity key', checks);
+  const certPem = readFileCheck(cert, 'identity certificate', configPath, checks);
+  const keyPem = readFileCheck(key, 'identity key', configPath, checks);
   if (keyPem !== undefined) {
     const mode = statSync(key).mode & 0o777;
     const modeText = mode.toString(8).padStart(4, '0');
@@ -145,7 +162,7 @@ function checkIdentity(config: Config, checks: Check[]): string | undefined {
   try {
     x509 = new X509Certificate(certPem);
   } catch (error) {
-    checks.push(failed('certificate', `${cert} is not a PEM certificate (${(error as Error).message})`, 'vpnctl init --force to create a new identity'));
+    checks.push(failed('certificate', `${cert} is not a PEM certificate (${(error as Error).message})`, `restore it, or ${newIdentityFix(configPath)}`));
     return undefined;
   }
   try {
@@ -158,11 +175,11 @@ function checkIdentity(config: Config, checks: Check[]): string | undefined {
             `${key} is not the key of ${cert}`,
             existsSync(`${cert}.pending`)
               ? `a replaced identity was interrupted; starting vpn finishes it (or: mv ${cert}.pending ${cert})`
-              : 'restore the matching key, or vpnctl init --force for a new identity',
+              : `restore the matching key, or ${newIdentityFix(configPath)}`,
           ),
     );
   } catch (error) {
-    checks.push(failed('key matches certificate', `${key} is not a PEM private key (${(error as Error).message})`, 'restore the key file'));
+    checks.push(failed('key matches certificate', `${key} is not a PEM private key (${(error as Error).message})`, `restore the key file, or ${newIdentityFix(configPath)}`));
   }
   const fingerprint = fingerprintOfPem(certPem);
   const pinned = config.identity.fingerprint;
@@ -179,12 +196,12 @@ function checkIdentity(config: Config, checks: Check[]): string | undefined {
   checks.push(
     invalid === null
       ? passed('certificate validity', `valid until ${new Date(x509.validTo).toISOString()}`)
-      : failed('certificate validity', invalid, "vpnctl init --force for a new identity, then update peers' pinned fingerprints"),
+      : failed('certificate validity', invalid, newIdentityFix(configPath)),
   );
   return fingerprint;
 }
 
-function readFileCheck(path: string, what: string, checks: Check[]): string | undefined {
+function readFileCheck(path: string, what: string, configPath: string, checks: Check[]): string | undefined {
   try {
     const text = readFileSync(path, 'utf8');
     checks.push(passed(what, `${path} exists and is readable`));
@@ -195,7 +212,7 @@ function readFileCheck(path: string, what: string, checks: Check[]): string | un
       failed(
         what,
         `${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message}`,
-        code === 'EACCES' ? 'run as root (sudo)' : 'vpnctl init to create an identity, or fix identity.cert/identity.key in the config',
+        code === 'EACCES' ? 'run as root (sudo)' : `restore it, fix identity.cert/identity.key in ${configPath}, or ${newIdentityFix(configPath)}`,
       ),
     );
     return undefined;
@@ -228,7 +245,7 @@ function readKnownPeers(path: string): KnownPeers {
   }
 }
 
-function checkKnownPeers(config: Config, known: KnownPeers, checks: Check[]): void {
+function checkKnownPeers(config: Config, configPath: string, known: KnownPeers, checks: Check[]): void {
   const path = config.identity.knownPeers;
   if ('missing' in known) {
     checks.push(passed('known peers', `${path} does not exist yet (created on first connection)`));
@@ -258,7 +275,7 @@ function checkKnownPeers(config: Config, known: KnownPeers, checks: Check[]): vo
         failed(
           `known peer ${peer.name}`,
           `pinned fingerprint ${peer.fingerprint} differs from the one learned earlier, ${stored}`,
-          `confirm the peer's new certificate, then remove "${peer.name}" from ${path}`,
+          `confirm that ${peer.name} really has the pinned certificate, then drop the old key: ${vpnctlCommand('forget', configPath, shellWord(peer.name))}`,
         ),
       );
     }

@@ -1,13 +1,17 @@
-// vpnctl init / invite / join: offline onboarding on config and identity files (add-peer is in
-// add-peer.ts). None of these talk to a daemon; they write files a daemon reads on (re)load.
+// vpnctl init / invite / join / rekey: offline onboarding on config and identity files (add-peer
+// is in add-peer.ts). None of these talk to a daemon; they write files a daemon reads on (re)load.
 
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DEFAULTS, type Config, type NetworkConfig, type PeerConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
+import { checkConfigText, readConfigText, withIdentityFingerprint, writeConfigText } from '../config/edit.js';
+import { networkNameProblem } from '../config/names.js';
+import { peerNameProblem, undialableProblem } from '../config/peer-values.js';
 import { checkConfig, newConfig, newPeer, writeConfigFile } from '../config/write.js';
-import { describeNetworkAddress } from '../config/address.js';
+import { describeNetworkAddress, resolveNetworkAddress } from '../config/address.js';
 import {
   formatEndpoint,
   parseDialAddress,
@@ -16,10 +20,11 @@ import {
   parseNetworkAddress,
   staticAddressProblem,
 } from '../config/values.js';
-import { generateIdentity, loadIdentity, writeIdentityFiles, type GeneratedIdentity } from '../crypto/identity.js';
+import { certificateInfo, generateIdentity, loadIdentity, writeIdentityFiles, type GeneratedIdentity } from '../crypto/identity.js';
 import { writeFileAtomic } from '../crypto/atomic-file.js';
-import { createInvite, parseInvite } from '../crypto/invite.js';
-import { formatPrefix, parseCidr, type Prefix } from '../netgraph/addr.js';
+import { MAX_INVITE_TTL_SECONDS, createInvite, parseInvite } from '../crypto/invite.js';
+import { formatIp, formatPrefix, parseCidr, type Prefix } from '../netgraph/addr.js';
+import { addPeerCommand } from './add-peer.js';
 import {
   CommandError,
   FORCE_FLAG,
@@ -38,36 +43,55 @@ import { shellWord, type Output } from './output.js';
 
 export const INIT_HELP = `usage: vpnctl init [--config P] [--cert P] [--key P] [--name N] [--network N] [--prefix CIDR]
                   [--address auto|IP] [--export=true|false] [--listen HOST:PORT] [--socket P]
-                  [--metrics-listen ADDR] [--known-peers P] [--force]
+                  [--metrics-listen ADDR] [--known-peers P] [--force] [--json]
 
 Creates this node's identity (ECDSA P-256 certificate and key) and a config with one network.
   --config P          config file to write (default ${DEFAULTS.configPath})
   --cert P, --key P   identity files to write (default ${DEFAULTS.cert}, ${DEFAULTS.key})
-  --name N            node name, the certificate's CN (default: this host's name)
+  --name N            node name, the certificate's CN and the name peers list it by
+                      (default: this host's name; A-Z a-z 0-9 _ . -)
   --network N         network name (default ${DEFAULTS.network})
   --prefix CIDR       network prefix, IPv4 or IPv6 (default ${DEFAULTS.prefix})
   --address A         overlay address: auto (derived from the fingerprint) or an IP in the prefix
   --export=BOOL       announce this node's routes (default true)
   --listen, --socket, --metrics-listen, --known-peers
                       daemon settings written into [daemon]/[identity] (defaults as in the docs)
-  --force             overwrite existing files`;
+  --force             overwrite existing files (the config too: for a new identity alone,
+                      use vpnctl rekey)
+  --json              print the result as one JSON object`;
 
 export const INVITE_HELP = `usage: vpnctl invite [--config P] --network N --address HOST:PORT [--name N] [--ttl DURATION]
-                    [--out FILE|-] [--force]
+                    [--out FILE|-] [--force] [--json]
 
 Prints a signed, expiring invite for another machine to join NETWORK through this node.
-  --address HOST:PORT  where the joiner reaches this node's QUIC port (required)
+  --address HOST:PORT  where the joiner reaches this node's QUIC port (required; not 0.0.0.0)
   --name N             the name the joiner will know this node by (default: certificate CN)
-  --ttl DURATION       validity, e.g. 30m, 24h, 7d (default 24h)
-  --out FILE|-         write the invite to FILE (mode 0600) or - for stdout (default -)`;
+  --ttl DURATION       validity, e.g. 30m, 24h, 7d; at most 365d (default 24h)
+  --out FILE|-         write the invite to FILE (mode 0600) or - for stdout (default -)
+  --json               print the invite and its details as one JSON object`;
 
 export const JOIN_HELP = `usage: vpnctl join [--config P] [--cert P] [--key P] [--name N]
                   (--invite STRING | --invite-file FILE) [--address auto|IP] [--export=true|false]
                   [--listen HOST:PORT] [--socket P] [--metrics-listen ADDR] [--known-peers P] [--force]
+                  [--json]
 
 Creates this node's identity and a config that joins the invite's network with the inviter as a
-pinned peer. Prints the command to run on the inviter so it accepts this node.`;
+pinned peer. Prints the command to run on the inviter so it accepts this node (--json: as one
+JSON object, with that command as add_peer_command).`;
 
+export const REKEY_HELP = `usage: vpnctl rekey [--config P] [--name N] [--force] [--json]
+
+Replaces this node's identity (certificate and key, at the paths the config names) with a new
+one, and nothing else: peers, networks and daemon settings stay as written (identity.fingerprint
+is updated where the config pins it). The fingerprint changes, and with it every auto address,
+so peers refuse this node until they pin the new fingerprint: rekey prints the command to run
+on them.
+  --name N   the new certificate's name (default: the old certificate's, else this host's name)
+  --force    replace existing identity files (needed whenever there are any)
+  --json     print the result as one JSON object
+Restart vpn afterwards: it reads the identity at start.`;
+
+const JSON_FLAG: OptionSpec = { json: { type: 'boolean' } };
 const DAEMON_FLAGS: OptionSpec = stringFlags('listen', 'socket', 'metrics-listen', 'known-peers');
 
 /** Flags init and join share: where the new node's files go and how it takes part in its network. */
@@ -75,7 +99,12 @@ const NEW_NODE_FLAGS: OptionSpec = {
   ...DAEMON_FLAGS,
   ...stringFlags('config', 'cert', 'key', 'name', 'address', 'export'),
   ...FORCE_FLAG,
+  ...JSON_FLAG,
 };
+
+function printJson(out: Output, value: unknown): void {
+  out.stdout(JSON.stringify(value, null, 2));
+}
 
 function refuseExisting(paths: string[], force: boolean): void {
   if (force) return;
@@ -83,6 +112,20 @@ function refuseExisting(paths: string[], force: boolean): void {
   if (existing.length > 0) {
     throw new CommandError(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; use --force to overwrite`);
   }
+}
+
+/**
+ * This node's name: --name, else `fallback` (this host's name, or the old certificate's). It is
+ * the certificate's CN and the name every peer lists this node by (join prints `add-peer --name`),
+ * so it follows the peer-name rule; a bad default says which flag overrides it.
+ */
+function nodeNameFlag(values: Parsed['values'], help: string, fallback: { name: string; what: string }): string {
+  const given = optionalString(values, 'name');
+  const name = given ?? fallback.name;
+  const problem = peerNameProblem(name) ?? (name.length > 64 ? `'${name}' is longer than 64 characters, the most a certificate name may have` : null);
+  if (problem === null) return name;
+  if (given !== undefined) throw new UsageError(`--name ${problem}`, help);
+  throw new UsageError(`${fallback.what}: ${problem}; pass --name NAME, the name peers list this node by`, help);
 }
 
 /**
@@ -131,6 +174,7 @@ function buildConfig(args: {
     help,
   );
   // Validate through the real loader, so init/join can never write a config the daemon refuses.
+  // Each flag was checked on its own above, so whatever this still finds names keys, not lines.
   return checkConfig(config);
 }
 
@@ -157,7 +201,7 @@ async function createNewNode(
   const configPath = pathFlag(values, 'config', DEFAULTS.configPath);
   const certPath = pathFlag(values, 'cert', DEFAULTS.cert);
   const keyPath = pathFlag(values, 'key', DEFAULTS.key);
-  const name = optionalString(values, 'name') ?? hostname();
+  const name = nodeNameFlag(values, help, { name: hostname(), what: "this host's name" });
   checkName(name);
   const address = addressFlag(values, network.prefix, help);
   const exported = parseBoolFlag(values, 'export', true, help);
@@ -175,34 +219,68 @@ function describeAddress(node: NewNode, network: string): string {
   return describeNetworkAddress(node.config.networks.get(network)!, node.identity.fingerprint);
 }
 
+/** A network as the JSON outputs show it: the address this node has there, and whether it is derived. */
+function networkJson(net: NetworkConfig, fingerprint: string): { name: string; prefix: string; address: string; auto: boolean } {
+  return { name: net.name, prefix: formatPrefix(net.prefix), address: formatIp(resolveNetworkAddress(net, fingerprint)), auto: net.address === 'auto' };
+}
+
 export async function runInit(argv: string[], out: Output): Promise<void> {
   const values = parseCommandFlags(argv, { ...NEW_NODE_FLAGS, ...stringFlags('network', 'prefix') }, INIT_HELP, out);
   if (values === undefined) return;
   const networkName = optionalString(values, 'network') ?? DEFAULTS.network;
+  const networkProblem = networkNameProblem(networkName);
+  if (networkProblem) throw new UsageError(`--network ${networkProblem}`, INIT_HELP);
   const prefix = parseCidr(optionalString(values, 'prefix') ?? DEFAULTS.prefix);
   if (!prefix.ok) throw new UsageError(`--prefix ${prefix.error}`, INIT_HELP);
   const node = await createNewNode(values, { name: networkName, prefix: prefix.prefix }, [], INIT_HELP);
+  const next = `vpnctl invite --config ${shellWord(node.configPath)} --network ${shellWord(networkName)} --address <this-host>:${node.config.daemon.listen.port}`;
 
+  if (values.json === true) {
+    printJson(out, {
+      name: node.name,
+      fingerprint: node.identity.fingerprint,
+      cert: node.certPath,
+      key: node.keyPath,
+      config: node.configPath,
+      network: networkJson(node.config.networks.get(networkName)!, node.identity.fingerprint),
+      listen: formatEndpoint(node.config.daemon.listen),
+      next,
+    });
+    return;
+  }
   out.stdout(`created identity ${node.name}`);
   out.stdout(`  fingerprint ${node.identity.fingerprint}`);
   out.stdout(`  cert        ${node.certPath}`);
   out.stdout(`  key         ${node.keyPath} (mode 0600)`);
   out.stdout(`wrote ${node.configPath}`);
   out.stdout(`  network ${networkName} ${formatPrefix(prefix.prefix)}, address ${describeAddress(node, networkName)}`);
-  out.stdout(
-    `next: vpnctl invite --config ${shellWord(node.configPath)} --network ${shellWord(networkName)} --address <this-host>:${node.config.daemon.listen.port}`,
-  );
+  out.stdout(`next: ${next}`);
+}
+
+/** --ttl in seconds: a duration, positive, and no longer than an invite may live. */
+function ttlFlag(text: string): number {
+  const seconds = parseDuration(text);
+  if (seconds === null || seconds <= 0) throw new UsageError(`--ttl must be a duration like 30m, 24h or 7d, got '${text}'`, INVITE_HELP);
+  if (seconds > MAX_INVITE_TTL_SECONDS) {
+    throw new UsageError(
+      `--ttl ${text} is longer than an invite may be valid (at most 365d): whoever holds it can join until it expires; ` +
+        `use a shorter --ttl (default 24h) and send a new invite when needed`,
+      INVITE_HELP,
+    );
+  }
+  return seconds;
 }
 
 export async function runInvite(argv: string[], out: Output): Promise<void> {
-  const flags = { ...stringFlags('config', 'network', 'address', 'name', 'ttl', 'out'), ...FORCE_FLAG };
+  const flags = { ...stringFlags('config', 'network', 'address', 'name', 'ttl', 'out'), ...FORCE_FLAG, ...JSON_FLAG };
   const values = parseCommandFlags(argv, flags, INVITE_HELP, out);
   if (values === undefined) return;
   const networkName = requireString(values, 'network', INVITE_HELP);
   const address = flagValue('address', parseDialAddress(requireString(values, 'address', INVITE_HELP)), INVITE_HELP);
+  const undialable = undialableProblem(address);
+  if (undialable) throw new UsageError(`--address ${undialable}`, INVITE_HELP);
   const ttlText = optionalString(values, 'ttl') ?? '24h';
-  const ttlSeconds = parseDuration(ttlText);
-  if (ttlSeconds === null || ttlSeconds <= 0) throw new UsageError(`--ttl must be a duration like 30m, 24h or 7d, got '${ttlText}'`, INVITE_HELP);
+  const ttlSeconds = ttlFlag(ttlText);
   const config = loadConfig(optionalString(values, 'config') ?? DEFAULTS.configPath);
   const network = config.networks.get(networkName);
   if (!network) {
@@ -210,19 +288,35 @@ export async function runInvite(argv: string[], out: Output): Promise<void> {
     throw new CommandError(`network '${networkName}' is not in ${config.path} (networks: ${known})`);
   }
   const identity = loadIdentity(config.identity.cert, config.identity.key, config.identity.fingerprint);
+  // The joiner lists this node under this name, so it must be one its loader accepts.
+  const name = nodeNameFlag(values, INVITE_HELP, { name: identity.name, what: `the certificate's name (CN of ${config.identity.cert})` });
   const invite = createInvite(
     identity,
-    { network: networkName, prefix: formatPrefix(network.prefix), address: formatEndpoint(address), name: optionalString(values, 'name') },
+    { network: networkName, prefix: formatPrefix(network.prefix), address: formatEndpoint(address), name },
     { ttlSeconds },
   );
   const target = optionalString(values, 'out') ?? '-';
-  if (target === '-') {
-    out.stdout(invite);
+  if (target !== '-') {
+    refuseExisting([target], values.force === true);
+    writeSecretFile(target, invite + '\n');
+  }
+  if (values.json === true) {
+    const { invite: fields } = parseInvite(invite);
+    printJson(out, {
+      invite,
+      network: networkName,
+      prefix: fields.prefix,
+      name: fields.inviter.name,
+      address: fields.inviter.address,
+      fingerprint: fields.inviter.fingerprint,
+      issued_at: fields.issued_at,
+      expires_at: fields.expires_at,
+      out: target === '-' ? null : target,
+    });
     return;
   }
-  refuseExisting([target], values.force === true);
-  writeSecretFile(target, invite + '\n');
-  out.stdout(`wrote invite for network ${networkName} to ${target} (valid ${ttlText})`);
+  if (target === '-') out.stdout(invite);
+  else out.stdout(`wrote invite for network ${networkName} to ${target} (valid ${ttlText})`);
 }
 
 /** Invites and keys are secrets: 0600 from the first byte, atomically replaced. */
@@ -232,23 +326,41 @@ function writeSecretFile(path: string, content: string): void {
   writeFileAtomic(path, content, 0o600);
 }
 
+/** The invite file's text, or a CommandError that says in words why it cannot be read. */
+function readInviteFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file (check the path, or pass the invite itself with --invite STRING)'
+        : code === 'EACCES'
+          ? 'permission denied (it is written mode 0600: run as its owner, or copy it readable)'
+          : code === 'EISDIR'
+            ? 'it is a directory (give the file the invite was written to)'
+            : (error as Error).message;
+    throw new CommandError(`cannot read the invite file ${path}: ${why}`);
+  }
+}
+
 export async function runJoin(argv: string[], out: Output): Promise<void> {
   const values = parseCommandFlags(argv, { ...NEW_NODE_FLAGS, ...stringFlags('invite', 'invite-file') }, JOIN_HELP, out);
   if (values === undefined) return;
   const inviteText = optionalString(values, 'invite');
   const inviteFile = optionalString(values, 'invite-file');
   if (!inviteText === !inviteFile) throw new UsageError('give exactly one of --invite STRING or --invite-file FILE', JOIN_HELP);
-  let raw: string;
-  if (inviteFile) {
-    try {
-      raw = readFileSync(inviteFile, 'utf8');
-    } catch (error) {
-      throw new CommandError(`cannot read invite file ${inviteFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-  } else {
-    raw = inviteText!;
-  }
+  const raw = inviteFile ? readInviteFile(inviteFile) : inviteText!;
   const { invite, signed } = parseInvite(raw.trim());
+  // The invite module accepts any node name an original VibePN node may have; this node's config
+  // will list the inviter under it, so it must also be a peer name the loader accepts.
+  const inviterProblem = peerNameProblem(invite.inviter.name);
+  if (inviterProblem) {
+    throw new CommandError(
+      `the invite's inviter name ${inviterProblem}, and this node would list the inviter under it: ` +
+        `ask for a new invite made with vpnctl invite --name NAME`,
+    );
+  }
   // parseInvite checked these fields with the config's rules, so neither parse can fail.
   const inviter = newPeer(invite.inviter.name, [invite.network], { address: invite.inviter.address, fingerprint: invite.inviter.fingerprint });
   const prefix = parseCidr(invite.prefix);
@@ -259,17 +371,131 @@ export async function runJoin(argv: string[], out: Output): Promise<void> {
     }
   });
 
-  if (!signed) {
-    out.stderr(
-      `warning: this is an unsigned invite (original VibePN format); the inviter's fingerprint ${invite.inviter.fingerprint} could not be verified — compare it with the inviter out of band`,
-    );
+  const warnings = signed
+    ? []
+    : [
+        `this is an unsigned invite (original VibePN format); the inviter's fingerprint ${invite.inviter.fingerprint} could not be verified — compare it with the inviter out of band`,
+      ];
+  for (const warning of warnings) out.stderr(`warning: ${warning}`);
+  const addPeer = addPeerCommand({
+    name: node.name,
+    address: `<this-host>:${node.config.daemon.listen.port}`,
+    fingerprint: node.identity.fingerprint,
+    networks: [invite.network],
+  });
+  if (values.json === true) {
+    printJson(out, {
+      name: node.name,
+      fingerprint: node.identity.fingerprint,
+      cert: node.certPath,
+      key: node.keyPath,
+      config: node.configPath,
+      network: networkJson(node.config.networks.get(invite.network)!, node.identity.fingerprint),
+      inviter: { name: invite.inviter.name, address: invite.inviter.address, fingerprint: invite.inviter.fingerprint },
+      signed,
+      warnings,
+      add_peer_command: addPeer,
+    });
+    return;
   }
   out.stdout(`joined network ${invite.network} (${invite.prefix}) via ${invite.inviter.name} at ${invite.inviter.address}`);
   out.stdout(`  this node   ${node.name}, fingerprint ${node.identity.fingerprint}`);
   out.stdout(`  address     ${describeAddress(node, invite.network)}`);
   out.stdout(`wrote ${node.configPath}, ${node.certPath}, ${node.keyPath}`);
   out.stdout(`on ${invite.inviter.name}, run:`);
-  out.stdout(
-    `  vpnctl add-peer --name ${shellWord(node.name)} --address <this-host>:${node.config.daemon.listen.port} --fingerprint ${node.identity.fingerprint} --networks ${shellWord(invite.network)}`,
-  );
+  out.stdout(`  ${addPeer}`);
+}
+
+/** What can still be read of the identity being replaced: its fingerprint and CN, if the certificate parses. */
+function oldIdentity(certPath: string): { fingerprint?: string; name?: string } {
+  try {
+    const info = certificateInfo(new Uint8Array(new X509Certificate(readFileSync(certPath)).raw));
+    return { fingerprint: info.fingerprint, name: info.commonName || undefined };
+  } catch {
+    // Missing or damaged: the reason to rekey, usually.
+    return {};
+  }
+}
+
+export async function runRekey(argv: string[], out: Output): Promise<void> {
+  const values = parseCommandFlags(argv, { ...stringFlags('config', 'name'), ...FORCE_FLAG, ...JSON_FLAG }, REKEY_HELP, out);
+  if (values === undefined) return;
+  const configPath = optionalString(values, 'config') ?? DEFAULTS.configPath;
+  const file = readConfigText(configPath);
+  const { config } = file;
+  const { cert, key } = config.identity;
+  const old = oldIdentity(cert);
+  const fallback = old.name ? { name: old.name, what: `the old certificate's name (CN of ${cert})` } : { name: hostname(), what: "this host's name" };
+  const name = nodeNameFlag(values, REKEY_HELP, fallback);
+  const existing = [cert, key].filter((path) => existsSync(path));
+  if (existing.length > 0 && values.force !== true) {
+    const pinned = old.fingerprint ? `fingerprint ${old.fingerprint.slice(0, 16)}…` : 'the old fingerprint';
+    throw new CommandError(
+      `${existing.join(' and ')} ${existing.length === 1 ? 'exists' : 'exist'}; rekey replaces the identity, and peers that pinned ${pinned} ` +
+        `then refuse this node until they pin the new one: pass --force to go ahead`,
+    );
+  }
+
+  const warnings =
+    old.name === undefined && optionalString(values, 'name') === undefined
+      ? [`${cert} could not be read, so the new certificate is named '${name}' after this host; if peers know this node by another name, run again with --name NAME`]
+      : [];
+  const identity = await generateIdentity(name);
+  // The config changes only where it pins the certificate: everything else stays byte for byte.
+  const text = withIdentityFingerprint(file, identity.fingerprint);
+  const expected: Config = config.identity.fingerprint === undefined ? config : { ...config, identity: { ...config.identity, fingerprint: identity.fingerprint } };
+  const configChanged = text !== file.text;
+  // Checked before the identity is written, so a config that cannot follow leaves both as they were.
+  if (configChanged) checkConfigText(file, text, expected);
+  writeIdentityFiles(cert, key, identity, { force: true });
+  if (configChanged) writeConfigText(file, text, expected);
+
+  const addresses = [...config.networks.values()]
+    .filter((net) => net.address === 'auto')
+    .map((net) => ({
+      network: net.name,
+      address: formatIp(resolveNetworkAddress(net, identity.fingerprint)),
+      previous: old.fingerprint === undefined ? null : formatIp(resolveNetworkAddress(net, old.fingerprint)),
+    }));
+  const exported = [...config.networks.values()].filter((net) => net.export);
+  const addPeer = addPeerCommand({
+    name,
+    address: `<this-host>:${config.daemon.listen.port}`,
+    fingerprint: identity.fingerprint,
+    networks: [...config.networks.keys()],
+    allowedRoutes: exported.flatMap((net) => net.routes),
+    force: true,
+  });
+  const forget = `vpnctl forget ${shellWord(name)}`;
+  for (const warning of warnings) out.stderr(`warning: ${warning}`);
+
+  if (values.json === true) {
+    printJson(out, {
+      name,
+      fingerprint: identity.fingerprint,
+      previous_fingerprint: old.fingerprint ?? null,
+      cert,
+      key,
+      config: configPath,
+      config_changed: configChanged,
+      addresses,
+      add_peer_command: addPeer,
+      forget_command: forget,
+      warnings,
+      next: 'restart vpn',
+    });
+    return;
+  }
+  out.stdout(`new identity ${name}${old.fingerprint ? ` (replaces ${old.fingerprint.slice(0, 16)}…)` : ''}`);
+  out.stdout(`  fingerprint ${identity.fingerprint}`);
+  out.stdout(`  cert        ${cert}`);
+  out.stdout(`  key         ${key} (mode 0600)`);
+  for (const a of addresses) out.stdout(`  address     ${a.address} in ${a.network} (auto${a.previous ? `; was ${a.previous}` : ''})`);
+  out.stdout(configChanged ? `updated identity.fingerprint in ${configPath}; nothing else changed` : `${configPath} is unchanged`);
+  out.stdout('peers know this node by its old fingerprint and refuse the new one until they are told; on each peer:');
+  out.stdout(`  where it is pinned (list only the networks you share):`);
+  out.stdout(`    ${addPeer}`);
+  out.stdout(`  where it was trusted on first use:`);
+  out.stdout(`    ${forget}`);
+  out.stdout('  then vpnctl reload there; here, restart vpn (it reads the identity at start)');
 }

@@ -48,7 +48,7 @@ export function runWhoami(argv: string[], out: Output): number {
     certPem = readFileSync(config.identity.cert, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new CommandError(`cannot read this node's certificate ${config.identity.cert}: ${code === 'ENOENT' ? 'no such file (vpnctl init creates it)' : (error as Error).message}`);
+    throw new CommandError(`cannot read this node's certificate ${config.identity.cert}: ${code === 'ENOENT' ? 'no such file (vpnctl rekey --force creates one and keeps the config)' : (error as Error).message}`);
   }
   let info;
   try {

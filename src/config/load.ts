@@ -15,6 +15,7 @@ import { ConfigError } from './errors.js';
 import { KeyLines } from './lines.js';
 import { networkNameProblem } from './names.js';
 import { isTable, Problems, Section, tomlType, type Table } from './toml.js';
+import { peerNameProblem, undialableProblem } from './peer-values.js';
 import { DEFAULTS, type Config, type DaemonConfig, type IdentityConfig, type NetworkConfig, type PeerConfig } from './types.js';
 import {
   INBOUND_ONLY_NEEDS_FINGERPRINT,
@@ -38,7 +39,7 @@ export interface LoadOptions {
 
 const ROOT_KEYS = ['identity', 'daemon', 'peers', 'networks'] as const;
 const IDENTITY_KEYS = ['cert', 'key', 'fingerprint', 'known_peers'] as const;
-const DAEMON_KEYS = ['listen', 'control_socket', 'metrics_listen', 'log_level', 'accept_unknown_peers', 'offload', 'relay'] as const;
+const DAEMON_KEYS = ['listen', 'control_socket', 'metrics_listen', 'log_level', 'accept_unknown_peers', 'offload', 'relay', 'socket_group'] as const;
 const PEER_KEYS = ['name', 'address', 'fingerprint', 'networks', 'allowed_routes', 'original'] as const;
 const NETWORK_KEYS = ['prefix', 'address', 'export', 'interface', 'mtu', 'routes'] as const;
 
@@ -148,9 +149,13 @@ function readDaemon(s: Section, ctx: Context): DaemonConfig | undefined {
   const acceptUnknownPeers = s.boolean('accept_unknown_peers') ?? false;
   const offload = s.boolean('offload') ?? true;
   const relay = s.boolean('relay') ?? false;
+  const socketGroup = s.string('socket_group') ?? '';
+  if (socketGroup !== '' && !/^([a-z_][a-z0-9_-]{0,31}\$?|[0-9]{1,10})$/.test(socketGroup)) {
+    s.problem('socket_group', `'${socketGroup}' is not a group name or number (like "vibepn", or "" for root only)`);
+  }
 
   if (listen === undefined || metricsListen === undefined) return undefined;
-  return { listen, controlSocket: resolvePath(controlSocket, ctx), metricsListen, logLevel, acceptUnknownPeers, offload, relay };
+  return { listen, controlSocket: resolvePath(controlSocket, ctx), metricsListen, logLevel, acceptUnknownPeers, offload, relay, socketGroup };
 }
 
 /**
@@ -257,6 +262,8 @@ function readPeers(value: unknown, networkNames: string[], ctx: Context): (PeerC
     const s = new Section(peerValue, path, problems, PEER_KEYS);
     const name = s.requiredString('name', 'e.g. name = "node2"') ?? '';
     if (name !== '') {
+      const nameProblem = peerNameProblem(name);
+      if (nameProblem) s.problem('name', nameProblem);
       const first = indexByName.get(name);
       if (first !== undefined) s.problem('name', `duplicate peer name '${name}' (also used by peers[${first}])`);
       else indexByName.set(name, index);
@@ -265,6 +272,8 @@ function readPeers(value: unknown, networkNames: string[], ctx: Context): (PeerC
     const addressText = s.string('address');
     // A wrongly typed address is already reported; it must not also count as "" (inbound only).
     const address = addressText === undefined && s.has('address') ? undefined : valueAt(s, 'address', parsePeerAddress(addressText ?? ''));
+    const undialable = address ? undialableProblem(address) : null;
+    if (undialable) s.problem('address', undialable);
     const fingerprint = readFingerprint(s);
     if (fingerprint) {
       const owner = nameByFingerprint.get(fingerprint);

@@ -34,6 +34,11 @@ export interface DaemonConfig {
    * (PROTOCOL.md#v-relay). Default false.
    */
   relay: boolean;
+  /**
+   * A group whose members may use the control socket's read-only commands without root (the
+   * socket is then 0660 in that group); "" keeps it root-only (0600). Default "".
+   */
+  socketGroup: string;
 }
 
 export interface PeerConfig {

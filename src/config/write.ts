@@ -1,6 +1,8 @@
-// Writes a Config back as TOML for `vpnctl init`, `join` and `add-peer`. Hand-rendered rather
-// than smol-toml's stringify so the file reads like the documented example: sections in
+// Writes a Config as TOML for `vpnctl init` and `join`, which create the file. Hand-rendered
+// rather than smol-toml's stringify so the file reads like the documented example: sections in
 // CONFIG.md order, defaults left out where they would only be noise, and a header comment.
+// Commands that change an existing file (add-peer, remove-peer, rekey) edit its text instead
+// (edit.ts), with the [[peers]] rendering below, so the user's comments stay.
 // Invariant (tested): parseConfig(renderConfig(c), c.path) deep-equals c for a valid c.
 
 import { randomBytes } from 'node:crypto';
@@ -24,7 +26,7 @@ import {
 } from './values.js';
 
 export function renderConfig(config: Config): string {
-  const out: string[] = ['# vibepn configuration (see CONFIG.md). Rewritten by vpnctl: comments here are not kept.', ''];
+  const out: string[] = ['# vibepn configuration (see CONFIG.md). Written by vpnctl; add-peer and remove-peer edit it in place and keep comments.', ''];
 
   const { identity } = config;
   out.push('[identity]');
@@ -36,15 +38,7 @@ export function renderConfig(config: Config): string {
   const daemonLines = renderDaemon(config.daemon);
   if (daemonLines.length > 0) out.push('', '[daemon]', ...daemonLines);
 
-  for (const peer of config.peers) {
-    out.push('', '[[peers]]');
-    out.push(`name = ${tomlString(peer.name)}`);
-    out.push(`address = ${tomlString(formatOptionalEndpoint(peer.address))}`);
-    if (peer.fingerprint) out.push(`fingerprint = ${tomlString(peer.fingerprint)}`);
-    out.push(`networks = ${tomlStringArray(peer.networks)}`);
-    if (peer.allowedRoutes.length > 0) out.push(`allowed_routes = ${tomlStringArray(peer.allowedRoutes.map(formatPrefix))}`);
-    if (peer.original) out.push('original = true');
-  }
+  for (const peer of config.peers) out.push('', ...renderPeer(peer));
 
   for (const net of config.networks.values()) {
     out.push('', `[networks.${tomlKey(net.name)}]`);
@@ -56,6 +50,32 @@ export function renderConfig(config: Config): string {
     if (net.routes.length > 0) out.push(`routes = ${tomlStringArray(net.routes.map(formatPrefix))}`);
   }
   return out.join('\n') + '\n';
+}
+
+/** The keys of a [[peers]] table in the order they are written. */
+export const PEER_KEY_ORDER = ['name', 'address', 'fingerprint', 'networks', 'allowed_routes', 'original'] as const;
+export type PeerKey = (typeof PEER_KEY_ORDER)[number];
+
+/**
+ * Each key's value as TOML text, for the keys a [[peers]] table writes: name, address and
+ * networks always, the rest only when they differ from the default. Two peers with equal values
+ * here load as equal PeerConfigs, which is what lets edit.ts keep a line whose value is unchanged.
+ */
+export function peerValues(peer: PeerConfig): Map<PeerKey, string> {
+  const values = new Map<PeerKey, string>([
+    ['name', tomlString(peer.name)],
+    ['address', tomlString(formatOptionalEndpoint(peer.address))],
+  ]);
+  if (peer.fingerprint) values.set('fingerprint', tomlString(peer.fingerprint));
+  values.set('networks', tomlStringArray(peer.networks));
+  if (peer.allowedRoutes.length > 0) values.set('allowed_routes', tomlStringArray(peer.allowedRoutes.map(formatPrefix)));
+  if (peer.original) values.set('original', 'true');
+  return values;
+}
+
+/** A [[peers]] table: its header and one line per key. */
+export function renderPeer(peer: PeerConfig): string[] {
+  return ['[[peers]]', ...[...peerValues(peer)].map(([key, value]) => `${key} = ${value}`)];
 }
 
 /** Only keys that differ from the defaults, so a later change of a default reaches old configs. */
@@ -70,6 +90,7 @@ function renderDaemon(daemon: DaemonConfig): string[] {
   if (daemon.acceptUnknownPeers) lines.push('accept_unknown_peers = true');
   if (!daemon.offload) lines.push('offload = false');
   if (daemon.relay) lines.push('relay = true');
+  if (daemon.socketGroup) lines.push(`socket_group = ${tomlString(daemon.socketGroup)}`);
   return lines;
 }
 
@@ -97,9 +118,25 @@ function tomlKey(key: string): string {
   return /^[A-Za-z0-9_-]+$/.test(key) ? key : tomlString(key);
 }
 
-/** Validates and canonicalizes a programmatically built config (exactly what the daemon will load). */
+/**
+ * Validates and canonicalizes a programmatically built config (exactly what the daemon will load).
+ * Problems name the key but no line: the lines would be those of text that is not on disk (yet),
+ * which the user cannot open. Callers that build configs from flags check each flag first, so
+ * that a mistake names the flag; what reaches this is a combination of values.
+ */
 export function checkConfig(config: Config): Config {
-  return parseConfig(renderConfig(config), config.path);
+  try {
+    return parseConfig(renderConfig(config), config.path);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(error.errors.map((line) => `cannot write ${config.path}: ${withoutLocation(line, config.path)}`));
+  }
+}
+
+/** A loader problem line without its "file:line:" (or "file:line:column:", or "file:") prefix. */
+export function withoutLocation(problem: string, file: string): string {
+  if (!problem.startsWith(file)) return problem;
+  return problem.slice(file.length).replace(/^(?::\d+){0,2}: /, '');
 }
 
 /**
@@ -154,6 +191,7 @@ export interface NewConfigOptions {
     acceptUnknownPeers?: boolean;
     offload?: boolean;
     relay?: boolean;
+    socketGroup?: string;
   };
   peers?: PeerConfig[];
   networks?: NetworkConfig[];
@@ -201,6 +239,7 @@ export function newConfig(path: string, options: NewConfigOptions = {}): Config 
       acceptUnknownPeers: daemon.acceptUnknownPeers ?? false,
       offload: daemon.offload ?? true,
       relay: daemon.relay ?? false,
+      socketGroup: daemon.socketGroup ?? '',
     },
     peers: [...(options.peers ?? [])],
     networks: new Map((options.networks ?? []).map((net) => [net.name, net])),

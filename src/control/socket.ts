@@ -1,4 +1,5 @@
-// The daemon side of the local control API (PROTOCOL.md section 7): a Unix socket, mode 0600,
+// The daemon side of the local control API (PROTOCOL.md section 7): a Unix socket, mode 0600 (or
+// 0660 in daemon.socket_group, whose members may only read: caller.ts),
 // speaking one JSON object per line in each direction. Everything a client sends is untrusted
 // input: size and time are bounded per connection, and no request can take the daemon down.
 
@@ -7,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
+import { mayRun, type CallerUid } from './caller.js';
 
 export interface ControlRequest {
   cmd: string;
@@ -14,6 +16,14 @@ export interface ControlRequest {
 }
 
 export type ControlHandler = (request: ControlRequest) => Promise<unknown> | unknown;
+
+/** daemon.socket_group: the socket is 0660 in this group, whose members may only read. */
+export interface GroupAccess {
+  gid: number;
+  callerUid: CallerUid;
+  /** The daemon's own uid (root, usually): it may change the daemon too. */
+  daemonUid: number;
+}
 
 export type RequestLineResult = { ok: true; request: ControlRequest } | { ok: false; error: string };
 
@@ -35,6 +45,7 @@ export class ControlSocketServer {
     readonly path: string,
     private readonly handler: ControlHandler,
     private readonly logger: Logger,
+    private readonly group: GroupAccess | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -54,7 +65,12 @@ export class ControlSocketServer {
       server.listen(temporary, () => resolve());
     });
     try {
-      await fs.chmod(temporary, 0o600);
+      if (this.group) {
+        await fs.chown(temporary, process.getuid?.() ?? 0, this.group.gid);
+        await fs.chmod(temporary, 0o660);
+      } else {
+        await fs.chmod(temporary, 0o600);
+      }
       await fs.rename(temporary, this.path);
       this.socketInode = (await fs.stat(this.path)).ino;
     } catch (error) {
@@ -105,7 +121,18 @@ export class ControlSocketServer {
 
   private serve(socket: net.Socket): void {
     this.connections.add(socket);
-    const connection = new Connection(socket, this.handler, this.logger);
+    const group = this.group;
+    let handler = this.handler;
+    if (group) {
+      const uid = group.callerUid(socket);
+      handler = (request) => {
+        if (!mayRun(request.cmd, uid, group.daemonUid, true)) {
+          throw new Error(`'${request.cmd}' changes the daemon: run it as root (sudo vpnctl ${request.cmd}); members of daemon.socket_group may only read`);
+        }
+        return this.handler(request);
+      };
+    }
+    const connection = new Connection(socket, handler, this.logger);
     socket.on('close', () => this.connections.delete(socket));
     connection.begin();
   }

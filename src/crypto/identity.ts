@@ -187,9 +187,9 @@ function readPemFile(path: string, what: string): string {
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT') {
-      throw new IdentityError(`${what} file ${path} does not exist (create an identity with 'vpnctl init')`);
+      throw new IdentityError(`${what} file ${path} does not exist (create an identity with 'vpnctl init', or 'vpnctl rekey --force' to keep an existing config)`);
     }
-    throw new IdentityError(`cannot read ${what} file ${path}: ${errorText(err)} (create an identity with 'vpnctl init')`);
+    throw new IdentityError(`cannot read ${what} file ${path}: ${errorText(err)} (create an identity with 'vpnctl init', or 'vpnctl rekey --force' to keep an existing config)`);
   }
 }
 
@@ -275,7 +275,7 @@ export function loadIdentity(certPath: string, keyPath: string, expectedFingerpr
   if (!keyMatches(cert, privateKey)) {
     throw new IdentityError(
       `private key ${keyPath} does not belong to certificate ${certPath}; ` +
-        `use the key generated together with that certificate (or create a new pair with 'vpnctl init --force')`,
+        `use the key generated together with that certificate (or create a new pair with 'vpnctl rekey --force', which keeps the config)`,
     );
   }
 

@@ -11,6 +11,7 @@
 
 import { X509Certificate, sign, verify, type KeyObject } from 'node:crypto';
 import { networkNameProblem } from '../config/names.js';
+import { undialableProblem } from '../config/peer-values.js';
 import { parseDialAddress } from '../config/values.js';
 import { parseCidr } from '../netgraph/addr.js';
 import { singleLine } from '../log/logger.js';
@@ -55,6 +56,11 @@ export interface ParsedInvite {
 
 export const INVITE_PREFIX = 'vibepn1:';
 const DEFAULT_TTL_SECONDS = 24 * 60 * 60;
+/**
+ * The longest an invite may be valid. Whoever holds an invite can join with it until it expires,
+ * and it travels through chat and mail; past a year it is a standing credential, not an invite.
+ */
+export const MAX_INVITE_TTL_SECONDS = 365 * 24 * 60 * 60;
 const ALLOWED_CLOCK_SKEW_MS = 5 * 60 * 1000;
 // A real invite is ~1.5 KB (most of it the certificate). The cap bounds the work a pasted blob
 // can cause before anything is checked.
@@ -92,6 +98,9 @@ export function createInvite(
   const ttlSeconds = opts.ttlSeconds ?? DEFAULT_TTL_SECONDS;
   if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
     throw new InviteError(`invite lifetime must be a positive number of seconds, got ${ttlSeconds}`);
+  }
+  if (ttlSeconds > MAX_INVITE_TTL_SECONDS) {
+    throw new InviteError(`invite lifetime ${ttlSeconds} s is longer than the longest allowed, ${MAX_INVITE_TTL_SECONDS} s (365 days)`);
   }
   // Whole seconds: the timestamps are for humans to read in error messages.
   const issuedMs = Math.floor((opts.now ?? new Date()).getTime() / 1000) * 1000;
@@ -150,7 +159,7 @@ function parseSigned(body: string, now: Date): ParsedInvite {
   if (compact === '' || !BASE64URL_RE.test(compact)) {
     throw new InviteError(`invite is damaged: the text after '${INVITE_PREFIX}' is not base64url (copy the whole string)`);
   }
-  const envelope = parseJsonObject(decodeUtf8(Buffer.from(compact, 'base64url')), 'invite is damaged');
+  const envelope = parseEnvelope(decodeUtf8(Buffer.from(compact, 'base64url')), INVITE_PREFIX.length + compact.length);
   const payload = envelope.payload;
   const sig = envelope.sig;
   if (typeof payload !== 'string' || typeof sig !== 'string') {
@@ -356,6 +365,8 @@ function checkCommonFields(invite: Invite, context: string): void {
   if (inviterProblem) throw new InviteError(`${context}: inviter ${inviterProblem}`);
   const address = parseDialAddress(invite.inviter.address);
   if (!address.ok) throw new InviteError(`${context}: inviter address ${address.error}`);
+  const undialable = undialableProblem(address.value);
+  if (undialable) throw new InviteError(`${context}: inviter address ${undialable}`);
 }
 
 function digestFor(key: KeyObject): string | null {
@@ -373,12 +384,33 @@ function parseTime(text: string, field: string): number {
   return ms;
 }
 
+/** Copy-and-paste damage, in words: the JSON parser's "position 444" means nothing to the person holding the invite. */
+function damaged(why: string): InviteError {
+  return new InviteError(`the invite is cut short or damaged (${why}); copy it again whole, from '${INVITE_PREFIX}' to its last character`);
+}
+
 function decodeUtf8(bytes: Uint8Array): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    throw new InviteError('invite is damaged: decoded bytes are not UTF-8 text');
+    throw damaged('it does not decode to text');
   }
+}
+
+/**
+ * The outer {"payload", "sig"} object. Every invite this code writes ends with its closing brace,
+ * so decoded text that stops before one was cut off: the usual damage, a terminal or chat client
+ * that wrapped or truncated a long line.
+ */
+function parseEnvelope(text: string, length: number): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw damaged(text.trimEnd().endsWith('}') ? 'its contents do not decode to an invite' : `it stops after ${length} characters, before its end`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw damaged('its contents do not decode to an invite');
+  return value as Record<string, unknown>;
 }
 
 function parseJsonObject(text: string, context: string): Record<string, unknown> {

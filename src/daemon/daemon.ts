@@ -8,6 +8,8 @@ import { systemClock, type Clock, type Cancel } from '../clock/clock.js';
 import { checkPeersAgainstIdentity, ConfigError, loadConfigAsync } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { ControlSocketServer } from '../control/socket.js';
+import { groupId, kernelCallerUid } from '../control/caller.js';
+import { readFile } from 'node:fs/promises';
 import { loadIdentity } from '../crypto/identity.js';
 import { TrustStore } from '../crypto/trust.js';
 import { DataPlane } from '../forward/dataplane.js';
@@ -173,7 +175,12 @@ export class Daemon {
         noTun: this.options.tunFactory === undefined,
         shutdown: () => (this.options.onShutdownRequested ? this.options.onShutdownRequested() : void this.stop('vpnctl goodbye')),
       });
-      this.controlSocket = new ControlSocketServer(config.daemon.controlSocket, (request) => api.handle(request), this.log.child('control/socket'));
+      this.controlSocket = new ControlSocketServer(
+        config.daemon.controlSocket,
+        (request) => api.handle(request),
+        this.log.child('control/socket'),
+        config.daemon.socketGroup ? { gid: await socketGroupId(config.daemon.socketGroup), callerUid: kernelCallerUid(), daemonUid: process.getuid?.() ?? 0 } : null,
+      );
       await this.controlSocket.start();
     } catch (error) {
       await this.teardown();
@@ -266,3 +273,17 @@ function refuseSelfPeers(config: Config, fingerprint: string): void {
   const problems = checkPeersAgainstIdentity(config, fingerprint);
   if (problems.length > 0) throw new ConfigError(problems);
 }
+
+/** daemon.socket_group's gid, or a start-up error that names the fix. */
+async function socketGroupId(group: string): Promise<number> {
+  let etcGroup = '';
+  try {
+    etcGroup = await readFile('/etc/group', 'utf8');
+  } catch {
+    // No group file: only a number can name the group.
+  }
+  const gid = groupId(group, etcGroup);
+  if (gid === null) throw new Error(`daemon.socket_group: there is no group '${group}' on this machine (create it with \`groupadd ${group}\`, or set socket_group = "" to keep the control socket root-only)`);
+  return gid;
+}
+

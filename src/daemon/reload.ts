@@ -91,6 +91,7 @@ export function planReload(before: Config, after: Config): ReloadPlan {
     ['daemon.metrics_listen', !sameHostPort(before.daemon.metricsListen, after.daemon.metricsListen)],
     // TUNs are opened with or without offloads, and capabilities are sent once per connection.
     ['daemon.offload', before.daemon.offload !== after.daemon.offload],
+    ['daemon.socket_group', before.daemon.socketGroup !== after.daemon.socketGroup],
   ];
   for (const [key, differs] of changed) if (differs) plan.needsRestart.push(key);
   const live: Array<[string, boolean]> = [

@@ -29,8 +29,8 @@ export class Subprocesses {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  spawn(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Running {
-    const child = spawn(process.execPath, [script, ...args], { cwd: this.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...this.env, ...env } });
+  spawn(script: string, args: string[], env: NodeJS.ProcessEnv = {}, as?: { uid: number; gid: number }): Running {
+    const child = spawn(process.execPath, [script, ...args], { cwd: this.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...this.env, ...env }, ...as });
     this.children.add(child);
     let stdout = '';
     let stderr = '';
@@ -53,9 +53,9 @@ export class Subprocesses {
     return { child, exited, lines };
   }
 
-  /** Runs to completion, killed after 15 s. */
-  async run(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-    const { child, exited } = this.spawn(script, args, env);
+  /** Runs to completion, killed after 15 s; `as` another user (tests run as root). */
+  async run(script: string, args: string[], env: NodeJS.ProcessEnv = {}, as?: { uid: number; gid: number }): Promise<RunResult> {
+    const { child, exited } = this.spawn(script, args, env, as);
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     const result = await exited;
     clearTimeout(timer);

@@ -3,7 +3,7 @@
 // stops early, `peers NAME`, arguments a command does not take, health in status, and the
 // offline version and whoami.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { VPN, VPNCTL, Subprocesses } from '../helpers/cli-run.js';
@@ -107,6 +107,19 @@ describe('vpnctl against a running daemon', () => {
     expect(json.health.some((l) => /^peer b is down/.test(l))).toBe(true);
     const text = (await procs.vpnctl('--config', a.configPath, 'status')).stdout;
     expect(text).toMatch(/^health +no TUN devices/m);
+    // A refused reload stays in view until one succeeds; a config others may write is flagged.
+    const good = readFileSync(a.configPath, 'utf8');
+    writeFileSync(a.configPath, good.replace('[daemon]', '[daemon]\nbogus_key = 1'));
+    expect((await procs.vpnctl('--socket', join(a.dir, 'vpn.sock'), 'reload')).code).toBe(1);
+    chmodSync(a.configPath, 0o666);
+    const health = JSON.parse((await procs.vpnctl('--socket', join(a.dir, 'vpn.sock'), '--json', 'status')).stdout).health as string[];
+    expect(health[0]).toMatch(/^last reload refused \d{4}-\d\d-\d\dT.*Z, the previous config keeps running: .*bogus_key/);
+    expect(health[1]).toBe(`${a.configPath} is writable by anyone: whoever can write it chooses this node's peers (chmod go-w ${a.configPath})`);
+    writeFileSync(a.configPath, good);
+    chmodSync(a.configPath, 0o600);
+    expect((await procs.vpnctl('--socket', join(a.dir, 'vpn.sock'), 'reload')).code).toBe(0);
+    const after = JSON.parse((await procs.vpnctl('--socket', join(a.dir, 'vpn.sock'), '--json', 'status')).stdout).health as string[];
+    expect(after.some((l) => /refused|writable/.test(l))).toBe(false);
   });
 
   it('a reader that stops early is a normal end: exit 0, nothing on stderr', async () => {
@@ -118,6 +131,55 @@ describe('vpnctl against a running daemon', () => {
     const result = await running.exited;
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
+  });
+});
+
+// Tailscale's operator idea: members of daemon.socket_group read without sudo, only root changes
+// the daemon. As root (CI): the test runs vpnctl as nobody:nogroup.
+const NOBODY = { uid: 65534, gid: 65534 };
+describe.skipIf(process.getuid?.() !== 0)('daemon.socket_group', () => {
+  async function daemonWith(socketGroup: string): Promise<TestNode> {
+    chmodSync(root, 0o755); // nobody must reach the socket and the config
+    const a = await createNode(root, 'a');
+    const b = await createNode(root, 'b');
+    writeNodeConfig(a, [peerOf(b, ['corp'])], undefined, { socketGroup });
+    await procs.startDaemon(a);
+    return a;
+  }
+
+  it('lets the group read; reload and goodbye stay root-only and say so', async () => {
+    const a = await daemonWith('nogroup');
+    const socket = join(a.dir, 'vpn.sock');
+    const stats = statSync(socket);
+    expect(stats.mode & 0o777).toBe(0o660);
+    expect(stats.gid).toBe(NOBODY.gid);
+    const status = await procs.run(VPNCTL, ['--socket', socket, '--json', 'status'], {}, NOBODY);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).name).toBe('a');
+    for (const cmd of ['reload', 'goodbye']) {
+      const refused = await procs.run(VPNCTL, ['--socket', socket, cmd], {}, NOBODY);
+      expect(refused.code, cmd).toBe(1);
+      expect(refused.stderr, cmd).toBe(`vpnctl: '${cmd}' changes the daemon: run it as root (sudo vpnctl ${cmd}); members of daemon.socket_group may only read\n`);
+    }
+    // Root still may.
+    expect((await procs.vpnctl('--socket', socket, 'reload')).code).toBe(0);
+  });
+
+  it('without socket_group the socket is root-only, and a user is told to use sudo', async () => {
+    const a = await daemonWith('');
+    const socket = join(a.dir, 'vpn.sock');
+    expect(statSync(socket).mode & 0o777).toBe(0o600);
+    const refused = await procs.run(VPNCTL, ['--socket', socket, 'status'], {}, NOBODY);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/permission denied \(the socket is root-only; run vpnctl with sudo\)/);
+  });
+
+  it('a group that does not exist stops the daemon at start, naming the fix', async () => {
+    const a = await createNode(root, 'a');
+    writeNodeConfig(a, [], undefined, { socketGroup: 'no-such-group-here' });
+    const result = await procs.run(VPN, ['--no-tun', '-config', a.configPath]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("daemon.socket_group: there is no group 'no-such-group-here' on this machine (create it with `groupadd no-such-group-here`");
   });
 });
 

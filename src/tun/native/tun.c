@@ -32,6 +32,7 @@
 #include <linux/if_tun.h>
 
 #include "netlink_js.h"
+#include "peercred.h"
 #include "poll_source.h"
 
 // linux/if_tun.h has these from 6.2; older headers still build, and such a kernel refuses them.
@@ -271,6 +272,7 @@ static napi_value init(napi_env env, napi_value exports) {
   CHECK(napi_define_class(env, "Tun", NAPI_AUTO_LENGTH, tun_new, NULL, COUNT_OF(methods), methods, &cls));
   CHECK(napi_set_named_property(env, exports, "Tun", cls));
   CHECK(netlink_js_init(env, exports));
+  CHECK(peercred_js_init(env, exports));
   return exports;
 }
 

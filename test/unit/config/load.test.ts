@@ -25,6 +25,7 @@ describe('parseConfig: defaults', () => {
         acceptUnknownPeers: false,
         offload: true,
         relay: false,
+        socketGroup: '',
       },
       peers: [],
       networks: new Map(),
@@ -79,6 +80,7 @@ log_level = "debug"
 accept_unknown_peers = true
 offload = false
 relay = true
+socket_group = "vibepn"
 
 [[peers]]
 name = "node2"
@@ -110,6 +112,7 @@ prefix = "10.2.0.0/24"
       acceptUnknownPeers: true,
       offload: false,
       relay: true,
+      socketGroup: 'vibepn',
     });
     expect(config.peers[0]).toStrictEqual({
       name: 'node2',

@@ -16,14 +16,15 @@ const HOME = '/home/tester';
 
 function fullConfig(): Config {
   return newConfig('/etc/vibepn/config.toml', {
-    cert: '/etc/vibepn/certs/node.crt',
+    // Quotes and a backslash in a path: the renderer must escape them.
+    cert: '/etc/vibepn/certs/"quoted" \\ dir/node.crt',
     key: '/etc/vibepn/certs/node.key',
     fingerprint: FP1,
     homeDir: HOME,
     daemon: { listen: '[::]:51821', metricsListen: '', logLevel: 'debug', acceptUnknownPeers: true, controlSocket: '/run/vibepn.sock' },
     peers: [
       newPeer('node2', ['corp'], { address: '203.0.113.42:51820', fingerprint: FP2 }),
-      newPeer('laptop "quoted" \\ name', ['corp', 'v6'], { fingerprint: FP3, allowedRoutes: ['192.168.77.0/24', 'fd77::/48'] }),
+      newPeer('laptop.2_b-c', ['corp', 'v6'], { fingerprint: FP3, allowedRoutes: ['192.168.77.0/24', 'fd77::/48'] }),
       newPeer('tofu', ['corp'], { address: '[fd00::9]:51820' }),
     ],
     networks: [
@@ -64,9 +65,9 @@ describe('renderConfig', () => {
 
   it('writes readable TOML in the documented layout', () => {
     const text = renderConfig(fullConfig());
-    expect(text).toContain('[identity]\ncert = "/etc/vibepn/certs/node.crt"\nkey = "/etc/vibepn/certs/node.key"\n');
+    expect(text).toContain('[identity]\ncert = "/etc/vibepn/certs/\\"quoted\\" \\\\ dir/node.crt"\nkey = "/etc/vibepn/certs/node.key"\n');
     expect(text).toContain('[[peers]]\nname = "node2"\naddress = "203.0.113.42:51820"\n');
-    expect(text).toContain(`[[peers]]\nname = "laptop \\"quoted\\" \\\\ name"\naddress = ""\nfingerprint = "${FP3}"\n`);
+    expect(text).toContain(`[[peers]]\nname = "laptop.2_b-c"\naddress = ""\nfingerprint = "${FP3}"\n`);
     expect(text).toContain('allowed_routes = ["192.168.77.0/24", "fd77::/48"]');
     expect(text).toContain('[[peers]]\nname = "tofu"\naddress = "[fd00::9]:51820"\nnetworks = ["corp"]\n');
     expect(text).toContain('[daemon]\nlisten = "[::]:51821"\ncontrol_socket = "/run/vibepn.sock"\nmetrics_listen = ""\n');
@@ -98,6 +99,20 @@ describe('checkConfig', () => {
     expect(formatNetworkAddress(corp.address)).toBe('fd00::7');
     config.peers.push(newPeer('x', ['nope'], { address: 'x.example:1' }));
     expect(() => checkConfig(config)).toThrow("peers[0].networks: unknown network 'nope' (configured networks: corp)");
+  });
+
+  it('names the key but no line: the lines would be those of text that is not on disk', () => {
+    const config = newConfig('/etc/vibepn/config.toml', { homeDir: HOME, networks: [newNetwork('corp', '10.42.0.0/24'), newNetwork('a b', '10.43.0.0/24')] });
+    let error: unknown;
+    try {
+      checkConfig(config);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).errors).toEqual([
+      `cannot write /etc/vibepn/config.toml: networks."a b": 'a b' is not a valid network name (1..255 characters from A-Z a-z 0-9 _ . -)`,
+    ]);
   });
 
   it('refuses an inbound-only peer without a fingerprint, as the loader does', () => {

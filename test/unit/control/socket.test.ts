@@ -215,7 +215,7 @@ describe('controlRequest', () => {
   it('explains a missing socket', async () => {
     const socketPath = path.join(await tempDir(), 'missing.sock');
     await expect(controlRequest(socketPath, { cmd: 'status' })).rejects.toThrow(
-      `cannot reach the vibepn daemon at ${socketPath}: no such file (is \`vpn\` running? use --socket to choose another)`,
+      `cannot reach the vibepn daemon at ${socketPath}: no such file (is \`vpn\` running? use --socket or --config to choose another)`,
     );
   });
 

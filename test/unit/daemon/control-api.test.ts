@@ -40,7 +40,10 @@ function connect(peer: Peer, session: Partial<Session>): void {
   } as Session;
   // The connection reports where the peer is now; here, where the session started.
   const [host, port] = full.remoteAddress.split(/:(?=\d+$)/);
-  const conn = { remoteEndpoint: () => ({ host: host!, port: Number(port) }) } as unknown as QuicConnection;
+  const conn = {
+    remoteEndpoint: () => ({ host: host!, port: Number(port) }),
+    stats: () => ({ bytesReceived: 1000, bytesSent: 2000, rttMs: 1.5 }),
+  } as unknown as QuicConnection;
   const link = { conn, peer, session: full, control: null, relayed: false };
   peer.links.add(link);
   peer.active = link;
@@ -174,6 +177,10 @@ describe('ControlApi peers', () => {
       trust: 'pinned',
       path: 'direct',
       via: null,
+      addresses: [expect.stringMatching(/^10\.42\.0\.\d+$/)],
+      rx_bytes: 1000,
+      tx_bytes: 2000,
+      rtt_ms: 1.5,
     });
   });
 
@@ -198,6 +205,10 @@ describe('ControlApi peers', () => {
       trust: 'learned',
       path: null,
       via: null,
+      addresses: [expect.stringMatching(/^10\.42\.0\.\d+$/)],
+      rx_bytes: null,
+      tx_bytes: null,
+      rtt_ms: null,
     });
     expect(carol).toMatchObject({ name: 'carol', fingerprint: '', address: '[2001:db8::3]:51820', connected: false, last_seen: null, last_error: null });
   });
@@ -239,7 +250,7 @@ describe('ControlApi routes', () => {
 describe('ControlApi.handle', () => {
   it('dispatches status, peers and routes', async () => {
     const s = setup();
-    expect(await s.api.handle({ cmd: 'status' })).toEqual(s.api.status());
+    expect(await s.api.handle({ cmd: 'status' })).toEqual({ ...s.api.status(), health: await s.api.health() });
     expect(await s.api.handle({ cmd: 'peers' })).toEqual(s.api.peers());
     expect(await s.api.handle({ cmd: 'routes' })).toEqual([]);
   });

@@ -1,0 +1,90 @@
+// vpnctl forget NAME: drops the fingerprint learned on first use for a peer from the known-peers
+// file, for a peer that really changed its key (the daemon refuses it as tofu_mismatch until then).
+// Offline, on the file the daemon reads at start and on reload. A pinned peer has nothing learned
+// that counts: its pin is changed in the config instead, and the command says so.
+
+import { locateKey, readConfigText } from '../config/edit.js';
+import { DEFAULTS } from '../config/types.js';
+import { formatOptionalEndpoint } from '../config/values.js';
+import { TrustStore } from '../crypto/trust.js';
+import { addPeerCommand } from './add-peer.js';
+import { CommandError, optionalString, parseOptions, stringFlags } from './args.js';
+import { shellWord, type Output } from './output.js';
+import { peerNameArgument } from './remove-peer.js';
+
+export const FORGET_HELP = `usage: vpnctl forget [--config P] [--json] NAME
+
+Drops the fingerprint learned on first use for peer NAME from the known-peers file
+(identity.known_peers), so the next key it presents is learned again on first use: for a peer
+whose key changed. A peer pinned in the config has its fingerprint there instead, and nothing
+learned to forget. --json prints the result as one JSON object.
+Run 'vpnctl reload' right after if the daemon is running: until it reloads it trusts the old
+key, and may write it back when it learns another peer.`;
+
+export async function runForget(argv: string[], out: Output): Promise<void> {
+  const flags = { help: { type: 'boolean' as const, short: 'h' }, json: { type: 'boolean' as const }, ...stringFlags('config') };
+  const { values, positionals } = parseOptions(argv, flags, FORGET_HELP);
+  if (values.help) {
+    out.stdout(FORGET_HELP);
+    return;
+  }
+  const name = peerNameArgument(positionals, FORGET_HELP);
+  const configPath = optionalString(values, 'config') ?? DEFAULTS.configPath;
+  const file = readConfigText(configPath);
+  const { config } = file;
+  const knownPeers = config.identity.knownPeers;
+  const store = new TrustStore(knownPeers);
+  const learned = store.get(name);
+  const index = config.peers.findIndex((p) => p.name === name);
+  const peer = config.peers[index];
+
+  if (peer === undefined && learned === undefined) {
+    const configured = config.peers.map((p) => shellWord(p.name)).join(', ') || 'none';
+    const known = Object.keys(store.entries()).map((n) => shellWord(n)).join(', ') || 'none';
+    throw new CommandError(`no peer named '${name}' in ${configPath} or ${knownPeers} (peers: ${configured}; learned: ${known})`);
+  }
+  if (peer?.fingerprint !== undefined && learned === undefined) {
+    const fix = addPeerCommand({
+      config: configPath,
+      name,
+      address: shellWord(formatOptionalEndpoint(peer.address)),
+      fingerprint: '<new fp>',
+      networks: peer.networks,
+      allowedRoutes: peer.allowedRoutes,
+      original: peer.original === true,
+      force: true,
+    });
+    throw new CommandError(
+      `peer '${name}' is pinned in the config (${locateKey(file, ['peers', index, 'fingerprint'])}, fingerprint ${peer.fingerprint.slice(0, 16)}…): ` +
+        `nothing learned to forget; if its key changed, pin the new one: ${fix}`,
+    );
+  }
+  if (learned !== undefined) await store.remove(name);
+
+  const address = peer === undefined ? '' : formatOptionalEndpoint(peer.address);
+  const note =
+    peer === undefined
+      ? `${name} is not a peer in ${configPath}; the entry was left from an earlier one`
+      : peer.fingerprint !== undefined
+        ? `${name} is pinned in the config (${locateKey(file, ['peers', index, 'fingerprint'])}), which decides its key; the learned entry did not count`
+        : learned === undefined
+          ? `its key is learned from the first connection to ${address}`
+          : `the next key it presents on a connection to ${address} is trusted on first use again`;
+  if (values.json === true) {
+    out.stdout(
+      JSON.stringify(
+        { name, known_peers: knownPeers, forgotten: learned ?? null, pinned: peer?.fingerprint ?? null, configured: peer !== undefined, note, next: learned === undefined ? null : 'vpnctl reload' },
+        null,
+        2,
+      ),
+    );
+    return;
+  }
+  if (learned === undefined) {
+    out.stdout(`nothing learned for peer ${name} in ${knownPeers} yet: ${note}`);
+    return;
+  }
+  out.stdout(`forgot the key learned for peer ${name} (${learned}) in ${knownPeers}`);
+  out.stdout(`  ${note}`);
+  out.stdout('if the daemon is running: vpnctl reload now (until then it trusts the old key, and may write it back)');
+}
