@@ -10,7 +10,8 @@ import { CommandError, UsageError, parseOptions, splitCommand } from '../src/cli
 import { runDoctor } from '../src/cli/doctor.js';
 import { ONLINE_COMMANDS, ONLINE_HELP, runOnline, type OnlineCommand } from '../src/cli/online.js';
 import { runAddPeer } from '../src/cli/add-peer.js';
-import { runInit, runInvite, runJoin, runRekey } from '../src/cli/onboard.js';
+import { runInit, runInvite, runJoin } from '../src/cli/onboard.js';
+import { runRekey } from '../src/cli/rekey.js';
 import { runForget } from '../src/cli/forget.js';
 import { runRemovePeer } from '../src/cli/remove-peer.js';
 import { processOutput, type Output } from '../src/cli/output.js';

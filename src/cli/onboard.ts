@@ -1,13 +1,12 @@
-// vpnctl init / invite / join / rekey: offline onboarding on config and identity files (add-peer
-// is in add-peer.ts). None of these talk to a daemon; they write files a daemon reads on (re)load.
+// vpnctl init / invite / join: offline onboarding on config and identity files (add-peer is in
+// add-peer.ts, rekey in rekey.ts). None of these talk to a daemon; they write files a daemon
+// reads on (re)load.
 
-import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DEFAULTS, type Config, type NetworkConfig, type PeerConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
-import { checkConfigText, readConfigText, withIdentityFingerprint, writeConfigText } from '../config/edit.js';
 import { networkNameProblem } from '../config/names.js';
 import { peerNameProblem, undialableProblem } from '../config/peer-values.js';
 import { checkConfig, newConfig, newPeer, writeConfigFile } from '../config/write.js';
@@ -20,7 +19,7 @@ import {
   parseNetworkAddress,
   staticAddressProblem,
 } from '../config/values.js';
-import { certificateInfo, generateIdentity, loadIdentity, writeIdentityFiles, type GeneratedIdentity } from '../crypto/identity.js';
+import { generateIdentity, loadIdentity, writeIdentityFiles, type GeneratedIdentity } from '../crypto/identity.js';
 import { writeFileAtomic } from '../crypto/atomic-file.js';
 import { MAX_INVITE_TTL_SECONDS, createInvite, parseInvite } from '../crypto/invite.js';
 import { formatIp, formatPrefix, parseCidr, type Prefix } from '../netgraph/addr.js';
@@ -79,19 +78,7 @@ Creates this node's identity and a config that joins the invite's network with t
 pinned peer. Prints the command to run on the inviter so it accepts this node (--json: as one
 JSON object, with that command as add_peer_command).`;
 
-export const REKEY_HELP = `usage: vpnctl rekey [--config P] [--name N] [--force] [--json]
-
-Replaces this node's identity (certificate and key, at the paths the config names) with a new
-one, and nothing else: peers, networks and daemon settings stay as written (identity.fingerprint
-is updated where the config pins it). The fingerprint changes, and with it every auto address,
-so peers refuse this node until they pin the new fingerprint: rekey prints the command to run
-on them.
-  --name N   the new certificate's name (default: the old certificate's, else this host's name)
-  --force    replace existing identity files (needed whenever there are any)
-  --json     print the result as one JSON object
-Restart vpn afterwards: it reads the identity at start.`;
-
-const JSON_FLAG: OptionSpec = { json: { type: 'boolean' } };
+export const JSON_FLAG: OptionSpec = { json: { type: 'boolean' } };
 const DAEMON_FLAGS: OptionSpec = stringFlags('listen', 'socket', 'metrics-listen', 'known-peers');
 
 /** Flags init and join share: where the new node's files go and how it takes part in its network. */
@@ -102,7 +89,7 @@ const NEW_NODE_FLAGS: OptionSpec = {
   ...JSON_FLAG,
 };
 
-function printJson(out: Output, value: unknown): void {
+export function printJson(out: Output, value: unknown): void {
   out.stdout(JSON.stringify(value, null, 2));
 }
 
@@ -119,7 +106,7 @@ function refuseExisting(paths: string[], force: boolean): void {
  * the certificate's CN and the name every peer lists this node by (join prints `add-peer --name`),
  * so it follows the peer-name rule; a bad default says which flag overrides it.
  */
-function nodeNameFlag(values: Parsed['values'], help: string, fallback: { name: string; what: string }): string {
+export function nodeNameFlag(values: Parsed['values'], help: string, fallback: { name: string; what: string }): string {
   const given = optionalString(values, 'name');
   const name = given ?? fallback.name;
   const problem = peerNameProblem(name) ?? (name.length > 64 ? `'${name}' is longer than 64 characters, the most a certificate name may have` : null);
@@ -404,98 +391,4 @@ export async function runJoin(argv: string[], out: Output): Promise<void> {
   out.stdout(`wrote ${node.configPath}, ${node.certPath}, ${node.keyPath}`);
   out.stdout(`on ${invite.inviter.name}, run:`);
   out.stdout(`  ${addPeer}`);
-}
-
-/** What can still be read of the identity being replaced: its fingerprint and CN, if the certificate parses. */
-function oldIdentity(certPath: string): { fingerprint?: string; name?: string } {
-  try {
-    const info = certificateInfo(new Uint8Array(new X509Certificate(readFileSync(certPath)).raw));
-    return { fingerprint: info.fingerprint, name: info.commonName || undefined };
-  } catch {
-    // Missing or damaged: the reason to rekey, usually.
-    return {};
-  }
-}
-
-export async function runRekey(argv: string[], out: Output): Promise<void> {
-  const values = parseCommandFlags(argv, { ...stringFlags('config', 'name'), ...FORCE_FLAG, ...JSON_FLAG }, REKEY_HELP, out);
-  if (values === undefined) return;
-  const configPath = optionalString(values, 'config') ?? DEFAULTS.configPath;
-  const file = readConfigText(configPath);
-  const { config } = file;
-  const { cert, key } = config.identity;
-  const old = oldIdentity(cert);
-  const fallback = old.name ? { name: old.name, what: `the old certificate's name (CN of ${cert})` } : { name: hostname(), what: "this host's name" };
-  const name = nodeNameFlag(values, REKEY_HELP, fallback);
-  const existing = [cert, key].filter((path) => existsSync(path));
-  if (existing.length > 0 && values.force !== true) {
-    const pinned = old.fingerprint ? `fingerprint ${old.fingerprint.slice(0, 16)}…` : 'the old fingerprint';
-    throw new CommandError(
-      `${existing.join(' and ')} ${existing.length === 1 ? 'exists' : 'exist'}; rekey replaces the identity, and peers that pinned ${pinned} ` +
-        `then refuse this node until they pin the new one: pass --force to go ahead`,
-    );
-  }
-
-  const warnings =
-    old.name === undefined && optionalString(values, 'name') === undefined
-      ? [`${cert} could not be read, so the new certificate is named '${name}' after this host; if peers know this node by another name, run again with --name NAME`]
-      : [];
-  const identity = await generateIdentity(name);
-  // The config changes only where it pins the certificate: everything else stays byte for byte.
-  const text = withIdentityFingerprint(file, identity.fingerprint);
-  const expected: Config = config.identity.fingerprint === undefined ? config : { ...config, identity: { ...config.identity, fingerprint: identity.fingerprint } };
-  const configChanged = text !== file.text;
-  // Checked before the identity is written, so a config that cannot follow leaves both as they were.
-  if (configChanged) checkConfigText(file, text, expected);
-  writeIdentityFiles(cert, key, identity, { force: true });
-  if (configChanged) writeConfigText(file, text, expected);
-
-  const addresses = [...config.networks.values()]
-    .filter((net) => net.address === 'auto')
-    .map((net) => ({
-      network: net.name,
-      address: formatIp(resolveNetworkAddress(net, identity.fingerprint)),
-      previous: old.fingerprint === undefined ? null : formatIp(resolveNetworkAddress(net, old.fingerprint)),
-    }));
-  const exported = [...config.networks.values()].filter((net) => net.export);
-  const addPeer = addPeerCommand({
-    name,
-    address: `<this-host>:${config.daemon.listen.port}`,
-    fingerprint: identity.fingerprint,
-    networks: [...config.networks.keys()],
-    allowedRoutes: exported.flatMap((net) => net.routes),
-    force: true,
-  });
-  const forget = `vpnctl forget ${shellWord(name)}`;
-  for (const warning of warnings) out.stderr(`warning: ${warning}`);
-
-  if (values.json === true) {
-    printJson(out, {
-      name,
-      fingerprint: identity.fingerprint,
-      previous_fingerprint: old.fingerprint ?? null,
-      cert,
-      key,
-      config: configPath,
-      config_changed: configChanged,
-      addresses,
-      add_peer_command: addPeer,
-      forget_command: forget,
-      warnings,
-      next: 'restart vpn',
-    });
-    return;
-  }
-  out.stdout(`new identity ${name}${old.fingerprint ? ` (replaces ${old.fingerprint.slice(0, 16)}…)` : ''}`);
-  out.stdout(`  fingerprint ${identity.fingerprint}`);
-  out.stdout(`  cert        ${cert}`);
-  out.stdout(`  key         ${key} (mode 0600)`);
-  for (const a of addresses) out.stdout(`  address     ${a.address} in ${a.network} (auto${a.previous ? `; was ${a.previous}` : ''})`);
-  out.stdout(configChanged ? `updated identity.fingerprint in ${configPath}; nothing else changed` : `${configPath} is unchanged`);
-  out.stdout('peers know this node by its old fingerprint and refuse the new one until they are told; on each peer:');
-  out.stdout(`  where it is pinned (list only the networks you share):`);
-  out.stdout(`    ${addPeer}`);
-  out.stdout(`  where it was trusted on first use:`);
-  out.stdout(`    ${forget}`);
-  out.stdout('  then vpnctl reload there; here, restart vpn (it reads the identity at start)');
 }
