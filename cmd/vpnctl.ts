@@ -38,12 +38,13 @@ or $VIBEPN_SOCKET, or ${DEFAULTS.configPath}'s, or ${DEFAULTS.controlSocket}):
   routes       route table
   reload       re-read the config (same as SIGHUP)
   goodbye      shut the daemon down cleanly
+  ping         round trips to a peer, and the path each took (direct or via a relay)
 
 Run 'vpnctl <command> -h' for a command's flags.`;
 
 export async function main(argv: string[], out: Output): Promise<number> {
   try {
-    const { command, rest } = splitCommand(argv, ['--socket', '--config', '--cert', '--key', '--name', '--network', '--prefix', '--address', '--ttl', '--out', '--invite', '--invite-file', '--fingerprint', '--networks', '--listen', '--metrics-listen', '--known-peers', '--export', '--allowed-routes']);
+    const { command, rest } = splitCommand(argv, ['--socket', '--config', '--cert', '--key', '--name', '--network', '--prefix', '--address', '--ttl', '--out', '--invite', '--invite-file', '--fingerprint', '--networks', '--listen', '--metrics-listen', '--known-peers', '--export', '--allowed-routes', '--count', '-c']);
     if (!command) {
       if (rest.includes('-h') || rest.includes('--help')) {
         out.stdout(HELP);
@@ -88,7 +89,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
       const name = command as OnlineCommand;
       const { values, positionals } = parseOptions(
         rest,
-        { help: { type: 'boolean', short: 'h' }, socket: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' } },
+        { help: { type: 'boolean', short: 'h' }, socket: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, ...(name === 'ping' ? { count: { type: 'string', short: 'c' } } : {}) },
         ONLINE_HELP[name],
       );
       if (values.help) {
@@ -102,7 +103,9 @@ export async function main(argv: string[], out: Output): Promise<number> {
         controlSocketOf: (path) => loadConfig(path).daemon.controlSocket,
         exists: existsSync,
       });
-      await runOnline(name, socket.path, { json: values.json === true, args: positionals }, out);
+      const count = typeof values.count === 'string' ? Number(values.count) : undefined;
+      if (count !== undefined && !(Number.isInteger(count) && count >= 1 && count <= 100)) throw new UsageError(`-c must be a whole number 1..100, not '${String(values.count)}'`, ONLINE_HELP[name]);
+      await runOnline(name, socket.path, { json: values.json === true, args: positionals, count }, out);
       return 0;
     }
     throw new UsageError(`unknown command '${command}'`, HELP);

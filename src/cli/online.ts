@@ -5,7 +5,7 @@ import { ControlRequestError, controlRequest } from '../control/client.js';
 import { CommandError, UsageError } from './args.js';
 import { table, type Output } from './output.js';
 
-export const ONLINE_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye'] as const;
+export const ONLINE_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye', 'ping'] as const;
 export type OnlineCommand = (typeof ONLINE_COMMANDS)[number];
 
 const TARGET = '[--socket PATH | --config FILE]';
@@ -16,6 +16,7 @@ export const ONLINE_HELP: Record<OnlineCommand, string> = {
   routes: `usage: vpnctl ${TARGET} [--json] routes\n\nLists the route table of every network.`,
   reload: `usage: vpnctl ${TARGET} [--json] reload\n\nRe-reads the config file and applies the differences (same as SIGHUP).`,
   goodbye: `usage: vpnctl ${TARGET} [--json] goodbye\n\nSays Goodbye to every peer and shuts the daemon down.`,
+  ping: `usage: vpnctl ${TARGET} [--json] ping NAME [-c COUNT]\n\nTimes round trips to a peer on its current connection (a QUIC PING and its answer),\nand says which path each took: direct with the peer's address, or via a relay. -c: how many (default 3).`,
 };
 
 /** The daemon socket appears a moment after `vpn` starts: a query waits this long for it. */
@@ -69,6 +70,8 @@ interface RouteRow {
 
 export interface OnlineOptions {
   json: boolean;
+  /** ping: round trips (-c). */
+  count?: number;
   /** Arguments after the command: `peers NAME`. */
   args: string[];
   /** For relative times ("12s ago"). */
@@ -78,10 +81,11 @@ export interface OnlineOptions {
 
 export async function runOnline(command: OnlineCommand, socketPath: string, options: OnlineOptions, out: Output): Promise<void> {
   const { json, args } = options;
+  if (command === 'ping') return runPing(socketPath, options, out);
   if (args.length > (command === 'peers' ? 1 : 0)) {
     throw new UsageError(`unexpected argument${args.length > 1 ? 's' : ''} '${args.join(' ')}'`, ONLINE_HELP[command]);
   }
-  const output = await requestWaiting(socketPath, command, options.sleep);
+  const output = await requestWaiting(socketPath, { cmd: command }, options.sleep);
   const now = options.now ?? Date.now();
   if (command === 'peers' && args.length === 1) {
     const rows = output as PeerRow[];
@@ -117,11 +121,11 @@ export async function runOnline(command: OnlineCommand, socketPath: string, opti
  * One request; while there is no socket yet, or nobody listens on it, tried again for up to
  * DAEMON_START_WAIT_MS, so a query right after `vpn &` finds the daemon that is starting.
  */
-async function requestWaiting(socketPath: string, command: OnlineCommand, sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))): Promise<unknown> {
+async function requestWaiting(socketPath: string, request: { cmd: OnlineCommand } & Record<string, unknown>, sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)), timeoutMs?: number): Promise<unknown> {
   const deadline = Date.now() + DAEMON_START_WAIT_MS;
   for (;;) {
     try {
-      return await controlRequest(socketPath, { cmd: command });
+      return await controlRequest(socketPath, request, timeoutMs);
     } catch (error) {
       const code = error instanceof ControlRequestError ? error.code : undefined;
       if ((code === 'ENOENT' || code === 'ECONNREFUSED') && Date.now() < deadline) {
@@ -131,6 +135,30 @@ async function requestWaiting(socketPath: string, command: OnlineCommand, sleep 
       throw new CommandError((error as Error).message);
     }
   }
+}
+
+interface PingReplyRow {
+  seq: number;
+  rtt_ms: number | null;
+  path: 'direct' | 'relay' | null;
+  endpoint: string | null;
+}
+
+/** `vpnctl ping NAME`: one line per round trip; exit 1 when none came back. */
+async function runPing(socketPath: string, options: OnlineOptions, out: Output): Promise<void> {
+  const [name, ...extra] = options.args;
+  if (name === undefined || extra.length > 0) throw new UsageError(name === undefined ? 'ping needs a peer name' : `unexpected arguments '${extra.join(' ')}'`, ONLINE_HELP.ping);
+  const count = options.count ?? 3;
+  // Each round trip may take its 2 s timeout; the daemon answers when all are done.
+  const replies = (await requestWaiting(socketPath, { cmd: 'ping', peer: name, count }, options.sleep, 5000 + count * 2500)) as PingReplyRow[];
+  if (options.json) out.stdout(JSON.stringify(replies, null, 2));
+  else {
+    for (const r of replies) {
+      const where = r.path === 'relay' ? `${r.endpoint ?? 'via a relay'} (relay)` : `at ${r.endpoint ?? '?'} (direct)`;
+      out.stdout(r.rtt_ms === null ? `no answer from ${name} within 2 s` : `pong from ${name} ${where} in ${r.rtt_ms < 10 ? r.rtt_ms.toFixed(2) : Math.round(r.rtt_ms)} ms`);
+    }
+  }
+  if (!replies.some((r) => r.rtt_ms !== null)) throw new CommandError(`${name} did not answer`);
 }
 
 function short(fingerprint: string): string {

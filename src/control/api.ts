@@ -1,7 +1,7 @@
 // The local control API's commands and results (PROTOCOL.md section 7), shared by the daemon,
 // which answers them, and vpnctl, which prints them. One list of commands, one shape per result.
 
-export const CONTROL_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye'] as const;
+export const CONTROL_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye', 'ping'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 export function isControlCommand(value: string): value is ControlCommand {
@@ -67,6 +67,16 @@ export interface RouteRow {
   metric: number;
 }
 
+/** One round trip of `ping`: a QUIC PING on the peer's active connection and its acknowledgment. */
+export interface PingReply {
+  seq: number;
+  /** null: no answer within the timeout (or the peer went down meanwhile). */
+  rtt_ms: number | null;
+  path: 'direct' | 'relay' | null;
+  /** The peer's UDP address, or `via <relay>`. */
+  endpoint: string | null;
+}
+
 export interface ControlResults {
   status: StatusResult;
   peers: PeerRow[];
@@ -74,4 +84,5 @@ export interface ControlResults {
   /** What the reload changed, in words. */
   reload: string;
   goodbye: string;
+  ping: PingReply[];
 }

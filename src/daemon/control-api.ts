@@ -11,6 +11,7 @@ import {
   type ControlResults,
   type PeerRow,
   type PeerTrust,
+  type PingReply,
   type RouteRow,
   type StatusResult,
 } from '../control/api.js';
@@ -74,6 +75,8 @@ export class ControlApi {
         // Answer first, then shut down: the client should hear that it worked.
         setImmediate(() => this.actions.shutdown());
         return 'shutting down';
+      case 'ping':
+        return await this.ping(request.peer, request.count);
     }
   }
 
@@ -99,6 +102,33 @@ export class ControlApi {
         export: net.export,
       })),
     };
+  }
+
+  /**
+   * `vpnctl ping PEER`: QUIC PINGs on the peer's active connection, one after another, each timed
+   * until something comes back on that connection (under load, other traffic may answer first).
+   * Like `tailscale ping`, each reply says which path it took.
+   */
+  async ping(name: unknown, count: unknown): Promise<PingReply[]> {
+    if (typeof name !== 'string' || name === '') throw new Error("ping needs a peer: {\"cmd\":\"ping\",\"peer\":\"NAME\"}");
+    const rounds = count === undefined ? 3 : Number(count);
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > PING_MAX_COUNT) throw new Error(`ping count must be 1..${PING_MAX_COUNT}`);
+    const peer = this.state.peers.byConfigName(name) ?? this.state.peers.unknowns().find((p) => p.name === name);
+    if (!peer) throw new Error(`no peer named '${name}' (peers: ${this.peers().map((r) => r.name).join(', ') || 'none'})`);
+    if (!peer.active) throw new Error(`${name} is not connected${peer.lastError ? `: ${peer.lastError}` : ''}`);
+    const replies: PingReply[] = [];
+    for (let seq = 1; seq <= rounds; seq++) {
+      const link = peer.active;
+      if (!link) {
+        replies.push({ seq, rtt_ms: null, path: null, endpoint: null });
+        continue;
+      }
+      const relay = this.state.relayOf(link);
+      const rtt = await roundTrip(link.conn);
+      replies.push({ seq, rtt_ms: rtt, path: link.relayed ? 'relay' : 'direct', endpoint: relay ? `via ${relay.name}` : remoteText(link.conn.remoteEndpoint()) });
+      if (seq < rounds) await new Promise((resolve) => setTimeout(resolve, PING_INTERVAL_MS));
+    }
+    return replies;
   }
 
   /** What needs attention, one line each, worst first; empty when all is well. */
@@ -197,3 +227,27 @@ export class ControlApi {
 function remoteText(endpoint: { host: string; port: number }): string {
   return formatHostPort(endpoint.host, endpoint.port);
 }
+
+const PING_MAX_COUNT = 100;
+const PING_INTERVAL_MS = 200;
+const PING_TIMEOUT_MS = 2000;
+
+/** ms until a packet arrives on `conn` after a PING, or null after PING_TIMEOUT_MS. I/O time, not protocol time: real timers. */
+function roundTrip(conn: Link['conn']): Promise<number | null> {
+  const before = conn.packetsReceived();
+  const started = performance.now();
+  conn.ping();
+  let spins = 0;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (conn.packetsReceived() > before) return resolve(Math.round((performance.now() - started) * 1000) / 1000);
+      if (conn.isClosed || performance.now() - started > PING_TIMEOUT_MS) return resolve(null);
+      // The first millisecond or so turn by turn (each turn polls for I/O), so a sub-millisecond
+      // answer is not rounded up to a timer tick; then once a millisecond, not to spin the loop.
+      if (spins++ < 200 && performance.now() - started < 2) setImmediate(check);
+      else setTimeout(check, 1);
+    };
+    setImmediate(check);
+  });
+}
+

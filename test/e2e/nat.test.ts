@@ -172,6 +172,10 @@ describe.skipIf(skip !== null)(`NAT traversal with relays${skip ? ` (skipped: ${
       await expectPath(m, 'relay', 45_000);
       figure('nat-time-to-relay-ms', performance.now() - t0);
       expect(await m.row(a, b)).toMatchObject({ connected: true, path: 'relay', via: h.name });
+      // vpnctl ping says which path each round trip took.
+      const pongs = (await m.vpnctl(a, 'ping', b.name)) as Array<{ rtt_ms: number | null; path: string; endpoint: string }>;
+      expect(pongs.map((p) => [p.path, p.endpoint])).toEqual([['relay', `via ${h.name}`], ['relay', `via ${h.name}`], ['relay', `via ${h.name}`]]);
+      expect(pongs.every((p) => p.rtt_ms !== null)).toBe(true);
       await expectPings(m, a, b);
       await expectPings(m, b, a);
       const before = m.relayMetrics();

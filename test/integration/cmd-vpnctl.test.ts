@@ -183,6 +183,38 @@ describe.skipIf(process.getuid?.() !== 0)('daemon.socket_group', () => {
   });
 });
 
+describe('vpnctl ping', () => {
+  it('times round trips to a connected peer and names the path; a down or unknown peer is exit 1', async () => {
+    const a = await createNode(root, 'a');
+    const b = await createNode(root, 'b');
+    const c = await createNode(root, 'c');
+    writeNodeConfig(a, [peerOf(b, ['corp']), peerOf(c, ['corp'])]);
+    writeNodeConfig(b, [peerOf(a, ['corp'])]);
+    await procs.startDaemon(a);
+    await procs.startDaemon(b);
+    let text = await procs.vpnctl('--config', a.configPath, 'ping', 'b');
+    for (let i = 0; i < 50 && text.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      text = await procs.vpnctl('--config', a.configPath, 'ping', 'b');
+    }
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toMatch(/^pong from b at 127\.0\.0\.1:\d+ \(direct\) in \d+\.\d\d ms$/);
+    const json = JSON.parse((await procs.vpnctl('--config', a.configPath, '--json', 'ping', 'b', '-c', '2')).stdout) as Array<{ seq: number; rtt_ms: number; path: string }>;
+    expect(json.map((r) => [r.seq, r.path])).toEqual([[1, 'direct'], [2, 'direct']]);
+    expect(json.every((r) => r.rtt_ms > 0 && r.rtt_ms < 1000)).toBe(true);
+    const down = await procs.vpnctl('--config', a.configPath, 'ping', 'c');
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/^vpnctl: c is not connected/);
+    const unknown = await procs.vpnctl('--config', a.configPath, 'ping', 'zed');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe("vpnctl: no peer named 'zed' (peers: b, c)\n");
+    expect((await procs.vpnctl('--config', a.configPath, 'ping')).code).toBe(2);
+    expect((await procs.vpnctl('--config', a.configPath, 'ping', 'b', '-c', '0')).code).toBe(2);
+  });
+});
+
 describe('vpnctl version and whoami (offline)', () => {
   it('version, --version and -v print the version; --json an object', async () => {
     for (const args of [['version'], ['--version'], ['-v']]) {
