@@ -26,7 +26,7 @@ import {
 } from './values.js';
 
 export function renderConfig(config: Config): string {
-  const out: string[] = ['# vibepn configuration (see CONFIG.md). Written by vpnctl; add-peer and remove-peer edit it in place and keep comments.', ''];
+  const out: string[] = ['# vibepn configuration: every key is described in docs/CONFIG.md of the vibepn package (installed with npm: $(npm root -g)/vibepn/docs/CONFIG.md).', '# Written by vpnctl; add-peer and remove-peer edit it in place and keep comments.', ''];
 
   const { identity } = config;
   out.push('[identity]');

@@ -86,6 +86,18 @@ describe('renderConfig', () => {
   });
 });
 
+describe('the header of a written config', () => {
+  // A comment that names a document the user does not have is no help: it must ship in the package.
+  it('names docs/CONFIG.md, which exists and is in the npm package', () => {
+    const header = renderConfig(newConfig('/etc/vibepn/config.toml')).split('\n')[0]!;
+    expect(header).toContain('docs/CONFIG.md');
+    const repo = join(import.meta.dirname, '../../..');
+    expect(statSync(join(repo, 'docs/CONFIG.md')).isFile()).toBe(true);
+    const files = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { files: string[] }).files;
+    expect(files).toContain('docs');
+  });
+});
+
 describe('checkConfig', () => {
   it('canonicalizes and validates programmatic configs', () => {
     const config = newConfig('/etc/vibepn/config.toml', {
