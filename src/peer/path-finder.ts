@@ -94,9 +94,11 @@ export class PathFinder {
       if (!this.target.config?.address && this.relays().length > 0) this.watch(active, now);
       return;
     }
-    if (active?.relayed && !this.deps.relayOf(active)?.connected) {
-      // Its packets have nowhere to go: end it now rather than after the liveness timeout.
-      this.deps.logger.info(`${this.target.label}: the relay of its session is gone; looking for another path`);
+    const relay = active?.relayed ? this.deps.relayOf(active) : undefined;
+    if (active?.relayed && !(relay?.connected && relay.session?.peerCapabilities.relay)) {
+      // Its packets have nowhere to go (the relay is gone, or no longer relays): end it now
+      // rather than after the liveness timeout.
+      this.deps.logger.info(`${this.target.label}: the relay of its session is gone or no longer relays; looking for another path`);
       active.conn.close(APP_DEAD_PEER, 'relay gone');
       return;
     }

@@ -186,6 +186,18 @@ describe('PathFinder: a relayed session', () => {
     expect(relayed.fake.closes).toEqual([{ code: APP_DEAD_PEER, reason: 'relay gone' }]);
     expect(s.lines.some((l) => l.includes('the relay of its session is gone'))).toBe(true);
   });
+
+  it('ends when its relay stops relaying (relay = false by reload: a new C without relay)', () => {
+    const s = setup();
+    s.connect(s.h, true);
+    const relayed = linkOf(s.target, { relayed: true });
+    s.target.active = relayed;
+    s.tick();
+    expect(relayed.fake.closes).toEqual([]);
+    s.h.active!.session!.peerCapabilities.relay = false;
+    s.tick();
+    expect(relayed.fake.closes).toEqual([{ code: APP_DEAD_PEER, reason: 'relay gone' }]);
+  });
 });
 
 describe('PathFinder.reason', () => {
