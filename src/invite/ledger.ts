@@ -1,0 +1,276 @@
+// The admin's redemption ledger for short invites (issue 12): which invites are outstanding, how
+// many uses each has left, and who redeemed them. A JSON file beside the admin's config, written
+// 0600 and atomically (src/crypto/atomic-file.ts), so a crash mid-write leaves the old ledger,
+// never a torn one that would either lock every joiner out or hand out uses twice.
+//
+// It stores SHA-256(secret), never the secret: a leaked ledger (a backup, a support bundle) must
+// not be a stack of working invites.
+//
+// Every operation reads the file, changes it and writes it back, one at a time per Ledger (a
+// promise chain), so two joiners racing for a single-use invite cannot both see uses_left = 1.
+// A redemption counts only once its write succeeded: if the write fails the file still holds the
+// old state, the next operation reads that, and the joiner is told of the error, not admitted.
+// Reading on every operation (rather than caching) also keeps the ledger right when vpnctl, another
+// process, issued an invite meanwhile; two processes writing at the same moment are not guarded
+// against here (the daemon is meant to be the ledger's one writer).
+
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { networkNameProblem } from '../config/names.js';
+import { errnoCode, errorText, writeFileAtomicAsync } from '../crypto/atomic-file.js';
+import { SHORT_INVITE_SECRET_BYTES } from './short-invite.js';
+
+export const LEDGER_MODE = 0o600;
+export const LEDGER_VERSION = 1;
+/** A ceiling on --uses: an invite for more joiners than this is a standing credential. */
+export const MAX_INVITE_USES = 1000;
+
+export interface Redemption {
+  name: string;
+  /** The joiner's certificate fingerprint, 64 lower-case hex characters. */
+  fingerprint: string;
+  /** Seconds since the Unix epoch. */
+  at: number;
+}
+
+export interface LedgerEntry {
+  /** SHA-256 of the invite's secret, 64 lower-case hex characters. */
+  secret_sha256: string;
+  network: string;
+  uses_left: number;
+  /** Seconds since the Unix epoch, as in the invite. */
+  expires_at: number;
+  redeemed: Redemption[];
+}
+
+export interface LedgerFile {
+  version: typeof LEDGER_VERSION;
+  invites: LedgerEntry[];
+}
+
+/** How the ledger reaches its file; injected so tests can fail or hold a write. */
+export interface LedgerFs {
+  /** The file's text, or undefined when it does not exist. */
+  read(path: string): Promise<string | undefined>;
+  /** Replaces the file atomically with mode 0600; rejects if it could not. */
+  write(path: string, text: string): Promise<void>;
+}
+
+export const defaultLedgerFs: LedgerFs = {
+  async read(path) {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+  },
+  write: (path, text) => writeFileAtomicAsync(path, text, LEDGER_MODE),
+};
+
+export interface IssueRequest {
+  /** The invite's 16-byte secret; only its hash is kept. */
+  secret: Uint8Array;
+  network: string;
+  uses: number;
+  /** Seconds since the Unix epoch. */
+  expiresAt: number;
+}
+
+export interface Joiner {
+  name: string;
+  fingerprint: string;
+}
+
+export type RedeemCode = 'invite.invalid' | 'invite.expired' | 'invite.exhausted';
+
+export type RedeemResult =
+  | { ok: true; network: string; /** true when this fingerprint had redeemed it before: a retry, no use spent. */ repeated: boolean }
+  | { ok: false; code: RedeemCode; message: string };
+
+/** The ledger file cannot be read, is damaged, or could not be written; the message names the file. */
+export class LedgerError extends Error {
+  override name = 'LedgerError';
+}
+
+const HEX64_RE = /^[0-9a-f]{64}$/;
+const FINGERPRINT_RE = /^[0-9a-fA-F]{64}$/;
+const MAX_U32 = 0xffff_ffff;
+
+export function secretHash(secret: Uint8Array): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export class Ledger {
+  /** The tail of the operations queued so far; each starts when the one before settles. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly path: string,
+    private readonly fs: LedgerFs = defaultLedgerFs,
+  ) {}
+
+  /** Records a new invite. Throws LedgerError (bad request, a damaged file, a failed write). */
+  issue(request: IssueRequest): Promise<LedgerEntry> {
+    return this.serialized(async () => {
+      const problem = issueProblem(request);
+      if (problem) throw new LedgerError(`cannot issue the invite: ${problem}`);
+      const ledger = await this.load();
+      const hash = secretHash(request.secret);
+      if (ledger.invites.some((e) => e.secret_sha256 === hash)) {
+        throw new LedgerError(`cannot issue the invite: its secret is already in ${this.path}; make a new random secret`);
+      }
+      const entry: LedgerEntry = { secret_sha256: hash, network: request.network, uses_left: request.uses, expires_at: request.expiresAt, redeemed: [] };
+      await this.save({ version: LEDGER_VERSION, invites: [...ledger.invites, entry] });
+      return entry;
+    });
+  }
+
+  /**
+   * Spends one use of the invite with this secret for `joiner`. A joiner whose fingerprint already
+   * redeemed it is admitted again without spending a use: its first answer may have been lost.
+   * Resolves with a refusal for an unknown, expired or used-up invite; rejects with LedgerError
+   * when the ledger cannot be read or the redemption could not be written (then it did not count).
+   */
+  redeem(secret: Uint8Array, joiner: Joiner, now: Date): Promise<RedeemResult> {
+    return this.serialized(async () => {
+      if (!(secret instanceof Uint8Array) || secret.length !== SHORT_INVITE_SECRET_BYTES) {
+        return refuse('invite.invalid', 'the invite is not known here; ask the admin for a new one');
+      }
+      if (!FINGERPRINT_RE.test(joiner.fingerprint)) {
+        return refuse('invite.invalid', `the joiner's fingerprint '${joiner.fingerprint}' is not 64 hex characters`);
+      }
+      const fingerprint = joiner.fingerprint.toLowerCase();
+      const ledger = await this.load();
+      const hash = secretHash(secret);
+      const index = ledger.invites.findIndex((e) => e.secret_sha256 === hash);
+      const entry = ledger.invites[index];
+      if (!entry) return refuse('invite.invalid', 'the invite is not known here (never issued, or removed); ask the admin for a new one');
+      // Before expiry and budget: the retry of an admitted joiner gets the answer it missed.
+      if (entry.redeemed.some((r) => r.fingerprint === fingerprint)) return { ok: true, network: entry.network, repeated: true };
+      if (now.getTime() >= entry.expires_at * 1000) {
+        return refuse('invite.expired', `the invite expired at ${new Date(entry.expires_at * 1000).toISOString()}; ask the admin for a new one`);
+      }
+      if (entry.uses_left <= 0) return refuse('invite.exhausted', 'the invite has been used as many times as it allows; ask the admin for a new one');
+      const updated: LedgerEntry = {
+        ...entry,
+        uses_left: entry.uses_left - 1,
+        redeemed: [...entry.redeemed, { name: joiner.name, fingerprint, at: Math.floor(now.getTime() / 1000) }],
+      };
+      const invites = ledger.invites.slice();
+      invites[index] = updated;
+      await this.save({ version: LEDGER_VERSION, invites });
+      return { ok: true, network: entry.network, repeated: false };
+    });
+  }
+
+  /** The ledger as the file holds it now (an empty one when there is no file). */
+  read(): Promise<LedgerFile> {
+    return this.serialized(() => this.load());
+  }
+
+  private serialized<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(op);
+    // The chain goes on after a failure: one failed write must not wedge every later redemption.
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private async load(): Promise<LedgerFile> {
+    let text: string | undefined;
+    try {
+      text = await this.fs.read(this.path);
+    } catch (err) {
+      throw new LedgerError(`cannot read the invite ledger ${this.path}: ${errorText(err)}`);
+    }
+    if (text === undefined) return { version: LEDGER_VERSION, invites: [] };
+    const parsed = parseLedger(text);
+    if (typeof parsed === 'string') {
+      throw new LedgerError(
+        `the invite ledger ${this.path} is damaged (${parsed}); restore it from a backup, or delete it to cancel every outstanding short invite`,
+      );
+    }
+    return parsed;
+  }
+
+  private async save(ledger: LedgerFile): Promise<void> {
+    try {
+      await this.fs.write(this.path, `${JSON.stringify(ledger, null, 2)}\n`);
+    } catch (err) {
+      throw new LedgerError(`cannot write the invite ledger ${this.path} (nothing was changed): ${errorText(err)}`);
+    }
+  }
+}
+
+function refuse(code: RedeemCode, message: string): RedeemResult {
+  return { ok: false, code, message };
+}
+
+function issueProblem(r: IssueRequest): string | null {
+  if (!(r.secret instanceof Uint8Array) || r.secret.length !== SHORT_INVITE_SECRET_BYTES) {
+    return `the secret must be ${SHORT_INVITE_SECRET_BYTES} random bytes`;
+  }
+  const nameProblem = networkNameProblem(r.network);
+  if (nameProblem) return nameProblem;
+  if (!Number.isInteger(r.uses) || r.uses < 1 || r.uses > MAX_INVITE_USES) return `--uses ${r.uses} must be a whole number 1..${MAX_INVITE_USES}`;
+  if (!isU32(r.expiresAt)) return `the expiry ${r.expiresAt} is not whole seconds since 1970 that fit in 32 bits`;
+  return null;
+}
+
+function isU32(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_U32;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Exactly the keys `keys`, or which one is wrong: a typo'd key would otherwise be silently dropped on the next write. */
+function keysProblem(obj: Record<string, unknown>, keys: readonly string[], where: string): string | null {
+  for (const key of Object.keys(obj)) if (!keys.includes(key)) return `${where} has an unknown key '${key}'`;
+  for (const key of keys) if (!(key in obj)) return `${where} has no '${key}'`;
+  return null;
+}
+
+/** The ledger in `text`, or what is wrong with it, naming the entry and field. */
+export function parseLedger(text: string): LedgerFile | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return `not JSON: ${errorText(err)}`;
+  }
+  if (!isObject(value)) return 'expected a JSON object';
+  const top = keysProblem(value, ['version', 'invites'], 'the file');
+  if (top) return top;
+  if (value.version !== LEDGER_VERSION) return `version ${JSON.stringify(value.version)} is not ${LEDGER_VERSION}`;
+  if (!Array.isArray(value.invites)) return 'invites is not a list';
+  const invites: LedgerEntry[] = [];
+  const seen = new Set<string>();
+  for (const [i, raw] of value.invites.entries()) {
+    const where = `invites[${i}]`;
+    if (!isObject(raw)) return `${where} is not an object`;
+    const keys = keysProblem(raw, ['secret_sha256', 'network', 'uses_left', 'expires_at', 'redeemed'], where);
+    if (keys) return keys;
+    if (typeof raw.secret_sha256 !== 'string' || !HEX64_RE.test(raw.secret_sha256)) return `${where}.secret_sha256 is not 64 lower-case hex characters`;
+    if (seen.has(raw.secret_sha256)) return `${where}.secret_sha256 appears twice`;
+    seen.add(raw.secret_sha256);
+    if (typeof raw.network !== 'string' || networkNameProblem(raw.network)) return `${where}.network is not a valid network name`;
+    if (!isU32(raw.uses_left) || raw.uses_left > MAX_INVITE_USES) return `${where}.uses_left is not a whole number 0..${MAX_INVITE_USES}`;
+    if (!isU32(raw.expires_at)) return `${where}.expires_at is not whole seconds since 1970`;
+    if (!Array.isArray(raw.redeemed)) return `${where}.redeemed is not a list`;
+    const redeemed: Redemption[] = [];
+    for (const [j, r] of raw.redeemed.entries()) {
+      const rWhere = `${where}.redeemed[${j}]`;
+      if (!isObject(r)) return `${rWhere} is not an object`;
+      const rKeys = keysProblem(r, ['name', 'fingerprint', 'at'], rWhere);
+      if (rKeys) return rKeys;
+      if (typeof r.name !== 'string') return `${rWhere}.name is not a string`;
+      if (typeof r.fingerprint !== 'string' || !HEX64_RE.test(r.fingerprint)) return `${rWhere}.fingerprint is not 64 lower-case hex characters`;
+      if (!isU32(r.at)) return `${rWhere}.at is not whole seconds since 1970`;
+      redeemed.push({ name: r.name, fingerprint: r.fingerprint, at: r.at });
+    }
+    invites.push({ secret_sha256: raw.secret_sha256, network: raw.network, uses_left: raw.uses_left, expires_at: raw.expires_at, redeemed });
+  }
+  return { version: LEDGER_VERSION, invites };
+}
