@@ -66,9 +66,9 @@ export class Subprocesses {
     return this.run(VPNCTL, args);
   }
 
-  /** `vpn --no-tun -config FILE`, resolved once it logged that it listens. */
-  async startDaemon(node: TestNode): Promise<Running> {
-    const running = this.spawn(VPN, ['--no-tun', '-config', node.configPath]);
+  /** `vpn --no-tun -config FILE` (or --config, as `configFlag` says), resolved once it logged that it listens. */
+  async startDaemon(node: TestNode, configFlag = '-config'): Promise<Running> {
+    const running = this.spawn(VPN, ['--no-tun', configFlag, node.configPath]);
     let exitedEarly: RunResult | null = null;
     void running.exited.then((r) => (exitedEarly = r));
     await waitFor(() => exitedEarly !== null || running.lines.some((l) => l.includes('listening on udp')), `${node.name} to start (stderr so far:\n${running.lines.join('\n')})`);
@@ -78,5 +78,12 @@ export class Subprocesses {
 
   killAll(): void {
     for (const child of this.children) child.kill('SIGKILL');
+  }
+
+  /** killAll, resolved once every child has closed (so the next test starts on a free port). */
+  async stopAll(): Promise<void> {
+    const closing = [...this.children].map((child) => new Promise<void>((resolve) => child.once('close', () => resolve())));
+    this.killAll();
+    await Promise.all(closing);
   }
 }

@@ -1,15 +1,13 @@
 // Runs the built daemon as a user would: `node dist/cmd/vpn.js` as a subprocess, control plane
 // only (--no-tun), on loopback, in a temporary directory.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Subprocesses, VPN, type RunResult, type Running } from '../helpers/cli-run.js';
 import { createNode, peerOf, waitFor, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
 
-const VPN = resolve(import.meta.dirname, '../../dist/cmd/vpn.js');
-const VPNCTL = resolve(import.meta.dirname, '../../dist/cmd/vpnctl.js');
 const PACKAGE_VERSION = (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
 /** CONFIG.md: `[2026-11-22T10:00:00Z] INFO  [peer/manager] connected to node2 (1f3a…)`. */
 const LOG_LINE = /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] (DEBUG|INFO |WARN |ERROR) \[[\w./-]+\] \S.*$/;
@@ -17,77 +15,16 @@ const LOG_LINE = /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] (DEBUG|INFO |WARN |ERROR)
 const GOODBYE_SEEN_MS = 2000;
 const EXIT_DEADLINE_MS = 3000;
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A daemon subprocess with its stderr kept as lines. */
-interface Running {
-  child: ChildProcess;
-  lines: string[];
-  exited: Promise<Result>;
-}
+type Result = RunResult;
 
 let root: string;
-const children = new Set<ChildProcess>();
+let procs: Subprocesses;
 const sockets = new Set<Socket>();
 
-function spawnTracked(script: string, args: string[]): { child: ChildProcess; exited: Promise<Result>; lines: string[] } {
-  const child = spawn(process.execPath, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  const lines: string[] = [];
-  let partial = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts);
-  });
-  const exited = new Promise<Result>((resolveExit) => {
-    child.on('close', (code, signal) => {
-      children.delete(child);
-      if (partial) lines.push(partial);
-      resolveExit({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, exited, lines };
-}
-
 /** Runs vpn to completion (for the commands that exit on their own). */
-async function vpn(...args: string[]): Promise<Result> {
-  const { child, exited } = spawnTracked(VPN, args);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const result = await exited;
-  clearTimeout(timer);
-  return result;
-}
-
-async function vpnctl(...args: string[]): Promise<Result> {
-  const { child, exited } = spawnTracked(VPNCTL, args);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const result = await exited;
-  clearTimeout(timer);
-  return result;
-}
-
-/** Starts a daemon and waits until it has logged that it is up. */
-async function startDaemon(node: TestNode, configFlag = '-config'): Promise<Running> {
-  const running = spawnTracked(VPN, ['--no-tun', configFlag, node.configPath]);
-  let exitedEarly: Result | null = null;
-  void running.exited.then((r) => (exitedEarly = r));
-  await waitFor(
-    () => exitedEarly !== null || running.lines.some((l) => l.includes('listening on udp')),
-    `${node.name} to start (stderr so far:\n${running.lines.join('\n')})`,
-  );
-  if (exitedEarly) throw new Error(`${node.name} exited at start-up: ${JSON.stringify(exitedEarly)}`);
-  return running;
-}
+const vpn = (...args: string[]): Promise<Result> => procs.run(VPN, args);
+const vpnctl = (...args: string[]): Promise<Result> => procs.vpnctl(...args);
+const startDaemon = (node: TestNode, configFlag = '-config'): Promise<Running> => procs.startDaemon(node, configFlag);
 
 /** The exit of a daemon that was asked to stop, or a failure if it takes over the deadline. */
 async function exitWithin(running: Running, ms: number): Promise<Result> {
@@ -141,14 +78,11 @@ function unique(name: string): string {
 beforeAll(() => {
   if (!existsSync(VPN)) throw new Error(`${VPN} is missing: run 'npm run build' first (npm test does)`);
   root = mkdtempSync(join(tmpdir(), 'vibepn-cmd-vpn-'));
+  procs = new Subprocesses(root);
 });
 
 afterEach(async () => {
-  const pending = [...children].map((child) => new Promise<void>((r) => {
-    child.once('close', () => r());
-    child.kill('SIGKILL');
-  }));
-  await Promise.all(pending);
+  await procs.stopAll();
   for (const socket of sockets) socket.close();
   sockets.clear();
 });

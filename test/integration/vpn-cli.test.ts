@@ -3,71 +3,27 @@
 // others can read, and a package whose native addons were never built. Control plane only
 // (--no-tun), on loopback, in a temporary directory.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { Subprocesses, VPN, VPNCTL, type RunResult, type Running } from '../helpers/cli-run.js';
 import { createNode, peerOf, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
-const VPN = join(REPO, 'dist/cmd/vpn.js');
-const VPNCTL = join(REPO, 'dist/cmd/vpnctl.js');
 const PACKAGE_VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 /** Long enough for a loaded machine; a daemon on loopback is up in well under a second. */
 const START_TIMEOUT_MS = 10_000;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface Running {
-  child: ChildProcess;
-  lines: string[];
-  exited: Promise<Result>;
-}
-
 let root: string;
-const children = new Set<ChildProcess>();
+let procs: Subprocesses;
 
-function spawnTracked(script: string, args: string[], cwd = root): Running {
-  const child = spawn(process.execPath, [script, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  const lines: string[] = [];
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    lines.splice(0, lines.length, ...stderr.split('\n').filter((line) => line !== ''));
-  });
-  const exited = new Promise<Result>((resolveExit) => {
-    child.on('close', (code) => {
-      children.delete(child);
-      resolveExit({ code, stdout, stderr });
-    });
-  });
-  return { child, lines, exited };
-}
-
-/** Runs a command that is expected to exit on its own. */
-async function run(script: string, args: string[], cwd = root): Promise<Result> {
-  const { child, exited } = spawnTracked(script, args, cwd);
-  const timer = setTimeout(() => child.kill('SIGKILL'), START_TIMEOUT_MS);
-  try {
-    return await exited;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
+const run = (script: string, args: string[]): Promise<RunResult> => procs.run(script, args);
 const vpn = (...args: string[]) => run(VPN, args);
 
 /** Starts vpn and waits for its "listening" line; fails with its output if it exits first. */
 async function startVpn(args: string[], script = VPN): Promise<Running> {
-  const running = spawnTracked(script, args);
-  let early: Result | null = null;
+  const running = procs.spawn(script, args);
+  let early: RunResult | null = null;
   void running.exited.then((r) => (early = r));
   const started = Date.now();
   while (!running.lines.some((l) => l.includes('listening on udp'))) {
@@ -97,21 +53,12 @@ let usage: string;
 beforeAll(async () => {
   if (!existsSync(VPN)) throw new Error(`${VPN} is missing: run 'npm run build' first (npm test does)`);
   root = mkdtempSync(join(tmpdir(), 'vibepn-vpn-cli-'));
+  procs = new Subprocesses(root);
   usage = (await vpn('-h')).stdout;
   expect(usage).toMatch(/^usage: vpn /);
 });
 
-afterEach(async () => {
-  await Promise.all(
-    [...children].map(
-      (child) =>
-        new Promise<void>((r) => {
-          child.once('close', () => r());
-          child.kill('SIGKILL');
-        }),
-    ),
-  );
-});
+afterEach(() => procs.stopAll());
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -164,7 +111,7 @@ describe('vpn CONFIG: the config path as the one argument', () => {
 describe('vpn flags', () => {
   it.each(['-v', '--version', '-version'])('%s prints vibepn <version>', async (flag) => {
     const r = await vpn(flag);
-    expect(r).toEqual({ code: 0, stdout: `vibepn ${PACKAGE_VERSION}\n`, stderr: '' });
+    expect(r).toEqual({ code: 0, signal: null, stdout: `vibepn ${PACKAGE_VERSION}\n`, stderr: '' });
   });
 
   it.each([
