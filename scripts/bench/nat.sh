@@ -37,20 +37,6 @@ table inet vbnat {
 NFT
 }
 
-nat_node() { # dir name listen-host
-  local d=$1/$2 out
-  out=$($VPNCTL init --config "$d/config.toml" --cert "$d/node.crt" --key "$d/node.key" --name "$2" \
-    --prefix "$NAT_VPREFIX" --listen "$3:51820" --socket "$d/vpn.sock" \
-    --known-peers "$d/known_peers.json" --metrics-listen 127.0.0.1:9000 2>&1) ||
-    bench_fail "$LABEL: vpnctl init for $2 failed: $out"
-  sed -n 's/.*fingerprint \([0-9a-f]\{64\}\).*/\1/p' <<<"$out" | head -n 1 >"$d/fingerprint"
-  sed -n 's/.*, address \([0-9.]*\) (auto).*/\1/p' <<<"$out" | head -n 1 >"$d/address"
-  if [ ! -s "$d/fingerprint" ] || [ ! -s "$d/address" ]; then
-    bench_fail "$LABEL: vpnctl init printed no fingerprint or address for $2: $out"
-  fi
-  lab_set_mtu "$d/config.toml"
-}
-
 nat_pin() { # dir node peer address
   local out
   out=$($VPNCTL add-peer --config "$1/$2/config.toml" --name "$3" --address "$4" \
@@ -68,9 +54,9 @@ nat_run() { # direct|relay
   nat_router 2 1 masquerade
   nat_router 3 2 "$([ "$1" = relay ] && echo symmetric || echo masquerade)"
   mkdir -p "$dir"
-  nat_node "$dir" h "$STAR_NET.1"
-  nat_node "$dir" a 10.77.1.2
-  nat_node "$dir" b 10.77.2.2
+  vibepn_init_at "$dir" h "$STAR_NET.1" "$NAT_VPREFIX"
+  vibepn_init_at "$dir" a 10.77.1.2 "$NAT_VPREFIX"
+  vibepn_init_at "$dir" b 10.77.2.2 "$NAT_VPREFIX"
   for n in h a b; do
     for m in h a b; do [ "$n" = "$m" ] || [ "$(cat "$dir/$n/address")" != "$(cat "$dir/$m/address")" ] ||
       bench_fail "$LABEL: $n and $m derived the same overlay address; run again"; done

@@ -69,18 +69,25 @@ star_parallel() { # count function args...
 
 # --- vibepn nodes in a star: files under DIR/n<i>/, daemon log $BENCH_DIR/n<i>.log
 
-vibepn_node_init() { # dir [--force] index -> DIR/n<i>/{config.toml,node.*,fingerprint,address}
-  local d=$1/n${*: -1} i=${*: -1} out
-  out=$($VPNCTL init --config "$d/config.toml" --cert "$d/node.crt" --key "$d/node.key" --name "n$i" \
-    --prefix "$STAR_VPREFIX" --listen "$STAR_NET.$i:51820" --socket "$d/vpn.sock" \
-    --known-peers "$d/known_peers.json" --metrics-listen 127.0.0.1:9000 "${@:2:$#-2}" 2>&1) ||
-    bench_fail "$LABEL: vpnctl init for n$i failed: $out"
+# One vibepn node's files in DIR/NAME/ (config.toml, node.*, and its fingerprint and auto address
+# as files), listening on HOST:51820 with an auto address in PREFIX. Also used by nat.sh.
+vibepn_init_at() { # dir name listen-host prefix [vpnctl init flags...]
+  local d=$1/$2 out
+  out=$($VPNCTL init --config "$d/config.toml" --cert "$d/node.crt" --key "$d/node.key" --name "$2" \
+    --prefix "$4" --listen "$3:51820" --socket "$d/vpn.sock" \
+    --known-peers "$d/known_peers.json" --metrics-listen 127.0.0.1:9000 "${@:5}" 2>&1) ||
+    bench_fail "$LABEL: vpnctl init for $2 failed: $out"
   sed -n 's/.*fingerprint \([0-9a-f]\{64\}\).*/\1/p' <<<"$out" | head -n 1 >"$d/fingerprint"
   sed -n 's/.*, address \([0-9.]*\) (auto).*/\1/p' <<<"$out" | head -n 1 >"$d/address"
   if [ ! -s "$d/fingerprint" ] || [ ! -s "$d/address" ]; then
-    bench_fail "$LABEL: vpnctl init printed no fingerprint or auto address for n$i: $out"
+    bench_fail "$LABEL: vpnctl init printed no fingerprint or auto address for $2: $out"
   fi
   lab_set_mtu "$d/config.toml"
+}
+
+vibepn_node_init() { # dir [--force] index -> DIR/n<i>/{config.toml,node.*,fingerprint,address}
+  local i=${*: -1}
+  vibepn_init_at "$1" "n$i" "$STAR_NET.$i" "$STAR_VPREFIX" "${@:2:$#-2}"
 }
 
 # N nodes with distinct auto addresses: a node whose address an earlier one has draws a new key.
