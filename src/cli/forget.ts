@@ -3,14 +3,13 @@
 // Offline, on the file the daemon reads at start and on reload. A pinned peer has nothing learned
 // that counts: its pin is changed in the config instead, and the command says so.
 
-import { locateKey, readConfigText } from '../config/edit.js';
-import { DEFAULTS } from '../config/types.js';
+import { locateKey } from '../config/edit.js';
 import { formatOptionalEndpoint } from '../config/values.js';
 import { TrustStore } from '../crypto/trust.js';
 import { addPeerCommand } from './add-peer.js';
-import { CommandError, optionalString, parseOptions, stringFlags } from './args.js';
+import { CommandError } from './args.js';
 import { shellWord, type Output } from './output.js';
-import { peerNameArgument } from './remove-peer.js';
+import { parsePeerCommand } from './remove-peer.js';
 
 export const FORGET_HELP = `usage: vpnctl forget [--config P] [--json] NAME
 
@@ -22,15 +21,9 @@ Run 'vpnctl reload' right after if the daemon is running: until it reloads it tr
 key, and may write it back when it learns another peer.`;
 
 export async function runForget(argv: string[], out: Output): Promise<void> {
-  const flags = { help: { type: 'boolean' as const, short: 'h' }, json: { type: 'boolean' as const }, ...stringFlags('config') };
-  const { values, positionals } = parseOptions(argv, flags, FORGET_HELP);
-  if (values.help) {
-    out.stdout(FORGET_HELP);
-    return;
-  }
-  const name = peerNameArgument(positionals, FORGET_HELP);
-  const configPath = optionalString(values, 'config') ?? DEFAULTS.configPath;
-  const file = readConfigText(configPath);
+  const parsed = parsePeerCommand(argv, FORGET_HELP, out);
+  if (!parsed) return;
+  const { name, configPath, file } = parsed;
   const { config } = file;
   const knownPeers = config.identity.knownPeers;
   const store = new TrustStore(knownPeers);
@@ -70,7 +63,7 @@ export async function runForget(argv: string[], out: Output): Promise<void> {
         : learned === undefined
           ? `its key is learned from the first connection to ${address}`
           : `the next key it presents on a connection to ${address} is trusted on first use again`;
-  if (values.json === true) {
+  if (parsed.json) {
     out.stdout(
       JSON.stringify(
         { name, known_peers: knownPeers, forgotten: learned ?? null, pinned: peer?.fingerprint ?? null, configured: peer !== undefined, note, next: learned === undefined ? null : 'vpnctl reload' },

@@ -2,7 +2,7 @@
 // the comments and layout of the rest of the file stay. Offline: a running daemon notices on
 // reload, when it says Goodbye to the peer and drops its routes.
 
-import { readConfigText, withPeerRemoved, writeConfigText } from '../config/edit.js';
+import { readConfigText, withPeerRemoved, writeConfigText, type ConfigText } from '../config/edit.js';
 import { DEFAULTS } from '../config/types.js';
 import { formatOptionalEndpoint } from '../config/values.js';
 import { TrustStore } from '../crypto/trust.js';
@@ -17,21 +17,28 @@ known-peers file (vpnctl forget NAME drops it). --json prints the result as one 
 Run 'vpnctl reload' afterwards if the daemon is running.`;
 
 /** The one NAME a command on a peer takes; a usage error naming the command's form otherwise. */
-export function peerNameArgument(positionals: string[], help: string): string {
+function peerNameArgument(positionals: string[], help: string): string {
   if (positionals.length === 1 && positionals[0] !== '') return positionals[0]!;
   throw new UsageError(positionals.length === 0 ? 'missing the peer NAME' : `expected one peer NAME, got ${positionals.map((p) => shellWord(p)).join(' ')}`, help);
 }
 
-export async function runRemovePeer(argv: string[], out: Output): Promise<void> {
+/** A command on one peer of a config file (`remove-peer NAME`, `forget NAME`): its flags, or undefined after -h. */
+export function parsePeerCommand(argv: string[], help: string, out: Output): { name: string; json: boolean; configPath: string; file: ConfigText } | undefined {
   const flags = { help: { type: 'boolean' as const, short: 'h' }, json: { type: 'boolean' as const }, ...stringFlags('config') };
-  const { values, positionals } = parseOptions(argv, flags, REMOVE_PEER_HELP);
+  const { values, positionals } = parseOptions(argv, flags, help);
   if (values.help) {
-    out.stdout(REMOVE_PEER_HELP);
-    return;
+    out.stdout(help);
+    return undefined;
   }
-  const name = peerNameArgument(positionals, REMOVE_PEER_HELP);
+  const name = peerNameArgument(positionals, help);
   const configPath = optionalString(values, 'config') ?? DEFAULTS.configPath;
-  const file = readConfigText(configPath);
+  return { name, json: values.json === true, configPath, file: readConfigText(configPath) };
+}
+
+export async function runRemovePeer(argv: string[], out: Output): Promise<void> {
+  const parsed = parsePeerCommand(argv, REMOVE_PEER_HELP, out);
+  if (!parsed) return;
+  const { name, configPath, file } = parsed;
   const { config } = file;
   const index = config.peers.findIndex((p) => p.name === name);
   if (index < 0) {
@@ -49,7 +56,7 @@ export async function runRemovePeer(argv: string[], out: Output): Promise<void> 
   }
   const forget = `vpnctl forget${configPath === DEFAULTS.configPath ? '' : ` --config ${shellWord(configPath)}`} ${shellWord(name)}`;
 
-  if (values.json === true) {
+  if (parsed.json) {
     out.stdout(
       JSON.stringify(
         {
