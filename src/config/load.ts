@@ -41,7 +41,7 @@ const ROOT_KEYS = ['identity', 'daemon', 'peers', 'networks'] as const;
 const IDENTITY_KEYS = ['cert', 'key', 'fingerprint', 'known_peers'] as const;
 const DAEMON_KEYS = ['listen', 'control_socket', 'metrics_listen', 'log_level', 'accept_unknown_peers', 'offload', 'relay', 'socket_group'] as const;
 const PEER_KEYS = ['name', 'address', 'fingerprint', 'networks', 'allowed_routes', 'original'] as const;
-const NETWORK_KEYS = ['prefix', 'address', 'export', 'interface', 'mtu', 'routes'] as const;
+const NETWORK_KEYS = ['prefix', 'address', 'export', 'interface', 'mtu', 'routes', 'admins'] as const;
 
 export function loadConfig(path: string, options: LoadOptions = {}): Config {
   let text: string;
@@ -237,10 +237,12 @@ function readNetwork(name: string, s: Section): { network?: NetworkConfig; prefi
   }
   const exported = s.boolean('export') ?? true;
   const routes = s.cidrList('routes');
+  const admins = readAdmins(s);
 
   if (prefix === undefined || address === undefined) return { prefix, interfaceName };
   const network: NetworkConfig = { name, prefix, address, export: exported, mtu, routes };
   if (interfaceName !== undefined) network.interface = interfaceName;
+  if (admins !== undefined) network.admins = admins;
   return { network, prefix, interfaceName };
 }
 
@@ -321,6 +323,24 @@ function readPeerNetworks(s: Section, networkNames: string[]): string[] {
  * Reads an optional `fingerprint`: undefined when absent or "" (unset), null when it is not one
  * (already reported). Accepts colon-separated hex as printed by openssl.
  */
+/**
+ * networks.NAME.admins: the fingerprints whose signed membership records this node believes
+ * (docs/CONFIG.md#v-admins). Absent: the network has no roster, as before issue 12.
+ */
+function readAdmins(s: Section): string[] | undefined {
+  const list = s.stringList('admins');
+  if (list === undefined) return undefined;
+  const admins: string[] = [];
+  list.forEach((text, index) => {
+    const parsed = parseFingerprint(text);
+    if (!parsed.ok) s.problem('admins', `entry ${index + 1}: ${parsed.error}`);
+    else if (admins.includes(parsed.value)) s.problem('admins', `entry ${index + 1}: ${parsed.value} is listed twice`);
+    else admins.push(parsed.value);
+  });
+  if (list.length === 0) s.problem('admins', 'is empty; list at least one admin fingerprint, or remove the line for a network without a roster');
+  return admins;
+}
+
 function readFingerprint(s: Section): string | null | undefined {
   const text = s.string('fingerprint');
   if (text === undefined || text === '') return s.has('fingerprint') && text === undefined ? null : undefined;

@@ -78,6 +78,11 @@ export interface NetworkConfig {
   mtu: number;
   /** Extra prefixes this node exports (subnet router). */
   routes: Prefix[];
+  /**
+   * Fingerprints (lowercase hex) of the nodes that sign this network's membership records and
+   * issue its short invites (issue 12, docs/CONFIG.md#v-admins). Absent: no roster for it.
+   */
+  admins?: string[];
 }
 
 export interface Config {

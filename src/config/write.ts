@@ -48,6 +48,7 @@ export function renderConfig(config: Config): string {
     if (net.interface !== undefined) out.push(`interface = ${tomlString(net.interface)}`);
     if (net.mtu !== DEFAULTS.mtu) out.push(`mtu = ${net.mtu}`);
     if (net.routes.length > 0) out.push(`routes = ${tomlStringArray(net.routes.map(formatPrefix))}`);
+    if (net.admins !== undefined) out.push(`admins = ${tomlStringArray(net.admins)}`);
   }
   return out.join('\n') + '\n';
 }
@@ -250,7 +251,7 @@ export function newConfig(path: string, options: NewConfigOptions = {}): Config 
 export function newNetwork(
   name: string,
   prefix: string,
-  options: { address?: string; export?: boolean; interface?: string; mtu?: number; routes?: string[] } = {},
+  options: { address?: string; export?: boolean; interface?: string; mtu?: number; routes?: string[]; admins?: string[] } = {},
 ): NetworkConfig {
   const what = `network '${name}'`;
   const cidr = parseCidr(prefix);
@@ -264,6 +265,7 @@ export function newNetwork(
     routes: prefixesOf(`${what}: routes`, options.routes ?? []),
   };
   if (options.interface !== undefined && options.interface !== '') network.interface = options.interface;
+  if (options.admins !== undefined) network.admins = options.admins.map((fp) => parsed(`${what}: admins`, parseFingerprint(fp)));
   return network;
 }
 

@@ -1,7 +1,7 @@
 // The local control API's commands and results (PROTOCOL.md section 7), shared by the daemon,
 // which answers them, and vpnctl, which prints them. One list of commands, one shape per result.
 
-export const CONTROL_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye', 'ping'] as const;
+export const CONTROL_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye', 'ping', 'members', 'revoke'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 export function isControlCommand(value: string): value is ControlCommand {
@@ -77,6 +77,53 @@ export interface PingReply {
   endpoint: string | null;
 }
 
+/** One member of a network's signed roster (issue 12), as `vpnctl members` shows it. */
+export interface MemberRow {
+  network: string;
+  name: string;
+  /** Its signed overlay address: the one host route it may announce in the network. */
+  address: string;
+  fingerprint: string;
+  /** Subnet routes the record lets it announce, CIDR. */
+  routes: string[];
+  /** Where it may be dialed, "host:port", as the admin saw it. */
+  endpoints: string[];
+  /** The admin that signed the record: its name when this node knows it, else its fingerprint. */
+  signed_by: string;
+  signed_by_fingerprint: string;
+  version: string;
+  /** ISO times. */
+  issued_at: string;
+  expires_at: string | null;
+  /** This node itself. */
+  self: boolean;
+  /** This node has an open session with it (always true for self). */
+  reachable: boolean;
+  /** Why it is not a peer here although listed (a name or fingerprint the local config holds otherwise), else null. */
+  refused: string | null;
+}
+
+/** A network's roster as this node holds it. */
+export interface RosterStatus {
+  network: string;
+  admins: string[];
+  /** This node is one of the admins: it may issue invites and revoke. */
+  admin: boolean;
+  members: MemberRow[];
+  /** Revoked members still remembered (so older records of theirs stay refused), by name. */
+  revoked: string[];
+}
+
+export interface RevokeResult {
+  network: string;
+  name: string;
+  fingerprint: string;
+  /** The revocation record's version (u64 as decimal text). */
+  version: string;
+  /** Sessions the revocation was sent on at once. */
+  told: number;
+}
+
 export interface ControlResults {
   status: StatusResult;
   peers: PeerRow[];
@@ -85,4 +132,8 @@ export interface ControlResults {
   reload: string;
   goodbye: string;
   ping: PingReply[];
+  /** Request: { cmd: 'members', network?: string }. */
+  members: RosterStatus[];
+  /** Request: { cmd: 'revoke', name: string, network?: string } (needed when the name is in several rosters). */
+  revoke: RevokeResult;
 }

@@ -8,7 +8,7 @@ import type net from 'node:net';
 import { loadAddon } from '../native/load.js';
 
 /** Commands that change the daemon; everything else only reads. */
-export const MUTATING_COMMANDS: ReadonlySet<string> = new Set(['reload', 'goodbye']);
+export const MUTATING_COMMANDS: ReadonlySet<string> = new Set(['reload', 'goodbye', 'revoke']);
 
 /** The uid of the process that connected, or null when it cannot be known. */
 export type CallerUid = (socket: net.Socket) => number | null;

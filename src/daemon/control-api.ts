@@ -12,6 +12,8 @@ import {
   type PeerRow,
   type PeerTrust,
   type PingReply,
+  type RevokeResult,
+  type RosterStatus,
   type RouteRow,
   type StatusResult,
 } from '../control/api.js';
@@ -50,6 +52,11 @@ export interface ControlActions {
   readonly noTun?: boolean;
   /** Called after the answer went out. */
   shutdown(): void;
+  /** The signed rosters (src/membership/): `vpnctl members` and `vpnctl revoke`. */
+  readonly membership?: {
+    members(network: string | undefined): RosterStatus[];
+    revoke(name: string, network: string | undefined): Promise<RevokeResult>;
+  };
 }
 
 export class ControlApi {
@@ -77,6 +84,10 @@ export class ControlApi {
         return 'shutting down';
       case 'ping':
         return await this.ping(request.peer, request.count);
+      case 'members':
+        return this.members(request.network);
+      case 'revoke':
+        return await this.revoke(request.name, request.network);
     }
   }
 
@@ -102,6 +113,23 @@ export class ControlApi {
         export: net.export,
       })),
     };
+  }
+
+  private members(network: unknown): RosterStatus[] {
+    if (network !== undefined && typeof network !== 'string') throw new Error('members: "network" must be a network name');
+    const membership = this.actions.membership;
+    if (network !== undefined && !this.state.config.networks.has(network)) {
+      throw new Error(`no network '${network}' here (networks: ${[...this.state.config.networks.keys()].join(', ') || 'none'})`);
+    }
+    return membership ? membership.members(network) : [];
+  }
+
+  private async revoke(name: unknown, network: unknown): Promise<RevokeResult> {
+    if (typeof name !== 'string' || name === '') throw new Error('revoke needs a member name: {"cmd":"revoke","name":"NAME"}');
+    if (network !== undefined && typeof network !== 'string') throw new Error('revoke: "network" must be a network name');
+    const membership = this.actions.membership;
+    if (!membership) throw new Error('this daemon keeps no roster');
+    return await membership.revoke(name, network);
   }
 
   /**

@@ -1,0 +1,99 @@
+// A joiner's invites still to redeem (issue 12): `vpnctl join` writes the invite's secret here,
+// the daemon presents it to the admin on its first connection (J, PROTOCOL.md#v-redeem) and
+// removes it once it holds its own signed membership record. A JSON file beside the config, 0600:
+// until it is redeemed the secret is as good as the invite.
+
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { networkNameProblem } from '../config/names.js';
+import { errnoCode, errorText, writeFileAtomic, writeFileAtomicAsync } from '../crypto/atomic-file.js';
+import { SHORT_INVITE_SECRET_BYTES } from './short-invite.js';
+
+export const PENDING_VERSION = 1;
+export const PENDING_MODE = 0o600;
+
+export interface PendingInvite {
+  network: string;
+  /** The admin's fingerprint (lowercase hex): the secret is shown to this node only. */
+  admin: string;
+  secret: Uint8Array;
+}
+
+const HEX64_RE = /^[0-9a-f]{64}$/;
+const SECRET_RE = new RegExp(`^[0-9a-f]{${SHORT_INVITE_SECRET_BYTES * 2}}$`);
+
+export class PendingInviteError extends Error {
+  override name = 'PendingInviteError';
+}
+
+/** The file's invites, or what is wrong with it. */
+export function parsePendingInvites(text: string): PendingInvite[] | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return `not JSON: ${errorText(err)}`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected a JSON object';
+  const top = value as Record<string, unknown>;
+  if (top.version !== PENDING_VERSION) return `version ${JSON.stringify(top.version)} is not ${PENDING_VERSION}`;
+  if (!Array.isArray(top.invites)) return 'invites is not a list';
+  const out: PendingInvite[] = [];
+  for (const [i, raw] of top.invites.entries()) {
+    const e = raw as Record<string, unknown>;
+    if (typeof e !== 'object' || e === null) return `invites[${i}] is not an object`;
+    if (typeof e.network !== 'string' || networkNameProblem(e.network)) return `invites[${i}].network is not a network name`;
+    if (typeof e.admin !== 'string' || !HEX64_RE.test(e.admin)) return `invites[${i}].admin is not 64 lowercase hex characters`;
+    if (typeof e.secret !== 'string' || !SECRET_RE.test(e.secret)) return `invites[${i}].secret is not ${SHORT_INVITE_SECRET_BYTES * 2} lowercase hex characters`;
+    out.push({ network: e.network, admin: e.admin, secret: new Uint8Array(Buffer.from(e.secret, 'hex')) });
+  }
+  return out;
+}
+
+export function renderPendingInvites(invites: readonly PendingInvite[]): string {
+  const list = invites.map((p) => ({ network: p.network, admin: p.admin, secret: Buffer.from(p.secret).toString('hex') }));
+  return `${JSON.stringify({ version: PENDING_VERSION, invites: list }, null, 2)}\n`;
+}
+
+function damaged(path: string, why: string): PendingInviteError {
+  return new PendingInviteError(`${path} is damaged (${why}); run vpnctl join again with the invite, or delete the file if this node has joined`);
+}
+
+/** For vpnctl join: adds (or replaces, per network) an invite to redeem. */
+export function addPendingInvite(path: string, invite: PendingInvite): void {
+  let text: string | undefined;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw new PendingInviteError(`cannot read ${path}: ${errorText(err)}`);
+  }
+  const held = text === undefined ? [] : parsePendingInvites(text);
+  if (typeof held === 'string') throw damaged(path, held);
+  writeFileAtomic(path, renderPendingInvites([...held.filter((p) => p.network !== invite.network), invite]), PENDING_MODE);
+}
+
+/** The daemon's view: reads on demand, removes once redeemed. Never blocks the event loop. */
+export class PendingInvites {
+  constructor(readonly path: string) {}
+
+  async read(): Promise<PendingInvite[]> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw new PendingInviteError(`cannot read ${this.path}: ${errorText(err)}`);
+    }
+    const parsed = parsePendingInvites(text);
+    if (typeof parsed === 'string') throw damaged(this.path, parsed);
+    return parsed;
+  }
+
+  /** Drops the invite for `network` (this node is a member now). */
+  async remove(network: string): Promise<void> {
+    const held = await this.read();
+    const rest = held.filter((p) => p.network !== network);
+    if (rest.length === held.length) return;
+    await writeFileAtomicAsync(this.path, renderPendingInvites(rest), PENDING_MODE);
+  }
+}
