@@ -246,7 +246,7 @@ knownPeers = 1
     );
     expect(errors).toEqual([
       `${FILE}:7: unknown key 'daemon.lisen' (did you mean 'listen'?)`,
-      `${FILE}:11: unknown key 'networks.corp.knownPeers' (known keys: prefix, address, export, interface, mtu, routes)`,
+      `${FILE}:11: unknown key 'networks.corp.knownPeers' (known keys: prefix, address, export, interface, mtu, routes, admins)`,
     ]);
   });
 
@@ -279,7 +279,7 @@ corp.colour = "red"
       `${FILE}:9: peers[0].fingerprint: ${INBOUND_ONLY_NEEDS_PIN}`,
       `${FILE}:15: peers[1].fingerprint: ${INBOUND_ONLY_NEEDS_PIN}`,
       `${FILE}:18: unknown key 'peers[1].adress' (did you mean 'address'?)`,
-      `${FILE}:22: unknown key 'networks.corp.colour' (known keys: prefix, address, export, interface, mtu, routes)`,
+      `${FILE}:22: unknown key 'networks.corp.colour' (known keys: prefix, address, export, interface, mtu, routes, admins)`,
     ]);
   });
 
