@@ -63,6 +63,13 @@ export interface PeerConfig {
    * announcement stands for its own auto address (docs/CONFIG.md, `original`). Absent = false.
    */
   original?: true;
+  /**
+   * Not from the file: the overlay address each network's signed roster gives this peer (issue
+   * 12). Where set, its host route in that network must be exactly this address (route policy).
+   */
+  signedAddresses?: ReadonlyMap<string, Uint8Array>;
+  /** Not from the file: the peer exists only because a signed roster lists it (src/membership/). */
+  fromRoster?: true;
 }
 
 export interface NetworkConfig {

@@ -10,6 +10,19 @@
 
 import { printable } from '../log/logger.js';
 import { decodeEndpointBody, decodeIntroduceBody, encodeEndpointBody, encodeIntroduceBody, type ObservedEndpoint } from './nat-messages.js';
+import {
+  decodeDigestBody,
+  decodeFetchBody,
+  decodeRecordMessageBody,
+  decodeRedeemBody,
+  encodeDigestBody,
+  encodeFetchBody,
+  encodeRecordMessageBody,
+  encodeRedeemBody,
+  type DigestBody,
+  type FetchBody,
+  type RedeemBody,
+} from './roster-messages.js';
 
 export const CONTROL_LENGTH_BYTES = 2;
 export const MAX_CONTROL_PAYLOAD = 4096;
@@ -31,6 +44,14 @@ export const ControlType = {
   Introduce: 0x4e, // 'N'
   /** vibepn extension: where a peer's packets come from, as this node sees them. */
   Endpoint: 0x45, // 'E'
+  /** vibepn extension (PROTOCOL.md#v-roster): a joiner presents its invite's secret, before Hello. */
+  Redeem: 0x4a, // 'J'
+  /** vibepn extension: the membership records this node holds, by (fingerprint, version). */
+  Digest: 0x44, // 'D'
+  /** vibepn extension: "send me these records". */
+  Fetch: 0x51, // 'Q'
+  /** vibepn extension: one signed membership record. */
+  Record: 0x52, // 'R'
 } as const;
 
 /** Capability: raw streams to this node may carry TCP super-segment frames (PROTOCOL.md#v-super-segments). */
@@ -39,6 +60,8 @@ export const CAPABILITY_TCP_SUPER_SEGMENTS = 'tcp-gso';
 export const CAPABILITY_NAT_TRAVERSAL = 'nat';
 /** Capability: this node forwards packets between two of its peers (`relay = true`, PROTOCOL.md#v-relay). */
 export const CAPABILITY_RELAY = 'relay';
+/** Capability: this node keeps signed rosters and takes D/Q/R messages (PROTOCOL.md#v-roster). */
+export const CAPABILITY_ROSTER = 'roster';
 
 export interface RouteAnnouncement {
   prefix: string;
@@ -54,6 +77,10 @@ export type ControlMessage =
   | { type: 'capabilities'; tokens: string[] }
   | { type: 'introduce'; fingerprint: string }
   | { type: 'endpoint'; fingerprint: string; address: ObservedEndpoint | null }
+  | ({ type: 'redeem' } & RedeemBody)
+  | ({ type: 'digest' } & DigestBody)
+  | ({ type: 'fetch' } & FetchBody)
+  | { type: 'record'; record: Uint8Array }
   | { type: 'unknown'; code: number; body: Uint8Array };
 
 export type ControlDecodeResult = { ok: true; msg: ControlMessage } | { ok: false; error: string };
@@ -203,6 +230,14 @@ export function encodeControlMessage(msg: ControlMessage): Uint8Array {
       return withHeader(ControlType.Introduce, encodeIntroduceBody(msg.fingerprint));
     case 'endpoint':
       return withHeader(ControlType.Endpoint, encodeEndpointBody(msg.fingerprint, msg.address));
+    case 'redeem':
+      return withHeader(ControlType.Redeem, encodeRedeemBody(msg));
+    case 'digest':
+      return withHeader(ControlType.Digest, encodeDigestBody(msg));
+    case 'fetch':
+      return withHeader(ControlType.Fetch, encodeFetchBody(msg));
+    case 'record':
+      return withHeader(ControlType.Record, encodeRecordMessageBody(msg.record));
     case 'unknown': {
       if (!Number.isInteger(msg.code) || msg.code < 0 || msg.code > 0xff) throw new Error(`unknown message code ${msg.code} is not a byte`);
       if (KNOWN_CODES.has(msg.code)) {
@@ -360,6 +395,22 @@ export function decodeControlPayload(payload: Uint8Array): ControlDecodeResult {
     case ControlType.Endpoint: {
       const body = decodeEndpointBody(payload.subarray(1));
       return typeof body === 'string' ? fail(body) : { ok: true, msg: { type: 'endpoint', ...body } };
+    }
+    case ControlType.Redeem: {
+      const body = decodeRedeemBody(payload.subarray(1));
+      return typeof body === 'string' ? fail(body) : { ok: true, msg: { type: 'redeem', ...body } };
+    }
+    case ControlType.Digest: {
+      const body = decodeDigestBody(payload.subarray(1));
+      return typeof body === 'string' ? fail(body) : { ok: true, msg: { type: 'digest', ...body } };
+    }
+    case ControlType.Fetch: {
+      const body = decodeFetchBody(payload.subarray(1));
+      return typeof body === 'string' ? fail(body) : { ok: true, msg: { type: 'fetch', ...body } };
+    }
+    case ControlType.Record: {
+      const body = decodeRecordMessageBody(payload.subarray(1));
+      return typeof body === 'string' ? fail(body) : { ok: true, msg: { type: 'record', ...body } };
     }
     default:
       // A copy: the payload is usually a view into a stream buffer that is about to be reused.

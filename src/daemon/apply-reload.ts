@@ -31,7 +31,7 @@ export interface ReloadTarget {
 }
 
 /** Returns the summary `vpnctl reload` prints. Throws before changing anything if the known-peers file is unreadable. */
-export async function applyReload(next: Config, target: ReloadTarget): Promise<string> {
+export async function applyReload(next: Config, target: ReloadTarget, cause?: string): Promise<string> {
   const log = target.log.child('daemon');
   const previous = target.config;
   const plan = planReload(previous, next);
@@ -95,7 +95,9 @@ export async function applyReload(next: Config, target: ReloadTarget): Promise<s
   if (plan.settingsChanged.includes('daemon.relay')) target.capabilitiesChanged();
 
   const summary = describePlan(plan);
-  log.info(`reloaded ${previous.path}: ${summary}`);
+  // A roster change applies the same way, with its own cause; an unchanged plan is not news then.
+  if (cause === undefined) log.info(`reloaded ${previous.path}: ${summary}`);
+  else if (summary !== 'no changes') log.info(`${cause}: ${summary}`);
   if (plan.needsRestart.length) log.warn(`reload: ${plan.needsRestart.join(', ')} changed; restart the daemon to apply`);
   return summary;
 }

@@ -31,6 +31,7 @@ import type { TunFactory } from '../tun/types.js';
 import { applyReload } from './apply-reload.js';
 import { ControlApi } from './control-api.js';
 import type { LocalAddresses } from './local-addresses.js';
+import { MembershipWiring } from './membership-wiring.js';
 import { Node } from './node.js';
 
 export { DEFAULT_TIMING, type DaemonTiming } from '../peer/timing.js';
@@ -83,6 +84,9 @@ export class Daemon {
   private cancelTicker: Cancel | null = null;
   private stopping: Promise<void> | null = null;
   private running = false;
+  private membership: MembershipWiring | null = null;
+  /** Reloads and roster changes, one at a time, each on the state the one before left. */
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: DaemonOptions) {
     this.log = options.logger;
@@ -135,9 +139,22 @@ export class Daemon {
     const trust = new TrustStore(config.identity.knownPeers);
     await trust.reload(); // a corrupt known-peers file is a start-up error, not a surprise at first handshake
     const virtualPaths = new VirtualPaths();
+    const membership = new MembershipWiring({
+      config,
+      identity,
+      clock: this.clock,
+      logger: this.log,
+      counters: this.metrics.membership,
+      peers: this.peers,
+      apply: (cause) => this.serialized(() => this.applyRoster(cause)),
+    });
+    this.membership = membership;
+    // The file's peers and the rosters' members: what the node runs (src/membership/roster-peers.ts).
+    const effective = await membership.start();
     const node = new Node({
       identity,
-      config,
+      config: effective,
+      membership,
       trust,
       clock: this.clock,
       timing: this.timing,
@@ -154,7 +171,7 @@ export class Daemon {
     this.node = node;
     try {
       for (const net of config.networks.values()) node.addNetwork(net);
-      for (const peer of config.peers) node.addPeer(peer);
+      for (const peer of effective.peers) node.addPeer(peer);
       this.endpoint = await (this.options.endpointFactory ?? QuicEndpoint.listen)({
         listen: config.daemon.listen,
         certPem: identity.certPem,
@@ -173,6 +190,7 @@ export class Daemon {
         reload: () => this.reload(),
         refusedReload: () => this.refusedReload,
         noTun: this.options.tunFactory === undefined,
+        membership: { members: (network) => membership.members(network), revoke: (name, network) => membership.revoke(name, network) },
         shutdown: () => (this.options.onShutdownRequested ? this.options.onShutdownRequested() : void this.stop('vpnctl goodbye')),
       });
       this.controlSocket = new ControlSocketServer(
@@ -192,24 +210,43 @@ export class Daemon {
     const listen = formatHostPort(config.daemon.listen.host, config.daemon.listen.port);
     this.log.child('daemon').info(
       `${identity.name} (${shortFingerprint(identity.fingerprint)}) listening on udp ${listen} (port ${this.port}), ` +
-        `${config.networks.size} network(s), ${config.peers.length} peer(s); control socket ${config.daemon.controlSocket}`,
+        `${config.networks.size} network(s), ${effective.peers.length} peer(s); control socket ${config.daemon.controlSocket}`,
     );
   }
 
   /** Re-reads the config and applies the difference; an invalid file is refused and the old config keeps running. */
   async reload(): Promise<string> {
     const node = this.started;
+    return this.serialized(async () => {
+      try {
+        const next = await (this.options.loadConfig ?? loadConfigAsync)(node.config.path);
+        refuseSelfPeers(next, node.fingerprint);
+        const effective = await this.membership!.reload(next);
+        const summary = await applyReload(effective, node);
+        this.refusedReload = null;
+        return summary;
+      } catch (error) {
+        this.log.child('daemon').error(`reload refused, keeping the running config: ${(error as Error).message}`);
+        this.refusedReload = { at: this.clock.now(), error: (error as Error).message };
+        throw error;
+      }
+    });
+  }
+
+  /** A roster changed: the node runs the file's peers and the rosters' members as they are now. */
+  private async applyRoster(cause: string): Promise<void> {
+    if (!this.node || this.stopping) return;
     try {
-      const next = await (this.options.loadConfig ?? loadConfigAsync)(node.config.path);
-      refuseSelfPeers(next, node.fingerprint);
-      const summary = await applyReload(next, node);
-      this.refusedReload = null;
-      return summary;
+      await applyReload(this.membership!.membership.effective(), this.node, cause);
     } catch (error) {
-      this.log.child('daemon').error(`reload refused, keeping the running config: ${(error as Error).message}`);
-      this.refusedReload = { at: this.clock.now(), error: (error as Error).message };
-      throw error;
+      this.log.child('membership').error(`${cause}: not applied: ${(error as Error).message}`);
     }
+  }
+
+  private serialized<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.applying.then(op);
+    this.applying = result.catch(() => undefined);
+    return result;
   }
 
   /** Goodbye to every peer, close everything, remove interfaces and the socket. Idempotent. */

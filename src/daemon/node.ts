@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock/clock.js';
 import { resolveNetworkAddress } from '../config/address.js';
-import { CAPABILITY_NAT_TRAVERSAL, CAPABILITY_RELAY, CAPABILITY_TCP_SUPER_SEGMENTS } from '../control/messages.js';
+import { CAPABILITY_NAT_TRAVERSAL, CAPABILITY_RELAY, CAPABILITY_ROSTER, CAPABILITY_TCP_SUPER_SEGMENTS } from '../control/messages.js';
 import type { Config, NetworkConfig, PeerConfig } from '../config/types.js';
 import type { Identity } from '../crypto/identity.js';
 import type { TrustStore } from '../crypto/trust.js';
@@ -19,6 +19,8 @@ import { Handshakes } from '../peer/handshake.js';
 import { Introductions } from '../peer/introductions.js';
 import { PeerManager } from '../peer/manager.js';
 import { PathFinder } from '../peer/path-finder.js';
+import type { InviteRedeemer } from '../peer/redemption.js';
+import type { RosterMessage } from '../peer/session.js';
 import type { Link, Peer } from '../peer/peer.js';
 import { RelayForwarder, type RelayPeer } from '../relay/forwarder.js';
 import type { VirtualPaths } from '../relay/relayed-socket.js';
@@ -50,6 +52,18 @@ export interface NodeParts {
   dial(to: HostPort): QuicConnection;
   /** The endpoint's virtual paths through relays (src/relay/relayed-socket.ts). */
   virtualPaths: VirtualPaths;
+  /** Signed rosters and invites (src/daemon/membership-wiring.ts); absent in tests of other parts. */
+  membership?: NodeMembership;
+}
+
+/** What the node's sessions and handshakes hand to membership, and what they ask of it. */
+export interface NodeMembership {
+  capabilitiesHeard(link: Link): void;
+  roster(link: Link, msg: RosterMessage): void;
+  tick(): void;
+  readonly redeemer: InviteRedeemer;
+  preamble(peer: Peer): Uint8Array | null;
+  refusalHeard(code: string): void;
 }
 
 export class Node implements ReloadTarget, ControlState {
@@ -95,7 +109,11 @@ export class Node implements ReloadTarget, ControlState {
         ...(parts.config.daemon.offload ? [CAPABILITY_TCP_SUPER_SEGMENTS] : []),
         CAPABILITY_NAT_TRAVERSAL,
         ...(this.config.daemon.relay ? [CAPABILITY_RELAY] : []),
+        CAPABILITY_ROSTER,
       ],
+      capabilitiesHeard: (link) => parts.membership?.capabilitiesHeard(link),
+      roster: (link, msg) => parts.membership?.roster(link, msg),
+      refusalHeard: (code) => parts.membership?.refusalHeard(code),
       datagram: (link, data) => forwarder.receive(this.relayView(link), data),
       introduce: (link, fingerprint) => this.introductions.requested(link, fingerprint),
       endpoint: (link, fingerprint, address) => {
@@ -126,6 +144,8 @@ export class Node implements ReloadTarget, ControlState {
       metrics,
       logger: parts.log,
       connections: this.connections,
+      redeemer: parts.membership?.redeemer,
+      preamble: (peer) => parts.membership?.preamble(peer) ?? null,
     });
   }
 
@@ -236,6 +256,7 @@ export class Node implements ReloadTarget, ControlState {
     }
     this.connections.tick();
     for (const peer of this.peers.configured()) peer.pathFinder?.tick();
+    this.parts.membership?.tick();
   }
 
   /**

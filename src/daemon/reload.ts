@@ -40,9 +40,24 @@ function sameAddress(a: 'auto' | Uint8Array, b: 'auto' | Uint8Array): boolean {
   return a === 'auto' || b === 'auto' ? a === b : bytesEqual(a, b);
 }
 
-/** Same networks (in any order) and allowed routes: nothing a session needs to hear about. */
+/** Same networks (in any order), allowed routes and signed addresses: nothing a session needs to hear about. */
 function samePeer(a: PeerConfig, b: PeerConfig): boolean {
-  return [...a.networks].sort().join('\n') === [...b.networks].sort().join('\n') && samePrefixes(a.allowedRoutes, b.allowedRoutes);
+  return (
+    [...a.networks].sort().join('\n') === [...b.networks].sort().join('\n') &&
+    samePrefixes(a.allowedRoutes, b.allowedRoutes) &&
+    sameSigned(a.signedAddresses, b.signedAddresses)
+  );
+}
+
+function sameSigned(a: PeerConfig['signedAddresses'], b: PeerConfig['signedAddresses']): boolean {
+  const left = a ?? new Map<string, Uint8Array>();
+  const right = b ?? new Map<string, Uint8Array>();
+  if (left.size !== right.size) return false;
+  for (const [network, address] of left) {
+    const other = right.get(network);
+    if (!other || !bytesEqual(address, other)) return false;
+  }
+  return true;
 }
 
 export function planReload(before: Config, after: Config): ReloadPlan {

@@ -4,6 +4,7 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { DROP_REASONS, ForwardTotals, newForwardCounters, type ForwardCounters } from './forward-counters.js';
+import { MembershipCounters } from './membership-counters.js';
 import { RelayCounters } from './relay-counters.js';
 
 export const HANDSHAKE_REJECT_REASONS = [
@@ -19,7 +20,7 @@ export type HandshakeRejectReason = (typeof HANDSHAKE_REJECT_REASONS)[number];
 export const CONNECTION_FAILURE_REASONS = ['dns', 'timeout', 'handshake', 'rejected', 'closed', 'error'] as const;
 export type ConnectionFailureReason = (typeof CONNECTION_FAILURE_REASONS)[number];
 
-export const CONTROL_MESSAGE_TYPES = ['hello', 'announce', 'withdraw', 'keepalive', 'goodbye', 'capabilities', 'introduce', 'endpoint', 'unknown'] as const;
+export const CONTROL_MESSAGE_TYPES = ['hello', 'announce', 'withdraw', 'keepalive', 'goodbye', 'capabilities', 'introduce', 'endpoint', 'redeem', 'digest', 'fetch', 'record', 'unknown'] as const;
 export type ControlMessageType = (typeof CONTROL_MESSAGE_TYPES)[number];
 
 export const DIRECTIONS = ['in', 'out'] as const;
@@ -62,6 +63,8 @@ export class Metrics {
   readonly unattributedForward: ForwardCounters = newForwardCounters();
   /** What this node relayed and refused (PROTOCOL.md#v-relay). */
   readonly relay = new RelayCounters();
+  /** Signed rosters and invite redemptions (issue 12). */
+  readonly membership = new MembershipCounters();
 
   private readonly forwardTotals = new ForwardTotals();
   private observed: ObservedState | null = null;
@@ -139,6 +142,7 @@ export class Metrics {
 
     this.registerForwardMetrics(registers);
     this.relay.register(registers);
+    this.membership.register(registers);
   }
 
   get contentType(): string {

@@ -5,7 +5,8 @@
 // names (vibepn fix: any member could otherwise take over another member's overlay address,
 // which Nebula prevents with certificates and WireGuard with AllowedIPs). A node's own address
 // is the `auto` address derived from its fingerprint, a host route the local config lists in its
-// allowed_routes, or, for a static address, the first free one it announces in that network.
+// allowed_routes, or, for a static address, the first free one it announces in that network. A
+// member of a signed roster (issue 12) has exactly one: the address its record gives it.
 
 import { printable } from '../log/logger.js';
 import { type Prefix, bytesEqual, formatIp, formatPrefix, maxPrefixLength, parseCidr, prefixCovers } from './addr.js';
@@ -29,6 +30,11 @@ export interface HostOwnership {
   peerAuto: Uint8Array;
   /** The static address the announcing peer already holds in this network, if any. */
   peerClaim: Uint8Array | undefined;
+  /**
+   * The address a signed membership record gives the announcing peer here (issue 12): then it
+   * is the peer's one host route in the network, and neither its auto address nor a claim counts.
+   */
+  peerSigned?: Uint8Array | undefined;
   /** The name of another node that holds `address` (its auto address or its claim). */
   holderOf(address: Uint8Array): string | undefined;
 }
@@ -100,6 +106,14 @@ export function checkAnnouncedPrefix(args: AnnouncementCheck): PolicyResult {
       ok: false,
       reason: 'outside-policy',
       message: `announced prefix ${shown} covers more than the peer's own address in ${formatPrefix(args.networkPrefix)}; ${ALLOWED_HINT}`,
+    };
+  }
+  if (ownership.peerSigned) {
+    if (bytesEqual(prefix.bytes, ownership.peerSigned)) return { ok: true, prefix, claim: false };
+    return {
+      ok: false,
+      reason: 'outside-policy',
+      message: `announced prefix ${shown}, but the network's signed roster gives the peer ${formatIp(ownership.peerSigned)}; only that host route is accepted from it`,
     };
   }
   if (bytesEqual(prefix.bytes, ownership.peerAuto)) return { ok: true, prefix, claim: false };

@@ -31,6 +31,8 @@ export interface RoutePeer {
    * announces its whole network prefix; that announcement stands for this host route.
    */
   originalAddressIn(network: string, prefix: Prefix): Uint8Array | null;
+  /** The address a signed roster gives it in `network` (issue 12); then its only host route there. */
+  signedAddressIn?(network: string): Uint8Array | undefined;
 }
 
 export interface RoutesDeps<P extends RoutePeer> {
@@ -201,11 +203,14 @@ export class Routes<P extends RoutePeer> {
       local: info.local,
       peerAuto: peer.autoAddressIn(network, info.prefix),
       peerClaim: this.claims.activeClaim(network, peer.id),
+      peerSigned: peer.signedAddressIn?.(network),
       holderOf: (address) => {
         const claim = this.claims.holder(network, address);
         if (claim && claim.peer !== peer.id) return claim.name;
         for (const other of this.deps.knownPeers()) {
-          if (other.id !== peer.id && bytesEqual(other.autoAddressIn(network, info.prefix), address)) return other.name;
+          if (other.id === peer.id) continue;
+          const signed = other.signedAddressIn?.(network);
+          if (signed ? bytesEqual(signed, address) : bytesEqual(other.autoAddressIn(network, info.prefix), address)) return other.name;
         }
         return undefined;
       },

@@ -21,11 +21,11 @@ import {
   APP_UNTRUSTED,
   describeAppError,
 } from '../quic/errors.js';
-import { describeRefusal } from './refusal.js';
+import { describeRefusal, inviteRefusalCode } from './refusal.js';
 import type { Link, Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
 import { acceptOriginalStream } from './original-streams.js';
-import { Session } from './session.js';
+import { Session, type RosterMessage } from './session.js';
 import type { DaemonTiming } from './timing.js';
 
 /** A liveness probe waits four RTTs plus this margin, checked in this many steps, at most this long. */
@@ -59,6 +59,12 @@ export interface ConnectionsDeps {
   introduce?(link: Link, fingerprint: string): void;
   /** E on a session: where another peer is, as this one sees it. */
   endpoint?(link: Link, fingerprint: string, address: ObservedEndpoint | null): void;
+  /** The peer's C arrived on a session (src/membership/gossip.ts starts on it). */
+  capabilitiesHeard?(link: Link): void;
+  /** D, Q or R on a session (src/membership/gossip.ts). */
+  roster?(link: Link, msg: RosterMessage): void;
+  /** An admin refused our invite with this code (`invite.exhausted`, …): counted. */
+  refusalHeard?(code: string): void;
 }
 
 export class Connections {
@@ -155,6 +161,8 @@ export class Connections {
         goodbye: () => this.goodbye(link),
         introduce: (_s, fingerprint) => deps.introduce?.(link, fingerprint),
         endpoint: (_s, fingerprint, address) => deps.endpoint?.(link, fingerprint, address),
+        capabilities: () => deps.capabilitiesHeard?.(link),
+        roster: (_s, msg) => deps.roster?.(link, msg),
         violation: (s, reason) => {
           deps.logger.child('control').warn(`protocol violation by ${s.label}: ${reason}; closing its connection`);
           conn.close(APP_PROTOCOL_VIOLATION, reason.slice(0, 200));
@@ -351,6 +359,8 @@ export class Connections {
   }
 
   private refusal(peer: Peer, reason: string): string {
+    const code = inviteRefusalCode(reason);
+    if (code) this.deps.refusalHeard?.(code);
     return describeRefusal(peer.name, reason, { name: this.deps.localName, fingerprint: this.deps.localFingerprint }, peer.config?.networks ?? []);
   }
 

@@ -4,6 +4,7 @@
 // shown as the peer's last error, and redialed on the backoff schedule.
 
 import { isIP } from 'node:net';
+import { certificateInfo } from '../crypto/identity.js';
 import type { Clock } from '../clock/clock.js';
 import type { Config } from '../config/types.js';
 import type { TrustStore } from '../crypto/trust.js';
@@ -20,6 +21,7 @@ import { HeldStreams } from './held-streams.js';
 import type { Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
 import type { DaemonTiming } from './timing.js';
+import { holdForRedemption, type InviteRedeemer } from './redemption.js';
 
 type Refusal = Extract<Admission, { ok: false }>;
 
@@ -48,6 +50,10 @@ export interface HandshakesDeps {
   metrics: Metrics;
   logger: Logger;
   connections: Connections;
+  /** An admin's invites: a stranger's connection may open with J (redemption.ts). */
+  redeemer?: InviteRedeemer;
+  /** A joiner's invite for this peer: bytes (an encoded J) that go on the control stream before Hello. */
+  preamble?(peer: Peer): Uint8Array | null;
 }
 
 export class Handshakes {
@@ -117,6 +123,12 @@ export class Handshakes {
     });
     conn.onClose = (info) => this.deps.connections.closed(conn, info);
     if (!admission.ok) {
+      const redeemer = this.deps.redeemer;
+      const certDer = conn.peerCertDer();
+      if (admission.reason === 'unknown_fingerprint' && redeemer?.active && certDer) {
+        this.awaitRedemption(conn, certDer, redeemer, admission);
+        return;
+      }
       this.refuse(conn, admission, `inbound from ${conn.remoteAddress}`);
       return;
     }
@@ -139,6 +151,25 @@ export class Handshakes {
       // A reload may have removed the peer while its first use was being written.
       if (!peer) return conn.close(APP_GOODBYE, 'removed from config');
       this.admitted(peer, conn, admission.fingerprint, held);
+    });
+  }
+
+  /** A stranger on an admin node: its first control message may redeem an invite (redemption.ts). */
+  private awaitRedemption(conn: QuicConnection, certDer: Uint8Array, redeemer: InviteRedeemer, refusal: Refusal): void {
+    const info = certificateInfo(certDer);
+    holdForRedemption({
+      conn,
+      fingerprint: info.fingerprint,
+      name: info.commonName,
+      redeemer,
+      clock: this.deps.clock,
+      timeoutMs: this.deps.timing.handshakeTimeoutMs,
+      refuse: () => this.refuse(conn, refusal, `inbound from ${conn.remoteAddress}`),
+      admit: (name, held) => {
+        const peer = this.deps.peers.byConfigName(name);
+        if (!peer || peer.fingerprint !== info.fingerprint) return conn.close(APP_GOODBYE, 'membership changed meanwhile');
+        this.admitted(peer, conn, info.fingerprint, held);
+      },
     });
   }
 
@@ -208,7 +239,11 @@ export class Handshakes {
     const link = this.deps.connections.register(peer, conn);
     // PROTOCOL.md section 3: the dialer opens the control stream; every stream the peer opens is data.
     conn.onStream = (stream) => this.deps.connections.acceptStream(link, stream);
-    this.deps.connections.openSession(link, conn.openStream());
+    const control = conn.openStream();
+    // A joiner's J goes first, before Hello: the admin decides admission on it (PROTOCOL.md#v-redeem).
+    const preamble = this.deps.preamble?.(peer);
+    if (preamble) control.write(preamble);
+    this.deps.connections.openSession(link, control);
   }
 
   private admitted(peer: Peer, conn: QuicConnection, fingerprint: string, held?: HeldStreams): void {

@@ -86,6 +86,10 @@ export class Peer implements RoutePeer, ForwardTarget {
     return this.config === null || this.config.networks.includes(network);
   }
 
+  signedAddressIn(network: string): Uint8Array | undefined {
+    return this.config?.signedAddresses?.get(network);
+  }
+
   allowedRoutes(): readonly Prefix[] {
     return this.config?.allowedRoutes ?? [];
   }

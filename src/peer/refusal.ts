@@ -8,10 +8,24 @@ export interface RefusedIdentity {
   fingerprint: string;
 }
 
+/** The invite or membership code an admin refused us with (`invite.exhausted`, …), or null. */
+export function inviteRefusalCode(reason: string): string | null {
+  const code = reason.split(' ')[0] ?? '';
+  return /^(invite|member)\.[a-z_]{1,32}$/.test(code) ? code : null;
+}
+
 /** The message for a dial `peer` closed with APP_UNTRUSTED and `reason`; `networks` the ones we share with it. */
 export function describeRefusal(peer: string, reason: string, self: RefusedIdentity, networks: readonly string[]): string {
   const refused = `${peer} refused our certificate`;
-  switch (reason.split(' ')[0]) {
+  const code = reason.split(' ')[0] ?? '';
+  // An admin refusing our invite (PROTOCOL.md#v-redeem): the code, stable for scripts, then its words.
+  if (inviteRefusalCode(reason)) {
+    const why = reason.slice(code.length + 1) || 'no reason given';
+    // The admin's words already name the fix, except for its own failure.
+    const fix = code === 'invite.error' ? `; look at ${peer}'s log` : '';
+    return `${peer} refused our invite: ${code}: ${why}${fix}`;
+  }
+  switch (code) {
     case 'unknown_fingerprint':
       return `${refused}: ${peer} has no peer entry for this node (on ${peer}: vpnctl add-peer --name ${self.name} --fingerprint ${self.fingerprint} --networks ${networks.join(',') || '<networks>'})`;
     case 'pin_mismatch':

@@ -3,7 +3,7 @@
 // decoded, validated events to its owner, so it can be tested with two sessions wired together.
 
 import { ControlDecoder } from '../control/decoder.js';
-import { CAPABILITY_NAT_TRAVERSAL, CAPABILITY_RELAY, CAPABILITY_TCP_SUPER_SEGMENTS, encodeAnnouncements, encodeControlMessage, type ControlMessage, type RouteAnnouncement } from '../control/messages.js';
+import { CAPABILITY_NAT_TRAVERSAL, CAPABILITY_RELAY, CAPABILITY_ROSTER, CAPABILITY_TCP_SUPER_SEGMENTS, encodeAnnouncements, encodeControlMessage, type ControlMessage, type RouteAnnouncement } from '../control/messages.js';
 import { shortFingerprint, type Logger } from '../log/logger.js';
 import type { ControlMessageType, Metrics } from '../metrics/metrics.js';
 import type { ObservedEndpoint } from '../control/nat-messages.js';
@@ -26,9 +26,15 @@ export interface SessionEvents {
   introduce?(session: Session, fingerprint: string): void;
   /** E: where another peer is, as the peer sees it (null: it has no session with it). */
   endpoint?(session: Session, fingerprint: string, address: ObservedEndpoint | null): void;
+  /** A C arrived: what the peer accepts may have changed (roster gossip starts on it). */
+  capabilities?(session: Session): void;
+  /** D, Q, R: the roster conversation (PROTOCOL.md#v-roster; only if we offered roster). */
+  roster?(session: Session, msg: RosterMessage): void;
   /** The peer broke the protocol; the owner closes the connection. */
   violation(session: Session, reason: string): void;
 }
+
+export type RosterMessage = Extract<ControlMessage, { type: 'digest' | 'fetch' | 'record' }>;
 
 export interface SessionOptions {
   channel: ControlChannel;
@@ -78,6 +84,8 @@ export interface PeerCapabilities {
   natTraversal: boolean;
   /** It forwards between two of its peers (CAPABILITY_RELAY). */
   relay: boolean;
+  /** It keeps signed rosters and takes D/Q/R (CAPABILITY_ROSTER). */
+  roster: boolean;
 }
 
 export type SessionState = 'awaiting-hello' | 'open' | 'closed';
@@ -101,7 +109,7 @@ export class Session {
    * What the peer said it accepts (its latest C message). Read by the data sender on every packet
    * batch, so a C that arrives after traffic started takes effect at once.
    */
-  readonly peerCapabilities: PeerCapabilities = { superSegments: false, natTraversal: false, relay: false };
+  readonly peerCapabilities: PeerCapabilities = { superSegments: false, natTraversal: false, relay: false, roster: false };
   private lastKeepaliveSentAt: number;
   private readonly decoder = new ControlDecoder();
   private overflowLogged = false;
@@ -210,6 +218,8 @@ export class Session {
     if (this.state === 'closed') return;
     this.lastReceivedAt = this.options.now();
     this.options.metrics.controlMessage(msg.type, 'in');
+    // J comes before Hello by design (PROTOCOL.md#v-redeem); the admin read it before this session.
+    if (msg.type === 'redeem') return;
     if (this.state === 'awaiting-hello' && msg.type !== 'hello') {
       this.violate(`expected Hello first, got ${msg.type}`);
       return;
@@ -241,7 +251,9 @@ export class Session {
         this.peerCapabilities.superSegments = msg.tokens.includes(CAPABILITY_TCP_SUPER_SEGMENTS);
         this.peerCapabilities.natTraversal = msg.tokens.includes(CAPABILITY_NAT_TRAVERSAL);
         this.peerCapabilities.relay = this.peerCapabilities.natTraversal && msg.tokens.includes(CAPABILITY_RELAY);
+        this.peerCapabilities.roster = msg.tokens.includes(CAPABILITY_ROSTER);
         this.options.logger.debug(`${this.label} accepts: ${msg.tokens.join(' ') || 'nothing beyond v0.1'}`);
+        this.options.events.capabilities?.(this);
         return;
       case 'goodbye':
         this.options.events.goodbye(this);
@@ -252,6 +264,11 @@ export class Session {
         return;
       case 'endpoint':
         if (this.offers(CAPABILITY_NAT_TRAVERSAL)) this.options.events.endpoint?.(this, msg.fingerprint, msg.address);
+        return;
+      case 'digest':
+      case 'fetch':
+      case 'record':
+        if (this.offers(CAPABILITY_ROSTER)) this.options.events.roster?.(this, msg);
         return;
       case 'unknown':
         // Forward compatibility (PROTOCOL.md): newer peers may send types we do not know.

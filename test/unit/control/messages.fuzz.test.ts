@@ -27,7 +27,7 @@ import {
   splitBySizes,
 } from '../../helpers/fuzz.js';
 
-const KNOWN_CODES = [0x41, 0x43, 0x45, 0x47, 0x48, 0x4b, 0x4e, 0x57];
+const KNOWN_CODES = [0x41, 0x43, 0x44, 0x45, 0x47, 0x48, 0x4a, 0x4b, 0x4e, 0x51, 0x52, 0x57];
 /** Longest decoder error: the longest fixed text plus a 255-byte name quoted in it. */
 const MAX_ERROR_CHARS = 512;
 
@@ -62,6 +62,15 @@ const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
     tokens: fc.array(fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 40 }), { maxLength: 6 }),
   }),
   fc.record({ type: fc.constant('introduce' as const), fingerprint: fingerprintArb }),
+  fc.record({
+    type: fc.constant('redeem' as const),
+    network: wireText,
+    secret: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+    address: fc.oneof(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 16, maxLength: 16 })),
+  }),
+  fc.record({ type: fc.constant('digest' as const), network: wireText, entries: fc.array(fc.record({ fingerprint: fingerprintArb, version: u64 }), { maxLength: 6 }) }),
+  fc.record({ type: fc.constant('fetch' as const), network: wireText, fingerprints: fc.array(fingerprintArb, { minLength: 1, maxLength: 6 }) }),
+  fc.record({ type: fc.constant('record' as const), record: fc.uint8Array({ minLength: 1, maxLength: 600 }) }),
   fc.record({
     type: fc.constant('endpoint' as const),
     fingerprint: fingerprintArb,

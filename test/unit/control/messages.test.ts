@@ -336,7 +336,7 @@ describe('control codec fuzz (seeded)', () => {
       }
       default: {
         let code = Math.floor(rand() * 256);
-        while ([0x41, 0x43, 0x45, 0x47, 0x48, 0x4b, 0x4e, 0x57].includes(code)) code = Math.floor(rand() * 256);
+        while ([0x41, 0x43, 0x44, 0x45, 0x47, 0x48, 0x4a, 0x4b, 0x4e, 0x51, 0x52, 0x57].includes(code)) code = Math.floor(rand() * 256);
         return { type: 'unknown', code, body: Uint8Array.from({ length: Math.floor(rand() * 20) }, () => Math.floor(rand() * 256)) };
       }
     }
@@ -368,7 +368,7 @@ describe('control codec fuzz (seeded)', () => {
 
   it('payload decoder: random payloads never throw and anything accepted re-encodes to the same bytes', () => {
     const rand = prng(0xc0de);
-    const codes = [0x41, 0x43, 0x45, 0x47, 0x48, 0x4b, 0x4e, 0x57];
+    const codes = [0x41, 0x43, 0x44, 0x45, 0x47, 0x48, 0x4a, 0x4b, 0x4e, 0x51, 0x52, 0x57];
     let accepted = 0;
     for (let i = 0; i < 6000; i++) {
       const payload =

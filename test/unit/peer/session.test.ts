@@ -220,9 +220,9 @@ describe('control session: capabilities (PROTOCOL.md#v-capabilities)', () => {
     const b = makeSession('inbound', clock, [], { events: [], closed: [] });
     b.receive(encodeControlMessage({ type: 'hello', nonce: 5n }));
     b.receive(encodeControlMessage({ type: 'capabilities', tokens: ['nat', 'relay'] }));
-    expect(b.peerCapabilities).toEqual({ superSegments: false, natTraversal: true, relay: true });
+    expect(b.peerCapabilities).toEqual({ superSegments: false, natTraversal: true, relay: true, roster: false });
     b.receive(encodeControlMessage({ type: 'capabilities', tokens: ['relay'] }));
-    expect(b.peerCapabilities).toEqual({ superSegments: false, natTraversal: false, relay: false });
+    expect(b.peerCapabilities).toEqual({ superSegments: false, natTraversal: false, relay: false, roster: false });
   });
 
   // PROTOCOL.md#v-introductions: N and E go only to a node that offered nat; to any other node

@@ -1,0 +1,206 @@
+// Whole daemons on an in-memory network with a fake clock (as nat-memory.test.ts): an admin A
+// issues invites into its ledger; joiners hold only A's address, fingerprint and an invite's
+// secret (what `vpnctl join` writes). Each joiner's daemon redeems it on its first connection,
+// and the signed roster must then make every member a peer of every other, with no config edit
+// on any node. Also: refusals with their codes, a racing single-use invite, revocation, a forged
+// record, and an admin restart.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeClock } from '../../src/clock/fake.js';
+import { newNetwork } from '../../src/config/write.js';
+import { ledgerPath, pendingInvitesPath, rosterPath } from '../../src/config/state-files.js';
+import { controlRequest } from '../../src/control/client.js';
+import type { PeerRow, RosterStatus } from '../../src/control/api.js';
+import { loadIdentity } from '../../src/crypto/identity.js';
+import { Ledger } from '../../src/invite/ledger.js';
+import { addPendingInvite, PendingInvites } from '../../src/invite/pending.js';
+import { signRecord } from '../../src/roster/signature.js';
+import { DEFAULT_TIMING } from '../../src/peer/timing.js';
+import { MemoryNetwork } from '../../src/quic/memory-network.js';
+import { QuicEndpoint } from '../../src/quic/endpoint.js';
+import { createNode, metricsText, metricValue, peerOf, startNode, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
+
+let root: string;
+let nodes: TestNode[] = [];
+let clock: FakeClock;
+let network: MemoryNetwork;
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'vibepn-members-'));
+  nodes = [];
+  clock = new FakeClock(Date.now());
+  network = new MemoryNetwork();
+});
+
+afterEach(async () => {
+  await Promise.all(nodes.map((n) => n.daemon?.stop('test over')));
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function memoryNode(name: string, host: string): Promise<TestNode> {
+  const node = await createNode(root, name);
+  node.address = `${host}:51820`;
+  nodes.push(node);
+  return node;
+}
+
+function start(node: TestNode, config: ReturnType<typeof writeNodeConfig>): Promise<unknown> {
+  const host = node.address.slice(0, node.address.lastIndexOf(':'));
+  return startNode(node, config, {
+    clock,
+    timing: DEFAULT_TIMING,
+    localAddresses: () => [{ interface: 'eth0', address: host }],
+    endpointFactory: (options) => QuicEndpoint.listen({ ...options, socket: network.socket(host) }),
+  });
+}
+
+async function advance(seconds: number): Promise<void> {
+  for (let step = 0; step < seconds * 20; step++) {
+    clock.advance(50);
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    if (step % 5 === 4) await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+async function peers(node: TestNode): Promise<PeerRow[]> {
+  return (await controlRequest(join(node.dir, 'vpn.sock'), { cmd: 'peers' })) as PeerRow[];
+}
+
+async function connected(node: TestNode, name: string): Promise<boolean> {
+  return (await peers(node)).some((r) => r.name === name && r.connected);
+}
+
+async function until(condition: () => Promise<boolean>, what: string, seconds: number): Promise<number> {
+  for (let s = 0; s < seconds; s++) {
+    if (await condition()) return s;
+    await advance(1);
+  }
+  if (await condition()) return seconds;
+  throw new Error(`${what} not within ${seconds} s of daemon time\n${nodes.map((n) => `--- ${n.name}\n${n.lines.slice(-60).join('\n')}`).join('\n')}`);
+}
+
+const corp = (admin: TestNode) => newNetwork('corp', '10.42.0.0/24', { admins: [admin.fingerprint] });
+
+async function issue(admin: TestNode, uses: number, ttlSeconds = 3600): Promise<Uint8Array> {
+  const secret = randomBytes(16);
+  await new Ledger(ledgerPath(admin.configPath)).issue({ secret, network: 'corp', uses, expiresAt: Math.floor(clock.now() / 1000) + ttlSeconds });
+  return secret;
+}
+
+/** What `vpnctl join` leaves: A pinned at its address, A as the network's admin, the secret to redeem. */
+function joinerConfig(joiner: TestNode, admin: TestNode, secret: Uint8Array) {
+  addPendingInvite(pendingInvitesPath(joiner.configPath), { network: 'corp', admin: admin.fingerprint, secret });
+  return writeNodeConfig(joiner, [peerOf(admin, ['corp'])], [corp(admin)]);
+}
+
+async function adminWithTwoMembers(): Promise<{ a: TestNode; b: TestNode; c: TestNode }> {
+  const a = await memoryNode('a', '10.0.0.1');
+  const b = await memoryNode('b', '10.0.0.2');
+  const c = await memoryNode('c', '10.0.0.3');
+  await start(a, writeNodeConfig(a, [], [corp(a)]));
+  const secret = await issue(a, 2);
+  await start(b, joinerConfig(b, a, secret));
+  await start(c, joinerConfig(c, a, secret));
+  await until(async () => (await connected(b, 'c')) && (await connected(c, 'b')), 'b↔c through the roster', 30);
+  return { a, b, c };
+}
+
+describe('membership: invites redeemed by the daemon, a signed roster that spreads', () => {
+  it('A invites B and C; each only holds the invite, and B and C become each other’s peers directly', async () => {
+    const { a, b, c } = await adminWithTwoMembers();
+    // Direct: C dialed B at the endpoint A saw for it.
+    const bRow = (await peers(c)).find((r) => r.name === 'b')!;
+    expect(bRow).toMatchObject({ connected: true, path: 'direct', fingerprint: b.fingerprint });
+    expect(await connected(a, 'b')).toBe(true);
+    expect(await connected(a, 'c')).toBe(true);
+    const members = (await controlRequest(join(b.dir, 'vpn.sock'), { cmd: 'members' })) as RosterStatus[];
+    expect(members[0]!.members.map((m) => m.name)).toEqual(['a', 'b', 'c']);
+    expect(members[0]!.members.every((m) => m.signed_by === 'a')).toBe(true);
+    // The invite is spent on both joiners, the roster kept 0600 beside each config.
+    expect(await new PendingInvites(pendingInvitesPath(b.configPath)).read()).toEqual([]);
+    for (const node of [a, b, c]) expect(statSync(rosterPath(node.configPath)).mode & 0o777).toBe(0o600);
+    const ledger = await new Ledger(ledgerPath(a.configPath)).read();
+    expect(ledger.invites[0]!.uses_left).toBe(0);
+    expect(ledger.invites[0]!.redeemed.map((r) => r.name).sort()).toEqual(['b', 'c']);
+    expect(metricValue(await metricsText(a), 'vibepn_invite_redemptions_total', 'result="admitted"')).toBe(2);
+    // Routes: each member's signed address, nothing else.
+    const routes = b.daemon!.routeList().map((r) => r.peer);
+    expect(routes).toContain(c.fingerprint);
+  });
+
+  it('a single-use invite raced by two joiners admits exactly one; the other sees invite.exhausted', async () => {
+    const a = await memoryNode('a', '10.0.0.1');
+    const b = await memoryNode('b', '10.0.0.2');
+    const c = await memoryNode('c', '10.0.0.3');
+    await start(a, writeNodeConfig(a, [], [corp(a)]));
+    const secret = await issue(a, 1);
+    await Promise.all([start(b, joinerConfig(b, a, secret)), start(c, joinerConfig(c, a, secret))]);
+    await until(async () => (await connected(b, 'a')) || (await connected(c, 'a')), 'one joiner admitted', 15);
+    await advance(5);
+    const admitted = [(await connected(b, 'a')) ? 'b' : null, (await connected(c, 'a')) ? 'c' : null].filter(Boolean);
+    expect(admitted).toHaveLength(1);
+    const loser = admitted[0] === 'b' ? c : b;
+    const row = (await peers(loser)).find((r) => r.name === 'a')!;
+    expect(row.connected).toBe(false);
+    expect(row.last_error).toMatch(/a refused our invite: invite\.exhausted: /);
+    expect(metricValue(await metricsText(loser), 'vibepn_invite_refused_total', 'code="invite.exhausted"')).toBeGreaterThan(0);
+    expect(metricValue(await metricsText(a), 'vibepn_invite_redemptions_total', 'result="invite.exhausted"')).toBeGreaterThan(0);
+  });
+
+  it('an expired invite and an unknown secret are refused with their codes', async () => {
+    const a = await memoryNode('a', '10.0.0.1');
+    const b = await memoryNode('b', '10.0.0.2');
+    const c = await memoryNode('c', '10.0.0.3');
+    await start(a, writeNodeConfig(a, [], [corp(a)]));
+    const expiring = await issue(a, 1, 60);
+    await advance(61);
+    await start(b, joinerConfig(b, a, expiring));
+    await start(c, joinerConfig(c, a, randomBytes(16)));
+    await until(async () => Boolean((await peers(b)).find((r) => r.name === 'a')?.last_error) && Boolean((await peers(c)).find((r) => r.name === 'a')?.last_error), 'refusals', 15);
+    expect((await peers(b)).find((r) => r.name === 'a')!.last_error).toMatch(/invite\.expired/);
+    expect((await peers(c)).find((r) => r.name === 'a')!.last_error).toMatch(/invite\.invalid/);
+  });
+
+  it('revoke C on A: B drops C within 10 s, and C cannot come back with the same invite', async () => {
+    const { a, b, c } = await adminWithTwoMembers();
+    const result = (await controlRequest(join(a.dir, 'vpn.sock'), { cmd: 'revoke', name: 'c' })) as { told: number; fingerprint: string };
+    expect(result.fingerprint).toBe(c.fingerprint);
+    const took = await until(async () => !(await peers(b)).some((r) => r.name === 'c'), 'c gone from b', 10);
+    expect(took).toBeLessThanOrEqual(10);
+    expect((await peers(a)).some((r) => r.name === 'c')).toBe(false);
+    // C still holds the admin's address and (were it left) the invite: refused as revoked.
+    addPendingInvite(pendingInvitesPath(c.configPath), { network: 'corp', admin: a.fingerprint, secret: new Uint8Array(16) });
+    await c.daemon!.reload();
+    await until(async () => /member\.revoked|refused our certificate/.test((await peers(c)).find((r) => r.name === 'a')?.last_error ?? ''), 'c refused', 15);
+    expect(await connected(c, 'a')).toBe(false);
+  });
+
+  it('a record signed by a member (not an admin) is rejected and counted', async () => {
+    const { a, b } = await adminWithTwoMembers();
+    const bIdentity = loadIdentity(join(b.dir, 'node.crt'), join(b.dir, 'node.key'));
+    const forged = signRecord(
+      { kind: 'member', version: 1n, network: 'corp', name: 'mallory', fingerprint: 'ab'.repeat(32), address: '10.42.0.99', routes: [], endpoints: [], issuedAt: clock.now() },
+      bIdentity.certDer,
+      bIdentity.privateKey,
+    );
+    a.daemon!.sessionWith(b.fingerprint);
+    // B's daemon sends it to A as if gossiping it.
+    b.daemon!.sessionWith(a.fingerprint)!.send({ type: 'record', record: forged });
+    await advance(1);
+    expect(metricValue(await metricsText(a), 'vibepn_roster_records_total', 'network="corp",result="not_admin"')).toBe(1);
+    const members = (await controlRequest(join(a.dir, 'vpn.sock'), { cmd: 'members' })) as RosterStatus[];
+    expect(members[0]!.members.map((m) => m.name)).not.toContain('mallory');
+  });
+
+  it('A restarted: B and C stay connected to each other, and A admits and reaches both again from its kept roster', async () => {
+    const { a, b, c } = await adminWithTwoMembers();
+    await a.daemon!.stop('restart');
+    await start(a, writeNodeConfig(a, [], [corp(a)]));
+    await until(async () => (await connected(a, 'b')) && (await connected(a, 'c')), 'a back with b and c', 30);
+    expect(await connected(b, 'c')).toBe(true);
+    expect(await connected(c, 'b')).toBe(true);
+  });
+});
