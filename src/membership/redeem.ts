@@ -14,7 +14,6 @@ import { printable, shortFingerprint, type Logger } from '../log/logger.js';
 import type { MembershipCounters, RedeemRefusalCode } from '../metrics/membership-counters.js';
 import { bytesEqual, formatIp, hostPrefix, prefixCovers } from '../netgraph/addr.js';
 import { formatHostPort } from '../netgraph/hostport.js';
-import type { RedeemBody } from '../control/roster-messages.js';
 import { isVirtualHost } from '../quic/virtual-path.js';
 import type { Membership } from './membership.js';
 import { normalizeHost } from '../peer/admission.js';

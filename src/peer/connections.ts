@@ -15,7 +15,6 @@ import { isVirtualHost } from '../quic/virtual-path.js';
 import type { ObservedEndpoint } from '../control/nat-messages.js';
 import {
   APP_DEAD_PEER,
-  APP_DUPLICATE,
   APP_GOODBYE,
   APP_PROTOCOL_VIOLATION,
   APP_UNTRUSTED,
@@ -25,19 +24,11 @@ import { describeRefusal, inviteRefusalCode } from './refusal.js';
 import type { Link, Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
 import { acceptOriginalStream } from './original-streams.js';
+import { drainDuplicate, probeLink } from './link-checks.js';
 import { Session, type RosterMessage } from './session.js';
 import type { DaemonTiming } from './timing.js';
 
-/** A liveness probe waits four RTTs plus this margin, checked in this many steps, at most this long. */
-const PROBE_MARGIN_MS = 250;
-const PROBE_CHECKS = 5;
-const PROBE_MAX_MS = 2000;
 const MAX_NONCE = (1n << 64n) - 1n;
-/** A duplicate is closed once quiet for four RTTs plus this margin (at most the quiet maximum), or after the drain maximum. */
-const DRAIN_QUIET_MARGIN_MS = 1000;
-const DRAIN_QUIET_MAX_MS = 3000;
-const DRAIN_MAX_MS = 10_000;
-
 export interface ConnectionsDeps {
   peers: PeerMap;
   localFingerprint: string;
@@ -120,14 +111,6 @@ export class Connections {
     return count;
   }
 
-  // ---- admission --------------------------------------------------------------------------
-
-
-
-
-
-
-
   /** Starts tracking an admitted connection. */
   register(peer: Peer, conn: QuicConnection): Link {
     const link: Link = { conn, peer, session: null, control: null, relayed: isVirtualHost(conn.remoteEndpoint().host) };
@@ -200,7 +183,7 @@ export class Connections {
       // The tie-break may only choose between two live connections. A peer that restarted
       // left its old connection half-open here: it would win or lose against the new one by
       // chance, and a win would lock the peer out until the liveness timeout.
-      this.probe(previous, (alive) => {
+      probeLink(previous.conn, this.deps.clock, (alive) => {
         if (link.session?.state !== 'open' || peer.active === link) return;
         if (peer.active !== previous) return this.hello(link); // things moved on: judge again
         if (alive) return this.settle(link);
@@ -228,7 +211,7 @@ export class Connections {
     if (current === link) return;
     if (current && current.session?.state === 'open' && link.conn.direction === 'inbound') {
       log.debug(`${peer.label}: keeping its connection from ${link.conn.remoteAddress} passive (original VibePN)`);
-      this.probe(current, (alive) => {
+      probeLink(current.conn, this.deps.clock, (alive) => {
         if (alive || peer.active !== current) return;
         log.info(`${peer.label}: our ${current.conn.direction} connection did not answer a probe (the peer restarted?); redialing`);
         this.ended(current, 'no answer to a liveness probe');
@@ -257,27 +240,6 @@ export class Connections {
     });
   }
 
-  /**
-   * Sends the connection an ack-eliciting packet and reports whether anything came back within
-   * four RTTs plus a 250 ms margin (time for quiche's loss recovery to send the probe again on a
-   * lossy path), at most 2 s.
-   */
-  private probe(target: Link, done: (alive: boolean) => void): void {
-    const { conn } = target;
-    const before = conn.packetsReceived();
-    const deadline = Math.min(PROBE_MAX_MS, PROBE_MARGIN_MS + 4 * (conn.rttMs() ?? PROBE_MARGIN_MS));
-    conn.ping();
-    let checks = 0;
-    const check = (): void => {
-      checks++;
-      if (conn.isClosed) return done(false);
-      if (conn.packetsReceived() > before) return done(true);
-      if (checks >= PROBE_CHECKS) return done(false);
-      this.deps.clock.after(deadline / PROBE_CHECKS, check);
-    };
-    this.deps.clock.after(deadline / PROBE_CHECKS, check);
-  }
-
   /** The Hello exchange is done and the link is known to compete only with live ones. */
   private settle(link: Link): void {
     const { peer } = link;
@@ -291,7 +253,7 @@ export class Connections {
       this.deps.metrics.handshakeRejected('duplicate');
       log.child('peer/registry').info(`duplicate connection with ${peer.label}: keeping the ${winner.conn.direction} one (lower dialer nonce)`);
       loser.session?.markClosed();
-      this.retire(loser);
+      drainDuplicate(loser.conn, this.deps.clock);
     }
     if (handingOver && winner === link) {
       // Usually nothing is recorded yet (its Announces follow the Hello) and the old routes simply
@@ -308,29 +270,6 @@ export class Connections {
       peer.manager?.connected();
       this.carryTraffic(peer, link);
     }
-  }
-
-  /**
-   * Closes the tie-break's loser once the peer has stopped using it. Both sides pick the same
-   * loser, but each only when it reads the other's Hello on the winner, and under loss one side
-   * may read it a PTO (a second or more) after the other: closing at once, or after a fixed time,
-   * drops what the other side still sends on it, and what was sent before and is not yet
-   * acknowledged. Our traffic already follows the winner; the loser is only read, and closed
-   * after a quiet spell of 1 s + 4 RTT (at most 3 s) with nothing received, or after 10 s.
-   */
-  private retire(loser: Link): void {
-    const { conn } = loser;
-    const quietMs = Math.min(DRAIN_QUIET_MAX_MS, DRAIN_QUIET_MARGIN_MS + 4 * (conn.rttMs() ?? PROBE_MARGIN_MS));
-    const giveUpAt = this.deps.clock.now() + DRAIN_MAX_MS;
-    let seen = conn.packetsReceived();
-    const check = (): void => {
-      if (conn.isClosed) return;
-      const received = conn.packetsReceived();
-      if (received === seen || this.deps.clock.now() >= giveUpAt) return conn.close(APP_DUPLICATE, 'duplicate connection');
-      seen = received;
-      this.deps.clock.after(quietMs, check);
-    };
-    this.deps.clock.after(quietMs, check);
   }
 
   private goodbye(link: Link): void {
