@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // vpnctl: onboarding on files (init, invite, join, add-peer, doctor) and queries to a running
-// daemon (status, peers, routes, reload, goodbye). Exit codes: 0 success, 1 failure, 2 usage.
+// daemon (status, peers, routes, reload, goodbye, ping, members, revoke). Exit codes: 0 success,
+// 1 failure, 2 usage.
 
 import { existsSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/config/load.js';
@@ -21,7 +22,7 @@ const HELP = `usage: vpnctl [--socket PATH | --config FILE] [--json] <command> [
 
 Files (offline):
   init         create this node's identity and config
-  invite       print a signed, expiring invite for another node
+  invite       print a short invite another machine joins with (--long: a signed one)
   join         create identity and config from an invite
   add-peer     add a peer to the config (--force: replace it)
   remove-peer  remove a peer from the config
@@ -39,12 +40,14 @@ or $VIBEPN_SOCKET, or ${DEFAULTS.configPath}'s, or ${DEFAULTS.controlSocket}):
   reload       re-read the config (same as SIGHUP)
   goodbye      shut the daemon down cleanly
   ping         round trips to a peer, and the path each took (direct or via a relay)
+  members      each network's signed roster: members, who signed them, who is reachable
+  revoke       on an admin: remove a member from a network's roster, and tell the others
 
 Run 'vpnctl <command> -h' for a command's flags.`;
 
 export async function main(argv: string[], out: Output): Promise<number> {
   try {
-    const { command, rest } = splitCommand(argv, ['--socket', '--config', '--cert', '--key', '--name', '--network', '--prefix', '--address', '--ttl', '--out', '--invite', '--invite-file', '--fingerprint', '--networks', '--listen', '--metrics-listen', '--known-peers', '--export', '--allowed-routes', '--count', '-c']);
+    const { command, rest } = splitCommand(argv, ['--socket', '--config', '--cert', '--key', '--name', '--network', '--prefix', '--address', '--ttl', '--uses', '--out', '--invite', '--invite-file', '--fingerprint', '--networks', '--listen', '--metrics-listen', '--known-peers', '--export', '--allowed-routes', '--count', '-c']);
     if (!command) {
       if (rest.includes('-h') || rest.includes('--help')) {
         out.stdout(HELP);
@@ -89,7 +92,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
       const name = command as OnlineCommand;
       const { values, positionals } = parseOptions(
         rest,
-        { help: { type: 'boolean', short: 'h' }, socket: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, ...(name === 'ping' ? { count: { type: 'string', short: 'c' } } : {}) },
+        { help: { type: 'boolean', short: 'h' }, socket: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, ...(name === 'ping' ? { count: { type: 'string', short: 'c' } } : {}), ...(name === 'members' || name === 'revoke' ? { network: { type: 'string' } } : {}) },
         ONLINE_HELP[name],
       );
       if (values.help) {
@@ -105,7 +108,8 @@ export async function main(argv: string[], out: Output): Promise<number> {
       });
       const count = typeof values.count === 'string' ? Number(values.count) : undefined;
       if (count !== undefined && !(Number.isInteger(count) && count >= 1 && count <= 100)) throw new UsageError(`-c must be a whole number 1..100, not '${String(values.count)}'`, ONLINE_HELP[name]);
-      await runOnline(name, socket.path, { json: values.json === true, args: positionals, count }, out);
+      const network = typeof values.network === 'string' ? values.network : undefined;
+      await runOnline(name, socket.path, { json: values.json === true, args: positionals, count, network }, out);
       return 0;
     }
     throw new UsageError(`unknown command '${command}'`, HELP);

@@ -1,11 +1,13 @@
-// vpnctl status | peers | routes | reload | goodbye: requests to a running daemon over its
-// control socket (PROTOCOL.md section 7), printed as tables or, with --json, as the daemon sent them.
+// vpnctl status | peers | routes | reload | goodbye | ping | members | revoke: requests to a
+// running daemon over its control socket (PROTOCOL.md section 7), printed as tables or, with
+// --json, as the daemon sent them. members and revoke (the signed roster) are in members.ts.
 
 import { ControlRequestError, controlRequest } from '../control/client.js';
 import { CommandError, UsageError } from './args.js';
+import { MEMBERS_HELP, REVOKE_HELP, runMembers, runRevoke } from './members.js';
 import { table, type Output } from './output.js';
 
-export const ONLINE_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye', 'ping'] as const;
+export const ONLINE_COMMANDS = ['status', 'peers', 'routes', 'reload', 'goodbye', 'ping', 'members', 'revoke'] as const;
 export type OnlineCommand = (typeof ONLINE_COMMANDS)[number];
 
 const TARGET = '[--socket PATH | --config FILE]';
@@ -17,6 +19,8 @@ export const ONLINE_HELP: Record<OnlineCommand, string> = {
   reload: `usage: vpnctl ${TARGET} [--json] reload\n\nRe-reads the config file and applies the differences (same as SIGHUP).`,
   goodbye: `usage: vpnctl ${TARGET} [--json] goodbye\n\nSays Goodbye to every peer and shuts the daemon down.`,
   ping: `usage: vpnctl ${TARGET} [--json] ping NAME [-c COUNT]\n\nTimes round trips to a peer on its current connection (a QUIC PING and its answer),\nand says which path each took: direct with the peer's address, or via a relay. -c: how many (default 3).`,
+  members: MEMBERS_HELP,
+  revoke: REVOKE_HELP,
 };
 
 /** The daemon socket appears a moment after `vpn` starts: a query waits this long for it. */
@@ -74,6 +78,8 @@ export interface OnlineOptions {
   count?: number;
   /** Arguments after the command: `peers NAME`. */
   args: string[];
+  /** members, revoke: --network. */
+  network?: string;
   /** For relative times ("12s ago"). */
   now?: number;
   sleep?: (ms: number) => Promise<void>;
@@ -82,6 +88,10 @@ export interface OnlineOptions {
 export async function runOnline(command: OnlineCommand, socketPath: string, options: OnlineOptions, out: Output): Promise<void> {
   const { json, args } = options;
   if (command === 'ping') return runPing(socketPath, options, out);
+  if (command === 'members' || command === 'revoke') {
+    const request = (req: { cmd: 'members' | 'revoke' } & Record<string, unknown>) => requestWaiting(socketPath, req, options.sleep);
+    return command === 'members' ? runMembers(request, options, out) : runRevoke(request, options, out);
+  }
   if (args.length > (command === 'peers' ? 1 : 0)) {
     throw new UsageError(`unexpected argument${args.length > 1 ? 's' : ''} '${args.join(' ')}'`, ONLINE_HELP[command]);
   }

@@ -25,19 +25,27 @@
 //                 bits past the length must be zero
 //   ..      1     network name length m, 1..255
 //   ..      m     network name in ASCII (config/names.ts rule)
+//   ..      1     admin name length a, 1..63
+//   ..      a     admin name in ASCII (the peer-name rule, config/peer-values.ts): the joiner lists
+//                 the admin under it, so it must be a name the joiner's config loader accepts
 //
 // No version byte: the text prefix is the version (`vibepn2:`); a changed layout gets a new one.
 // 200 characters = 8 of prefix + 192 of base64url = 144 bytes, so
-//   56 fixed + endpoint (IPv4 7, IPv6 19, hostname 3 + n) + prefix (2 + k) + name (1 + m) <= 144.
-// Worst realistic case: a 63-byte hostname and an IPv6 /64 leave 144 - 56 - 66 - 10 - 1 = 11
-// bytes for the network name; with an IPv4 endpoint and an IPv4 /24 it may be 144 - 56 - 7 - 5 - 1 = 75.
+//   56 fixed + endpoint (IPv4 7, IPv6 19, hostname 3 + n) + prefix (2 + k) + names (2 + m + a) <= 144.
+// Worst realistic case: a 63-byte hostname and an IPv6 /64 leave 144 - 56 - 66 - 10 - 2 = 10
+// bytes for the network and admin names together (e.g. corp and hq-one); with an IPv4 endpoint
+// and an IPv4 /24 they may have 144 - 56 - 7 - 5 - 2 = 74.
 //
-// Decoding is strict: every length is checked against what is left, nothing may follow the name,
+// The admin name is capped at 63 (a node name may have 64) so that its length, like the
+// hostname's, can never crowd out everything else; a node with a longer name uses the long invite.
+//
+// Decoding is strict: every length is checked against what is left, nothing may follow the admin name,
 // base64url must be canonical (no padding, no stray bits), so a decoded invite re-encodes to the
 // very same text. It never throws: every refusal is a value with a message for a person.
 
 import { createHash } from 'node:crypto';
 import { networkNameProblem } from '../config/names.js';
+import { peerNameProblem } from '../config/peer-values.js';
 import { bytesEqual, formatIp, maxPrefixLength, parseIPv4, parseIPv6, prefixProblem, type Family, type Prefix } from '../netgraph/addr.js';
 import { formatHostPort, hostPortProblem } from '../netgraph/hostport.js';
 
@@ -47,6 +55,8 @@ export const MAX_SHORT_INVITE_CHARS = 200;
 export const SHORT_INVITE_SECRET_BYTES = 16;
 /** A DNS label's limit; a longer name would crowd out the network name. */
 export const MAX_INVITE_HOSTNAME_BYTES = 63;
+/** The admin's name: also a DNS label's limit, for the same reason. */
+export const MAX_INVITE_ADMIN_NAME_BYTES = 63;
 
 const CHECKSUM_BYTES = 4;
 const FINGERPRINT_BYTES = 32;
@@ -64,6 +74,8 @@ export interface ShortInviteFields {
   /** The admin's fingerprint, 64 hex characters (decoded invites give it in lower case). */
   fingerprint: string;
   network: string;
+  /** The admin node's name (its certificate CN): the name the joiner lists it under. */
+  name: string;
   prefix: Prefix;
   /** Seconds since the Unix epoch; the invite is refused from this second on. */
   expiresAt: number;
@@ -88,9 +100,11 @@ export function encodeShortInvite(fields: ShortInviteFields): string {
   if (payload.length > MAX_PAYLOAD_BYTES) {
     const over = payload.length - MAX_PAYLOAD_BYTES;
     const hostname = endpointTag(fields.endpoint.host) === TAG_HOSTNAME;
+    const network = `the network name '${fields.network}'`;
+    const admin = `the admin name '${fields.name}'`;
     const shorten = hostname
-      ? `shorten the network name '${fields.network}' or the hostname '${fields.endpoint.host}' (or give the admin's IP address)`
-      : `shorten the network name '${fields.network}'`;
+      ? `shorten ${network}, ${admin} or the hostname '${fields.endpoint.host}' (or give the admin's IP address)`
+      : `shorten ${network} or ${admin}`;
     throw new ShortInviteError(
       `the invite would be ${SHORT_INVITE_PREFIX.length + Math.ceil((payload.length * 4) / 3)} characters, over the ${MAX_SHORT_INVITE_CHARS} a short invite may have ` +
         `(${over} byte${over === 1 ? '' : 's'} too many); ${shorten}, or use the long invite`,
@@ -107,8 +121,9 @@ function encodePayload(fields: ShortInviteFields): Uint8Array {
   const hostBytes =
     tag === TAG_IPV4 ? parseIPv4(endpoint.host)! : tag === TAG_IPV6 ? parseIPv6(endpoint.host)! : Buffer.from(endpoint.host, 'ascii');
   const prefixBytes = prefix.bytes.subarray(0, Math.ceil(prefix.length / 8));
-  const name = Buffer.from(fields.network, 'ascii');
-  const out = Buffer.alloc(56 + 1 + hostBytes.length + 2 + 2 + prefixBytes.length + 1 + name.length);
+  const network = Buffer.from(fields.network, 'ascii');
+  const admin = Buffer.from(fields.name, 'ascii');
+  const out = Buffer.alloc(56 + 1 + hostBytes.length + 2 + 2 + prefixBytes.length + 1 + network.length + 1 + admin.length);
   let at = CHECKSUM_BYTES;
   out.set(fields.secret, at);
   at += SHORT_INVITE_SECRET_BYTES;
@@ -125,8 +140,11 @@ function encodePayload(fields: ShortInviteFields): Uint8Array {
   out[at++] = prefix.length;
   out.set(prefixBytes, at);
   at += prefixBytes.length;
-  out[at++] = name.length;
-  out.set(name, at);
+  out[at++] = network.length;
+  out.set(network, at);
+  at += network.length;
+  out[at++] = admin.length;
+  out.set(admin, at);
   out.set(checksumOf(out.subarray(CHECKSUM_BYTES)), 0);
   return out;
 }
@@ -151,6 +169,12 @@ function fieldsProblem(fields: ShortInviteFields): string | null {
   }
   const nameProblem = networkNameProblem(fields.network);
   if (nameProblem) return nameProblem;
+  if (typeof fields.name !== 'string') return `the admin name must be text`;
+  const adminProblem = peerNameProblem(fields.name);
+  if (adminProblem) return `the admin name ${adminProblem}`;
+  if (fields.name.length > MAX_INVITE_ADMIN_NAME_BYTES) {
+    return `the admin name '${fields.name}' is ${fields.name.length} characters, over the ${MAX_INVITE_ADMIN_NAME_BYTES} a short invite carries; use the long invite`;
+  }
   const badPrefix = prefixProblem(prefix);
   if (badPrefix) return `network ${badPrefix}`;
   if (!Number.isInteger(fields.expiresAt) || fields.expiresAt < 0 || fields.expiresAt > MAX_U32) {
@@ -265,11 +289,20 @@ function parsePayload(bytes: Uint8Array): ShortInviteFields | string {
   const network = nameBytes.toString('latin1');
   // Not networkNameProblem's message: it quotes the name, which here may hold any byte.
   if (networkNameProblem(network)) return 'the network name is not 1..255 characters from A-Z a-z 0-9 _ . -';
-  if (at !== buf.length) return `${buf.length - at} bytes follow the network name`;
+  const adminLength = take(1, 'admin name');
+  if (typeof adminLength === 'string') return adminLength;
+  if (adminLength[0]! > MAX_INVITE_ADMIN_NAME_BYTES) return `the admin name length ${adminLength[0]!} is over ${MAX_INVITE_ADMIN_NAME_BYTES}`;
+  const adminBytes = take(adminLength[0]!, 'admin name');
+  if (typeof adminBytes === 'string') return adminBytes;
+  const name = adminBytes.toString('latin1');
+  // The same escape as for the network name: peerNameProblem would quote any byte.
+  if (peerNameProblem(name)) return 'the admin name is not 1..63 characters from A-Z a-z 0-9 _ . -';
+  if (at !== buf.length) return `${buf.length - at} bytes follow the admin name`;
   return {
     endpoint,
     fingerprint: fingerprint.toString('hex'),
     network,
+    name,
     prefix,
     expiresAt: expires.readUInt32BE(0),
     secret: new Uint8Array(secret),

@@ -118,7 +118,7 @@ describe('vpnctl refuses flag mistakes in words, naming the flag', () => {
   });
 
   it('a truncated invite, and a missing invite file', async () => {
-    const invite = (await vpnctl('invite', '--config', alpha.config, '--network', 'corp', '--address', '127.0.0.1:51820')).stdout.trim();
+    const invite = (await vpnctl('invite', '--config', alpha.config, '--network', 'corp', '--address', '127.0.0.1:51820', '--long')).stdout.trim();
     const cut = await vpnctl('join', ...nodeFlags('cut'), '--invite', invite.slice(0, 444));
     expect(cut.code).toBe(1);
     expect(cut.stderr).toBe("vpnctl: the invite is cut short or damaged (it stops after 444 characters, before its end); copy it again whole, from 'vibepn1:' to its last character\n");
@@ -153,11 +153,12 @@ describe('--json: one object on stdout for scripts', () => {
       config: join(dir, 'gamma', 'config.toml'),
       network: { name: 'corp', prefix: '10.42.0.0/24', address: expect.stringMatching(/^10\.42\.0\.\d+$/), auto: true },
       listen: '127.0.0.1:51830',
+      admin: true,
       next: `vpnctl invite --config ${join(dir, 'gamma', 'config.toml')} --network corp --address <this-host>:51830`,
     });
 
     const out = join(dir, 'gamma-invite.txt');
-    const invite = await vpnctl('invite', '--config', join(dir, 'gamma', 'config.toml'), '--network', 'corp', '--address', '127.0.0.1:51830', '--ttl', '1h', '--out', out, '--json');
+    const invite = await vpnctl('invite', '--config', join(dir, 'gamma', 'config.toml'), '--network', 'corp', '--address', '127.0.0.1:51830', '--ttl', '1h', '--long', '--out', out, '--json');
     expect(invite.code, invite.stderr).toBe(0);
     const inv = JSON.parse(invite.stdout) as { invite: string; issued_at: string; expires_at: string };
     expect(inv).toMatchObject({ network: 'corp', prefix: '10.42.0.0/24', name: 'gamma', address: '127.0.0.1:51830', fingerprint: node.fingerprint, out });

@@ -55,8 +55,8 @@ describe('vpnctl onboarding', () => {
     expect(config.daemon.listen).toStrictEqual({ host: '127.0.0.1', port: 51820 });
   });
 
-  it('invite prints a signed vibepn1 string', () => {
-    const r = vpnctl('invite', '--config', join(dir, 'alpha/config.toml'), '--network', 'corp', '--address', '127.0.0.1:51820');
+  it('invite --long prints a signed vibepn1 string', () => {
+    const r = vpnctl('invite', '--config', join(dir, 'alpha/config.toml'), '--network', 'corp', '--address', '127.0.0.1:51820', '--long');
     expect(r.code).toBe(0);
     invite = r.stdout.trim();
     expect(invite).toMatch(/^vibepn1:[A-Za-z0-9_-]+$/);
@@ -241,7 +241,7 @@ describe('vpnctl failures', () => {
   });
 
   it('answers -h for every subcommand', () => {
-    for (const cmd of ['init', 'invite', 'join', 'add-peer', 'doctor', 'status', 'peers', 'routes', 'reload', 'goodbye']) {
+    for (const cmd of ['init', 'invite', 'join', 'add-peer', 'doctor', 'status', 'peers', 'routes', 'reload', 'goodbye', 'ping', 'members', 'revoke']) {
       const r = vpnctl(cmd, '-h');
       expect(r.code, cmd).toBe(0);
       expect(r.stdout, cmd).toContain(`usage: vpnctl`);

@@ -261,7 +261,7 @@ describe('files that hold secrets', () => {
     writeFileSync(invite, 'an older, world-readable file\n', { mode: 0o644 });
     chmodSync(invite, 0o644);
     const inodeBefore = statSync(invite).ino;
-    const made = vpnctl('invite', '--config', join(dir(), 'alpha/config.toml'), '--network', 'corp', '--address', '127.0.0.1:51820', '--out', invite, '--force');
+    const made = vpnctl('invite', '--config', join(dir(), 'alpha/config.toml'), '--network', 'corp', '--address', '127.0.0.1:51820', '--long', '--out', invite, '--force');
     expect(made.status).toBe(0);
     expect(octal(mode(invite))).toBe('0600');
     expect(statSync(invite).ino).not.toBe(inodeBefore); // a new file renamed into place, not rewritten
@@ -329,7 +329,7 @@ describe('files that hold secrets', () => {
     const cert = join(dir(), 'delta/node.crt');
     const config = join(dir(), 'delta/config.toml');
     const invite = join(dir(), 'delta-invite.txt');
-    const inviteArgs = ['invite', '--config', config, '--network', 'corp', '--address', '127.0.0.1:51820', '--out', invite, '--force'];
+    const inviteArgs = ['invite', '--config', config, '--network', 'corp', '--address', '127.0.0.1:51820', '--long', '--out', invite, '--force'];
     expect(vpnctl(...inviteArgs).status).toBe(0);
     const files = () => ({ key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8'), config: readFileSync(config, 'utf8'), invite: readFileSync(invite, 'utf8') });
     // init renames three files (key, certificate, config), invite one.
@@ -383,7 +383,7 @@ describe('files that hold secrets', () => {
     const cert = join(dir(), 'gamma/node.crt');
     const config = join(dir(), 'gamma/config.toml');
     const invite = join(dir(), 'gamma-invite.txt');
-    const inviteArgs = ['invite', '--config', config, '--network', 'corp', '--address', '127.0.0.1:51820', '--out', invite, '--force'];
+    const inviteArgs = ['invite', '--config', config, '--network', 'corp', '--address', '127.0.0.1:51820', '--long', '--out', invite, '--force'];
     expect(vpnctl(...inviteArgs).status).toBe(0);
 
     /** Runs vpnctl under umask 000 and kills it with SIGKILL after `delayMs` (if still running). */

@@ -234,7 +234,7 @@ describe('vpnctl join', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
       "vpnctl: the invite's inviter name 'bob the builder' is not a valid peer name (1..255 characters from A-Z a-z 0-9 _ . -), " +
-        'and this node would list the inviter under it: ask for a new invite made with vpnctl invite --name NAME\n',
+        'and this node would list the inviter under it: ask for a new invite made with vpnctl invite --long --name NAME\n',
     );
     expect(() => statSync(home)).toThrow();
   });

@@ -35,6 +35,8 @@ const fieldsArb: fc.Arbitrary<ShortInviteFields> = fc.record({
   endpoint: fc.record({ host: hostArb, port: fc.integer({ min: 1, max: 65535 }) }),
   fingerprint: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex')),
   network: fc.stringMatching(/^[A-Za-z0-9_.-]{1,20}$/),
+  // Up to the 63 the layout allows, so some draws pass the 200-character bound and must be refused.
+  name: fc.stringMatching(/^[A-Za-z0-9_.-]{1,63}$/),
   prefix: prefixArb,
   expiresAt: fc.integer({ min: NOW_S + 1, max: 0xffff_ffff }),
   secret: fc.uint8Array({ minLength: 16, maxLength: 16 }),

@@ -27,6 +27,7 @@ function fields(over: Partial<ShortInviteFields> = {}): ShortInviteFields {
     endpoint: { host: '198.51.100.20', port: 51820 },
     fingerprint: FP,
     network: 'corp',
+    name: 'alpha',
     prefix: cidr('10.42.0.0/24'),
     expiresAt: NOW_S + 24 * 3600,
     secret: SECRET,
@@ -59,6 +60,8 @@ describe('short invite round trip', () => {
     ['default route prefix', { prefix: cidr('0.0.0.0/0') }],
     ['host prefix', { prefix: cidr('fd00::1/128') }],
     ['expiry at the u32 limit', { expiresAt: 0xffff_ffff }],
+    ['one-character admin name', { name: 'a' }],
+    ['63-character admin name', { name: `${'n'.repeat(60)}_.-` }],
   ];
   for (const [what, over] of cases) {
     it(`keeps every field: ${what}`, () => {
@@ -70,6 +73,7 @@ describe('short invite round trip', () => {
       expect(back.endpoint).toEqual(f.endpoint);
       expect(back.fingerprint).toBe(f.fingerprint);
       expect(back.network).toBe(f.network);
+      expect(back.name).toBe(f.name);
       expect(back.prefix.family).toBe(f.prefix.family);
       expect(back.prefix.length).toBe(f.prefix.length);
       expect(Buffer.from(back.prefix.bytes).equals(Buffer.from(f.prefix.bytes))).toBe(true);
@@ -91,35 +95,38 @@ describe('short invite round trip', () => {
     expect(decodeOk(`  ${text}\n`).network).toBe('corp');
   });
 
-  it('is short for a typical invite (IPv4 endpoint, /24, short name)', () => {
-    // 56 fixed + 7 endpoint + 5 prefix + 5 name = 73 bytes → 98 base64url + 8 prefix.
-    expect(encodeShortInvite(fields()).length).toBe(106);
+  it('is short for a typical invite (IPv4 endpoint, /24, short names)', () => {
+    // 56 fixed + 7 endpoint + 5 prefix + 5 network name + 6 admin name = 79 bytes → 106 base64url + 8 prefix.
+    expect(encodeShortInvite(fields()).length).toBe(114);
   });
 });
 
 describe('the 200-character bound', () => {
   const host63 = `${'h'.repeat(51)}.example.com`;
 
-  it('holds for the realistic worst case: a 63-byte hostname, an IPv6 /64 and an 11-byte name', () => {
+  it('holds for the realistic worst case: a 63-byte hostname, an IPv6 /64 and 10 bytes of network and admin name', () => {
     expect(host63.length).toBe(63);
-    const text = encodeShortInvite(fields({ endpoint: { host: host63, port: 65535 }, prefix: cidr('fd12:3456:789a:1::/64'), network: 'engineering' }));
+    const text = encodeShortInvite(fields({ endpoint: { host: host63, port: 65535 }, prefix: cidr('fd12:3456:789a:1::/64'), network: 'corp', name: 'hq-one' }));
     expect(text.length).toBe(MAX_SHORT_INVITE_CHARS);
-    expect(decodeOk(text).endpoint.host).toBe(host63);
+    const back = decodeOk(text);
+    expect([back.endpoint.host, back.network, back.name]).toEqual([host63, 'corp', 'hq-one']);
   });
 
-  it('holds with a 75-byte network name beside an IPv4 endpoint and /24', () => {
-    const text = encodeShortInvite(fields({ network: 'n'.repeat(75) }));
-    expect(text.length).toBe(MAX_SHORT_INVITE_CHARS);
+  it('holds with 74 bytes of network and admin name beside an IPv4 endpoint and /24, and with a 63-byte admin name', () => {
+    expect(encodeShortInvite(fields({ network: 'n'.repeat(69) })).length).toBe(MAX_SHORT_INVITE_CHARS);
+    expect(encodeShortInvite(fields({ network: 'n'.repeat(11), name: 'a'.repeat(63) })).length).toBe(MAX_SHORT_INVITE_CHARS);
   });
 
-  it('refuses one byte more, naming the network name and the hostname to shorten', () => {
-    const f = fields({ endpoint: { host: host63, port: 65535 }, prefix: cidr('fd12:3456:789a:1::/64'), network: 'engineering1' });
+  it('refuses one byte more, naming the network name, the admin name and the hostname to shorten', () => {
+    const f = fields({ endpoint: { host: host63, port: 65535 }, prefix: cidr('fd12:3456:789a:1::/64'), network: 'corp', name: 'hq-one1' });
     expect(() => encodeShortInvite(f)).toThrow(ShortInviteError);
-    expect(() => encodeShortInvite(f)).toThrow(/shorten the network name 'engineering1' or the hostname/);
+    expect(() => encodeShortInvite(f)).toThrow(/shorten the network name 'corp', the admin name 'hq-one1' or the hostname '.*' \(or give the admin's IP address\), or use the long invite/);
   });
 
-  it('names only the network name when the endpoint is an IP address', () => {
-    expect(() => encodeShortInvite(fields({ network: 'n'.repeat(76) }))).toThrow(/over the 200 .*shorten the network name 'n+'(?!.*hostname)/);
+  it('names only the two names when the endpoint is an IP address', () => {
+    expect(() => encodeShortInvite(fields({ network: 'n'.repeat(70) }))).toThrow(
+      /over the 200 .*\(1 byte too many\); shorten the network name 'n+' or the admin name 'alpha', or use the long invite$/,
+    );
   });
 
   it('refuses a hostname over 63 bytes by itself', () => {
@@ -140,6 +147,10 @@ describe('encode refusals', () => {
     ['short fingerprint', { fingerprint: 'ab'.repeat(31) }, /not 64 hex/],
     ['bad network name', { network: 'my net' }, /not a valid network name/],
     ['empty network name', { network: '' }, /not a valid network name/],
+    ['empty admin name', { name: '' }, /the admin name '' is not a valid peer name/],
+    ['admin name with a space', { name: 'my laptop' }, /the admin name 'my laptop' is not a valid peer name/],
+    ['admin name over 63', { name: 'a'.repeat(64) }, /admin name 'a+' is 64 characters, over the 63 a short invite carries; use the long invite/],
+    ['admin name not text', { name: undefined as unknown as string }, /admin name must be text/],
     ['host bits set', { prefix: { family: 4, bytes: Uint8Array.of(10, 42, 0, 5), length: 24 } }, /host bits/],
     ['negative expiry', { expiresAt: -1 }, /expiry/],
     ['expiry past 2106', { expiresAt: 2 ** 32 }, /expiry/],
@@ -187,7 +198,7 @@ describe('decode refusals', () => {
     expect(refused(good.slice(0, 20) + '+' + good.slice(21))).toMatch(/characters an invite never contains/);
     expect(refused(`${good}=`)).toMatch(/damaged/);
     expect(refused(`${good.slice(0, 30)} ${good.slice(30)}`)).toMatch(/damaged/);
-    // 73 bytes → the last character carries 4 stray bits; setting one decodes to the same bytes.
+    // 79 bytes → the last character carries 4 stray bits; setting one decodes to the same bytes.
     const last = good[good.length - 1]!;
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
     const sibling = alphabet[alphabet.indexOf(last) ^ 1]!;
@@ -217,8 +228,11 @@ describe('decode refusals', () => {
 
   it('refuses trailing bytes and layout errors even under a valid checksum', () => {
     const p = payloadOf(good);
-    expect(refused(withChecksum(Buffer.concat([p, Buffer.of(0)])))).toMatch(/malformed \(1 bytes follow the network name\)/);
-    expect(refused(withChecksum(p.subarray(0, p.length - 1)))).toMatch(/malformed \(it ends inside the network name\)/);
+    expect(refused(withChecksum(Buffer.concat([p, Buffer.of(0)])))).toMatch(/malformed \(1 bytes follow the admin name\)/);
+    expect(refused(withChecksum(p.subarray(0, p.length - 1)))).toMatch(/malformed \(it ends inside the admin name\)/);
+    // The payload ends: … 4 'corp' 5 'alpha'. Cut before the admin name's length, and inside the network name.
+    expect(refused(withChecksum(p.subarray(0, p.length - 6)))).toMatch(/malformed \(it ends inside the admin name\)/);
+    expect(refused(withChecksum(p.subarray(0, p.length - 7)))).toMatch(/malformed \(it ends inside the network name\)/);
     const tag = 56;
     const unknown = Buffer.from(p);
     unknown[tag] = 5;
@@ -235,11 +249,27 @@ describe('decode refusals', () => {
     const odd = payloadOf(encodeShortInvite(fields({ prefix: cidr('10.40.0.0/13') })));
     odd[tag + 9 + 1] = odd[tag + 9 + 1]! | 0x01; // second prefix byte, past bit 13
     expect(refused(withChecksum(odd))).toMatch(/bits set past its length 13/);
-    const nameLen0 = Buffer.concat([p.subarray(0, p.length - 5), Buffer.of(0)]);
+    const nameLen0 = Buffer.concat([p.subarray(0, p.length - 11), Buffer.of(0), p.subarray(p.length - 6)]);
     expect(refused(withChecksum(nameLen0))).toMatch(/network name is not 1\.\.255 characters/);
     const badName = Buffer.from(p);
-    badName[p.length - 1] = 0x20;
+    badName[p.length - 7] = 0x20;
     expect(refused(withChecksum(badName))).toMatch(/network name is not 1\.\.255 characters/);
+  });
+
+  it('refuses an admin name that is empty, over 63 bytes or outside the peer-name rule, under a valid checksum', () => {
+    const p = payloadOf(good);
+    const head = p.subarray(0, p.length - 6);
+    expect(refused(withChecksum(Buffer.concat([head, Buffer.of(0)])))).toMatch(/malformed \(the admin name is not 1\.\.63 characters from A-Z a-z 0-9 _ \. -\)/);
+    const over = Buffer.concat([head, Buffer.of(64), Buffer.alloc(64, 0x61)]);
+    expect(refused(withChecksum(over))).toMatch(/malformed \(the admin name length 64 is over 63\)/);
+    for (const byte of [0x20, 0x00, 0x2f, 0xe9, 0x7f]) {
+      const bad = Buffer.from(p);
+      bad[p.length - 1] = byte;
+      // One line, no raw byte: the message never quotes what it refuses.
+      expect(refused(withChecksum(bad))).toBe(
+        'the invite is malformed (the admin name is not 1..63 characters from A-Z a-z 0-9 _ . -); ask the admin for a new one',
+      );
+    }
   });
 
   it('refuses a hostname that is an IP address or not ASCII, under a valid checksum', () => {
