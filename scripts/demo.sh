@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sudo npm run demo — two machines (network namespaces joined by a veth pair), onboarded with
-# vpnctl init/invite/join/add-peer, a daemon in each, then status, routes and a ping across the
+# vpnctl init/invite/join (no add-peer: the roster does it), a daemon in each, then status, routes and a ping across the
 # overlay. Everything is torn down at the end, on Ctrl-C and on failure.
 # KEEP=1 leaves the lab up until you press Enter (try: sudo ip netns exec vlabA bash).
 set -euo pipefail

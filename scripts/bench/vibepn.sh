@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by bench.sh: vibepn as lab.sh sets it up (vpnctl init/invite/join/add-peer, vibepn's
+# Sourced by bench.sh: vibepn as lab.sh sets it up (vpnctl init/invite/join, vibepn's
 # default overlay MTU unless MTU is set), onboarded afresh for every measurement so that rounds
 # do not share state.
 

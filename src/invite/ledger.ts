@@ -11,11 +11,13 @@
 // A redemption counts only once its write succeeded: if the write fails the file still holds the
 // old state, the next operation reads that, and the joiner is told of the error, not admitted.
 // Reading on every operation (rather than caching) also keeps the ledger right when vpnctl, another
-// process, issued an invite meanwhile; two processes writing at the same moment are not guarded
-// against here (the daemon is meant to be the ledger's one writer).
+// process, issued an invite meanwhile. Two processes (vpnctl issuing, the daemon redeeming) are
+// kept from interleaving their read-change-write by a lock file beside the ledger, created
+// exclusively (O_EXCL) for the length of one operation; one left by a crashed process is taken
+// over once it is older than any operation can last.
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { networkNameProblem } from '../config/names.js';
 import { errnoCode, errorText, writeFileAtomicAsync } from '../crypto/atomic-file.js';
 import { SHORT_INVITE_SECRET_BYTES } from './short-invite.js';
@@ -54,6 +56,38 @@ export interface LedgerFs {
   read(path: string): Promise<string | undefined>;
   /** Replaces the file atomically with mode 0600; rejects if it could not. */
   write(path: string, text: string): Promise<void>;
+  /** Holds the ledger against other processes until the returned release runs; absent: no lock (tests). */
+  lock?(path: string): Promise<() => Promise<void>>;
+}
+
+/** A lock older than this was left by a crashed process: one operation takes milliseconds. */
+const STALE_LOCK_MS = 30_000;
+const LOCK_WAIT_MS = 10_000;
+const LOCK_POLL_MS = 20;
+
+/** `<ledger>.lock`, created exclusively; waits for another holder, takes over a stale one. */
+async function lockFile(path: string): Promise<() => Promise<void>> {
+  const lockPath = `${path}.lock`;
+  const started = Date.now();
+  for (;;) {
+    try {
+      const handle = await open(lockPath, 'wx', LEDGER_MODE);
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      return () => unlink(lockPath).catch(() => undefined);
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+    }
+    const age = await stat(lockPath).then((st) => Date.now() - st.mtimeMs, () => 0);
+    if (age > STALE_LOCK_MS) {
+      await unlink(lockPath).catch(() => undefined);
+      continue;
+    }
+    if (Date.now() - started > LOCK_WAIT_MS) {
+      throw new Error(`${lockPath} has been held for over ${LOCK_WAIT_MS / 1000} s by another process; if none is running (vpnctl invite, the daemon), delete it`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
 }
 
 export const defaultLedgerFs: LedgerFs = {
@@ -66,6 +100,7 @@ export const defaultLedgerFs: LedgerFs = {
     }
   },
   write: (path, text) => writeFileAtomicAsync(path, text, LEDGER_MODE),
+  lock: lockFile,
 };
 
 export interface IssueRequest {
@@ -170,7 +205,20 @@ export class Ledger {
   }
 
   private serialized<T>(op: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(op);
+    const locked = async (): Promise<T> => {
+      let release: (() => Promise<void>) | undefined;
+      try {
+        release = await this.fs.lock?.(this.path);
+      } catch (err) {
+        throw new LedgerError(`cannot lock the invite ledger ${this.path}: ${errorText(err)}`);
+      }
+      try {
+        return await op();
+      } finally {
+        await release?.();
+      }
+    };
+    const result = this.tail.then(locked);
     // The chain goes on after a failure: one failed write must not wedge every later redemption.
     this.tail = result.catch(() => undefined);
     return result;
