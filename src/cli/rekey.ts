@@ -62,6 +62,14 @@ export async function runRekey(argv: string[], out: Output): Promise<void> {
       ? [`${cert} could not be read, so the new certificate is named '${name}' after this host; if peers know this node by another name, run again with --name NAME`]
       : [];
   const identity = await generateIdentity(name);
+  // A roster admin is known by its fingerprint on every member: a new key signs nothing they believe.
+  const adminOf = old.fingerprint === undefined ? [] : [...config.networks.values()].filter((net) => net.admins?.includes(old.fingerprint!)).map((net) => net.name);
+  if (adminOf.length > 0) {
+    warnings.push(
+      `this node is an admin of ${adminOf.join(', ')} under its old fingerprint: members believe records and invites only from fingerprints in networks.NAME.admins, ` +
+        `so add ${identity.fingerprint} to admins here and on every member, then vpnctl reload there (records the old key signed stay valid while it is listed)`,
+    );
+  }
   // The config changes only where it pins the certificate: everything else stays byte for byte.
   const text = withIdentityFingerprint(file, identity.fingerprint);
   const expected: Config = config.identity.fingerprint === undefined ? config : { ...config, identity: { ...config.identity, fingerprint: identity.fingerprint } };

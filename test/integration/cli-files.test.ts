@@ -240,10 +240,14 @@ describe('vpnctl remove-peer, forget and rekey (subprocess; enable once cmd/vpnc
     expect((await vpnctl('rekey', '--config', config)).code).toBe(1);
     const r = await vpnctl('rekey', '--config', config, '--force', '--json');
     expect(r.code, r.stderr).toBe(0);
-    const json = JSON.parse(r.stdout) as { fingerprint: string; previous_fingerprint: string; add_peer_command: string };
+    const json = JSON.parse(r.stdout) as { fingerprint: string; previous_fingerprint: string; add_peer_command: string; warnings: string[] };
     expect(json.previous_fingerprint).toBe(/fingerprint ([0-9a-f]{64})/.exec(init.stdout)![1]);
     expect(json.fingerprint).toBe(fingerprintOfPem(readFileSync(join(dir, 'rekey', 'node.crt'), 'utf8')));
     expect(json.add_peer_command).toBe(`vpnctl add-peer --name rekey --address <this-host>:51820 --fingerprint ${json.fingerprint} --networks corp --force`);
     expect(readFileSync(config, 'utf8')).toBe(before);
+    // init made it corp's admin under the old key: the new one must be listed before it signs anything.
+    expect(json.warnings.join('\n')).toContain(`this node is an admin of corp under its old fingerprint`);
+    expect(json.warnings.join('\n')).toContain(`add ${json.fingerprint} to admins`);
+    expect(r.stderr).toContain('warning: this node is an admin of corp');
   });
 });
