@@ -87,6 +87,8 @@ export class Daemon {
   private membership: MembershipWiring | null = null;
   /** Reloads and roster changes, one at a time, each on the state the one before left. */
   private applying: Promise<unknown> = Promise.resolve();
+  private rosterApplyQueued: Promise<void> | null = null;
+  private rosterApplyCauses: string[] = [];
 
   constructor(private readonly options: DaemonOptions) {
     this.log = options.logger;
@@ -146,7 +148,7 @@ export class Daemon {
       logger: this.log,
       counters: this.metrics.membership,
       peers: this.peers,
-      apply: (cause) => this.serialized(() => this.applyRoster(cause)),
+      apply: (cause) => this.queueRosterApply(cause),
     });
     this.membership = membership;
     // The file's peers and the rosters' members: what the node runs (src/membership/roster-peers.ts).
@@ -233,7 +235,25 @@ export class Daemon {
     });
   }
 
-  /** A roster changed: the node runs the file's peers and the rosters' members as they are now. */
+  /**
+   * A roster changed. One apply waiting in the queue covers every change made before it starts
+   * (it reads the rosters then), so a burst of records (a new member's first sync) costs one.
+   */
+  private queueRosterApply(cause: string): Promise<void> {
+    if (this.rosterApplyQueued) {
+      this.rosterApplyCauses.push(cause);
+      return this.rosterApplyQueued;
+    }
+    this.rosterApplyCauses = [cause];
+    const queued = this.serialized(() => {
+      this.rosterApplyQueued = null;
+      return this.applyRoster(this.rosterApplyCauses.join(', '));
+    });
+    this.rosterApplyQueued = queued;
+    return queued;
+  }
+
+  /** The node runs the file's peers and the rosters' members as they are now. */
   private async applyRoster(cause: string): Promise<void> {
     if (!this.node || this.stopping) return;
     try {

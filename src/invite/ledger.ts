@@ -162,12 +162,12 @@ export class Ledger {
   }
 
   /**
-   * Spends one use of the invite with this secret for `joiner`. A joiner whose fingerprint already
+   * Spends one use of the invite with this secret for `joiner` (in `network`, when given). A joiner whose fingerprint already
    * redeemed it is admitted again without spending a use: its first answer may have been lost.
    * Resolves with a refusal for an unknown, expired or used-up invite; rejects with LedgerError
    * when the ledger cannot be read or the redemption could not be written (then it did not count).
    */
-  redeem(secret: Uint8Array, joiner: Joiner, now: Date): Promise<RedeemResult> {
+  redeem(secret: Uint8Array, joiner: Joiner, now: Date, network?: string): Promise<RedeemResult> {
     return this.serialized(async () => {
       if (!(secret instanceof Uint8Array) || secret.length !== SHORT_INVITE_SECRET_BYTES) {
         return refuse('invite.invalid', 'the invite is not known here; ask the admin for a new one');
@@ -181,6 +181,8 @@ export class Ledger {
       const index = ledger.invites.findIndex((e) => e.secret_sha256 === hash);
       const entry = ledger.invites[index];
       if (!entry) return refuse('invite.invalid', 'the invite is not known here (never issued, or removed); ask the admin for a new one');
+      // Before anything is spent: a secret presented for another network is not that network's invite.
+      if (network !== undefined && entry.network !== network) return refuse('invite.invalid', `the invite is for network ${entry.network}, not ${network}; join with the invite for ${network}`);
       // Before expiry and budget: the retry of an admitted joiner gets the answer it missed.
       if (entry.redeemed.some((r) => r.fingerprint === fingerprint)) return { ok: true, network: entry.network, repeated: true };
       if (now.getTime() >= entry.expires_at * 1000) {

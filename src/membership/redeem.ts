@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import type { Clock } from '../clock/clock.js';
 import { resolveNetworkAddress } from '../config/address.js';
+import { peerNameProblem } from '../config/peer-values.js';
 import { nodeNameProblem } from '../crypto/identity.js';
 import { LedgerError, type Ledger } from '../invite/ledger.js';
 import { printable, shortFingerprint, type Logger } from '../log/logger.js';
@@ -35,6 +36,11 @@ export interface RedeemerDeps {
 
 export class Redeemer implements InviteRedeemer {
   private readonly log: Logger;
+  /**
+   * Redemptions one at a time, checks through signing: two joiners racing for one name or address
+   * must not both pass the roster checks before either is signed.
+   */
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: RedeemerDeps) {
     this.log = deps.logger.child('membership/redeem');
@@ -45,8 +51,18 @@ export class Redeemer implements InviteRedeemer {
     return this.deps.membership.adminNetworks.length > 0;
   }
 
+  /** Why a stranger's key is refused before any invite, or null: a revoked member is told so. */
+  revoked(fingerprint: string): string | null {
+    for (const [network, roster] of this.deps.membership.rosterMap) {
+      if (roster.get(fingerprint)?.record.kind === 'revoked') return `member.revoked this node was revoked from ${network}; an admin must re-admit it`;
+    }
+    return null;
+  }
+
   async redeem(request: RedeemRequest): Promise<RedeemDecision> {
-    const decision = await this.decide(request);
+    const decided = this.tail.then(() => this.decide(request));
+    this.tail = decided.catch(() => undefined);
+    const decision = await decided;
     const who = `${printable(request.name)} (${shortFingerprint(request.fingerprint)}) from ${formatHostPort(request.remote.host, request.remote.port)}`;
     if (decision.ok) {
       this.deps.counters.redemption(decision.repeated ? 'repeated' : 'admitted');
@@ -70,7 +86,7 @@ export class Redeemer implements InviteRedeemer {
     if (held?.kind === 'revoked') return refuse('member.revoked', `this node was revoked from ${network}; an admin must re-admit it (a new identity needs a new invite)`);
     if (held && roster.isMember(fingerprint, this.deps.clock.now())) return { ok: true, name: held.name, repeated: true };
 
-    const nameProblem = nodeNameProblem(name);
+    const nameProblem = nodeNameProblem(name) ?? peerNameProblem(name);
     if (nameProblem) return refuse('member.name_taken', `its certificate name is not usable: ${nameProblem}; run vpnctl rekey --name NAME`);
     const address = body.address;
     if (!prefixCovers(net.prefix, hostPrefix(address))) return refuse('member.address_taken', `its address ${formatIp(address)} is outside ${network}; set networks.${network}.address inside the network's prefix`);
@@ -89,13 +105,12 @@ export class Redeemer implements InviteRedeemer {
 
     let spent;
     try {
-      spent = await this.deps.ledger.redeem(body.secret, { name, fingerprint }, new Date(this.deps.clock.now()));
+      spent = await this.deps.ledger.redeem(body.secret, { name, fingerprint }, new Date(this.deps.clock.now()), network);
     } catch (error) {
       if (error instanceof LedgerError) return refuse('invite.error', error.message);
       throw error;
     }
     if (!spent.ok) return refuse(spent.code, spent.message);
-    if (spent.network !== network) return refuse('invite.invalid', `the invite is for another network than ${network}`);
 
     // Observed ip:port: what its peers will dial. A relay's virtual address means nothing to them.
     const host = normalizeHost(remote.host);

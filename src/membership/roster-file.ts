@@ -64,6 +64,8 @@ export function renderRosterFile(records: readonly Uint8Array[]): string {
  */
 export class RosterFile {
   private tail: Promise<unknown> = Promise.resolve();
+  /** A write queued and not started yet: later saves join it (it reads the records when it starts). */
+  private queued: Promise<void> | null = null;
 
   constructor(
     readonly path: string,
@@ -87,7 +89,12 @@ export class RosterFile {
 
   /** Writes `records()` as it is when the write starts (so a burst of changes costs one write each, latest last). */
   save(records: () => readonly Uint8Array[]): Promise<void> {
-    const result = this.tail.then(() => this.fs.write(this.path, renderRosterFile(records())));
+    if (this.queued) return this.queued;
+    const result = this.tail.then(() => {
+      this.queued = null;
+      return this.fs.write(this.path, renderRosterFile(records()));
+    });
+    this.queued = result;
     this.tail = result.catch(() => undefined);
     return result;
   }

@@ -126,6 +126,9 @@ export class Handshakes {
       const redeemer = this.deps.redeemer;
       const certDer = conn.peerCertDer();
       if (admission.reason === 'unknown_fingerprint' && redeemer?.active && certDer) {
+        const revoked = redeemer.revoked(certificateInfo(certDer).fingerprint);
+        // A revoked member hears why, not "no peer entry" (and no invite can bring it back).
+        if (revoked) return this.refuse(conn, { ...admission, message: revoked }, `inbound from ${conn.remoteAddress}`, revoked);
         this.awaitRedemption(conn, certDer, redeemer, admission);
         return;
       }
@@ -221,10 +224,11 @@ export class Handshakes {
     return !conn.isClosed;
   }
 
-  private refuse(conn: QuicConnection, refusal: Refusal, what: string): void {
+  /** `closeReason`: what the peer reads (the refusal's reason code unless told). */
+  private refuse(conn: QuicConnection, refusal: Refusal, what: string, closeReason: string = refusal.reason): void {
     this.deps.metrics.handshakeRejected(refusal.reason);
     this.deps.logger.child('peer/trust').warn(`refused ${what}: ${refusal.message}`);
-    conn.close(APP_UNTRUSTED, refusal.reason);
+    conn.close(APP_UNTRUSTED, closeReason);
   }
 
   /** A refused dial is a failed attempt: counted, shown as the peer's last error, and redialed later. */

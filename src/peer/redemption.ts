@@ -26,6 +26,8 @@ export type RedeemAnswer = { ok: true; name: string } | { ok: false; code: strin
 export interface InviteRedeemer {
   /** This node issues invites: a stranger is worth waiting for. */
   readonly active: boolean;
+  /** The refusal reason (code first) for a key a roster revoked, or null. */
+  revoked(fingerprint: string): string | null;
   redeem(request: RedeemRequest): Promise<RedeemAnswer>;
 }
 

@@ -23,7 +23,7 @@ export function describeRefusal(peer: string, reason: string, self: RefusedIdent
     const why = reason.slice(code.length + 1) || 'no reason given';
     // The admin's words already name the fix, except for its own failure.
     const fix = code === 'invite.error' ? `; look at ${peer}'s log` : '';
-    return `${peer} refused our invite: ${code}: ${why}${fix}`;
+    return `${peer} refused ${code.startsWith('invite.') ? 'our invite' : 'us as a member'}: ${code}: ${why}${fix}`;
   }
   switch (code) {
     case 'unknown_fingerprint':

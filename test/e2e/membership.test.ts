@@ -191,8 +191,9 @@ describe.skipIf(skip !== null)(`membership end to end${skip ? ` (skipped: ${skip
     const roster = (await controlRequest(b.socket, { cmd: 'members' })) as RosterStatus[];
     expect(roster[0]!.members.map((x) => x.name)).not.toContain('c');
     expect(roster[0]!.revoked).toContain('c');
-    // C's later attempts are refused by A (it is revoked) and B no longer admits it.
-    await sleep(3000);
+    // C's later attempts are refused by A, saying it is revoked; B no longer admits it.
+    const told = await waitFor(async () => /member\.revoked/.test((await peers(m, c)).find((p) => p.name === 'a')?.last_error ?? ''), 15_000, 100);
+    if (told === null) throw new Error(`c not told it is revoked\n${m.logs(c)}`);
     expect(await connectedTo(m, c, 'a')).toBe(false);
     expect(await connectedTo(m, c, 'b')).toBe(false);
   }, 60_000);

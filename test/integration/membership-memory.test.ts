@@ -174,7 +174,7 @@ describe('membership: invites redeemed by the daemon, a signed roster that sprea
     // C still holds the admin's address and (were it left) the invite: refused as revoked.
     addPendingInvite(pendingInvitesPath(c.configPath), { network: 'corp', admin: a.fingerprint, secret: new Uint8Array(16) });
     await c.daemon!.reload();
-    await until(async () => /member\.revoked|refused our certificate/.test((await peers(c)).find((r) => r.name === 'a')?.last_error ?? ''), 'c refused', 15);
+    await until(async () => /a refused us as a member: member\.revoked: /.test((await peers(c)).find((r) => r.name === 'a')?.last_error ?? ''), 'c refused as revoked', 15);
     expect(await connected(c, 'a')).toBe(false);
   });
 
