@@ -38,10 +38,10 @@ interface StatusOutput {
 }
 
 /**
- * How the daemon trusts a peer: pinned in the config, learned on first use, not learned yet, or
- * admitted without any [[peers]] entry (accept_unknown_peers).
+ * How the daemon trusts a peer: pinned in the config, a signed roster's member, learned on first
+ * use, not learned yet, or admitted without any [[peers]] entry (accept_unknown_peers).
  */
-export type PeerTrust = 'pinned' | 'learned' | 'unlearned' | 'unknown';
+export type PeerTrust = 'pinned' | 'roster' | 'learned' | 'unlearned' | 'unknown';
 
 export interface PeerRow {
   name: string;

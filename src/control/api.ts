@@ -32,8 +32,11 @@ export interface StatusResult {
   health?: string[];
 }
 
-/** How this node came to trust a peer's key: pinned in the config, learned on first use, not yet, or admitted as unknown. */
-export type PeerTrust = 'pinned' | 'learned' | 'unlearned' | 'unknown';
+/**
+ * How this node came to trust a peer's key: pinned in the config, a member of a signed roster
+ * (not in the config file), learned on first use, not yet, or admitted as unknown.
+ */
+export type PeerTrust = 'pinned' | 'roster' | 'learned' | 'unlearned' | 'unknown';
 
 export interface PeerRow {
   name: string;

@@ -243,6 +243,7 @@ export class ControlApi {
 
   private trustOf(peer: Peer): PeerTrust {
     if (!peer.config) return 'unknown';
+    if (peer.config.fromRoster) return 'roster';
     if (peer.config.fingerprint) return 'pinned';
     try {
       return this.state.trust.get(peer.name) !== undefined ? 'learned' : 'unlearned';

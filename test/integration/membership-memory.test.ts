@@ -113,7 +113,9 @@ describe('membership: invites redeemed by the daemon, a signed roster that sprea
     const { a, b, c } = await adminWithTwoMembers();
     // Direct: C dialed B at the endpoint A saw for it.
     const bRow = (await peers(c)).find((r) => r.name === 'b')!;
-    expect(bRow).toMatchObject({ connected: true, path: 'direct', fingerprint: b.fingerprint });
+    expect(bRow).toMatchObject({ connected: true, path: 'direct', fingerprint: b.fingerprint, trust: 'roster' });
+    // The admin is C's config peer (join wrote it), so it stays pinned.
+    expect((await peers(c)).find((r) => r.name === 'a')).toMatchObject({ trust: 'pinned' });
     expect(await connected(a, 'b')).toBe(true);
     expect(await connected(a, 'c')).toBe(true);
     const members = (await controlRequest(join(b.dir, 'vpn.sock'), { cmd: 'members' })) as RosterStatus[];
