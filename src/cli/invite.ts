@@ -14,9 +14,9 @@ import { peerNameProblem, undialableProblem } from '../config/peer-values.js';
 import { formatEndpoint, parseDialAddress } from '../config/values.js';
 import { loadIdentity, type Identity } from '../crypto/identity.js';
 import { MAX_INVITE_TTL_SECONDS, createInvite, parseInvite } from '../crypto/invite.js';
-import { LedgerError, Ledger, MAX_INVITE_USES } from '../invite/ledger.js';
+import { LedgerError, Ledger, MAX_INVITE_ROUTES, MAX_INVITE_USES } from '../invite/ledger.js';
 import { MAX_INVITE_ADMIN_NAME_BYTES, SHORT_INVITE_SECRET_BYTES, ShortInviteError, encodeShortInvite } from '../invite/short-invite.js';
-import { formatPrefix } from '../netgraph/addr.js';
+import { formatPrefix, parseCidr } from '../netgraph/addr.js';
 import type { HostPort } from '../netgraph/hostport.js';
 import {
   CommandError,
@@ -35,7 +35,7 @@ import { JSON_FLAG, nodeNameFlag, printJson, refuseExisting, writeSecretFile } f
 import type { Output } from './output.js';
 
 export const INVITE_HELP = `usage: vpnctl invite [--config P] --network N --address HOST:PORT [--uses K] [--ttl DURATION]
-                    [--qr] [--long [--name N]] [--out FILE|-] [--force] [--json]
+                    [--routes CIDR,...] [--qr] [--long [--name N]] [--out FILE|-] [--force] [--json]
 
 Prints an invite for another machine to join NETWORK through this node. By default a short
 vibepn2: invite (at most 200 characters), recorded in this admin's ledger and redeemed by the
@@ -44,6 +44,8 @@ joiner's daemon on its first connection here: no add-peer step. Only an admin of
   --address HOST:PORT  where the joiner reaches this node's QUIC port (required; not 0.0.0.0)
   --uses K             how many machines may join with it, 1..${MAX_INVITE_USES} (default 1)
   --ttl DURATION       validity, e.g. 30m, 24h, 7d; at most 365d (default 24h)
+  --routes CIDR,...    subnets the joiner may announce as a subnet router (signed into its
+                       membership record; it still lists them in its networks.NAME.routes)
   --qr                 also print the invite as a QR code, to scan on the new machine
                        (with --json on stderr, so stdout stays one JSON object)
   --long               a signed vibepn1: invite instead (no admin needed, but the inviter then
@@ -53,7 +55,7 @@ joiner's daemon on its first connection here: no add-peer step. Only an admin of
   --json               print the invite and its details as one JSON object`;
 
 const INVITE_FLAGS: OptionSpec = {
-  ...stringFlags('config', 'network', 'address', 'name', 'ttl', 'out', 'uses'),
+  ...stringFlags('config', 'network', 'address', 'name', 'ttl', 'out', 'uses', 'routes'),
   qr: { type: 'boolean' },
   long: { type: 'boolean' },
   ...FORCE_FLAG,
@@ -97,6 +99,9 @@ function checkKindFlags(values: Parsed['values']): void {
           'leave out --long to limit the uses, or --uses to make a long invite',
         INVITE_HELP,
       );
+    }
+    if (values.routes !== undefined) {
+      throw new UsageError('--routes applies only to short invites (it is signed into the member\'s record when it redeems one); with --long, the inviter lists them in add-peer --allowed-routes', INVITE_HELP);
     }
     if (values.qr === true) {
       throw new UsageError('--qr needs a short invite: a --long one is over 1000 characters, too dense a QR code for a terminal; leave out --long', INVITE_HELP);
@@ -226,8 +231,23 @@ async function terminalQr(text: string): Promise<string> {
   return lines.join('\n');
 }
 
+/** --routes: canonical CIDRs, host bits zero, none twice, at most a record's worth. */
+function routesFlag(text: string | undefined): string[] {
+  if (text === undefined || text.trim() === '') return [];
+  const out: string[] = [];
+  for (const item of text.split(',').map((t) => t.trim()).filter((t) => t !== '')) {
+    const parsed = parseCidr(item);
+    if (!parsed.ok) throw new UsageError(`--routes ${parsed.error}`, INVITE_HELP);
+    const canonical = formatPrefix(parsed.prefix);
+    if (!out.includes(canonical)) out.push(canonical);
+  }
+  if (out.length > MAX_INVITE_ROUTES) throw new UsageError(`--routes lists ${out.length} prefixes; a membership record holds at most ${MAX_INVITE_ROUTES}`, INVITE_HELP);
+  return out;
+}
+
 async function shortInvite(r: InviteRequest, uses: number, out: Output): Promise<void> {
   checkAdmin(r);
+  const routes = routesFlag(optionalString(r.values, 'routes'));
   const name = adminName(r);
   const secret = new Uint8Array(randomBytes(SHORT_INVITE_SECRET_BYTES));
   const expiresAt = Math.floor(Date.now() / 1000) + r.ttlSeconds;
@@ -253,7 +273,7 @@ async function shortInvite(r: InviteRequest, uses: number, out: Output): Promise
   const ledger = ledgerPath(r.config.path);
   try {
     // Recorded before the invite is handed out: an invite the ledger does not know is refused.
-    await new Ledger(ledger).issue({ secret, network: r.networkName, uses, expiresAt });
+    await new Ledger(ledger).issue({ secret, network: r.networkName, uses, expiresAt, routes });
   } catch (error) {
     if (error instanceof LedgerError) throw new CommandError(error.message);
     throw error;
@@ -271,6 +291,7 @@ async function shortInvite(r: InviteRequest, uses: number, out: Output): Promise
       address: formatEndpoint(r.address),
       fingerprint: r.identity.fingerprint,
       uses,
+      routes,
       expires_at: expires,
       ledger,
       out: r.target === '-' ? null : r.target,

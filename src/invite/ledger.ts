@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { networkNameProblem } from '../config/names.js';
 import { errnoCode, errorText, writeFileAtomicAsync } from '../crypto/atomic-file.js';
+import { formatPrefix, parseCidr } from '../netgraph/addr.js';
 import { SHORT_INVITE_SECRET_BYTES } from './short-invite.js';
 
 export const LEDGER_MODE = 0o600;
@@ -43,6 +44,8 @@ export interface LedgerEntry {
   /** Seconds since the Unix epoch, as in the invite. */
   expires_at: number;
   redeemed: Redemption[];
+  /** Subnet routes the admin lets members who join with it announce (canonical CIDR); absent: none. */
+  routes?: string[];
 }
 
 export interface LedgerFile {
@@ -110,6 +113,8 @@ export interface IssueRequest {
   uses: number;
   /** Seconds since the Unix epoch. */
   expiresAt: number;
+  /** Subnet routes (canonical CIDR) the joiners' signed records will carry. */
+  routes?: readonly string[];
 }
 
 export interface Joiner {
@@ -120,7 +125,14 @@ export interface Joiner {
 export type RedeemCode = 'invite.invalid' | 'invite.expired' | 'invite.exhausted';
 
 export type RedeemResult =
-  | { ok: true; network: string; /** true when this fingerprint had redeemed it before: a retry, no use spent. */ repeated: boolean }
+  | {
+      ok: true;
+      network: string;
+      /** true when this fingerprint had redeemed it before: a retry, no use spent. */
+      repeated: boolean;
+      /** The subnet routes the invite grants (see IssueRequest.routes). */
+      routes: string[];
+    }
   | { ok: false; code: RedeemCode; message: string };
 
 /** The ledger file cannot be read, is damaged, or could not be written; the message names the file. */
@@ -156,6 +168,7 @@ export class Ledger {
         throw new LedgerError(`cannot issue the invite: its secret is already in ${this.path}; make a new random secret`);
       }
       const entry: LedgerEntry = { secret_sha256: hash, network: request.network, uses_left: request.uses, expires_at: request.expiresAt, redeemed: [] };
+      if (request.routes?.length) entry.routes = [...request.routes];
       await this.save({ version: LEDGER_VERSION, invites: [...ledger.invites, entry] });
       return entry;
     });
@@ -184,7 +197,7 @@ export class Ledger {
       // Before anything is spent: a secret presented for another network is not that network's invite.
       if (network !== undefined && entry.network !== network) return refuse('invite.invalid', `the invite is for network ${entry.network}, not ${network}; join with the invite for ${network}`);
       // Before expiry and budget: the retry of an admitted joiner gets the answer it missed.
-      if (entry.redeemed.some((r) => r.fingerprint === fingerprint)) return { ok: true, network: entry.network, repeated: true };
+      if (entry.redeemed.some((r) => r.fingerprint === fingerprint)) return { ok: true, network: entry.network, repeated: true, routes: entry.routes ?? [] };
       if (now.getTime() >= entry.expires_at * 1000) {
         return refuse('invite.expired', `the invite expired at ${new Date(entry.expires_at * 1000).toISOString()}; ask the admin for a new one`);
       }
@@ -197,7 +210,7 @@ export class Ledger {
       const invites = ledger.invites.slice();
       invites[index] = updated;
       await this.save({ version: LEDGER_VERSION, invites });
-      return { ok: true, network: entry.network, repeated: false };
+      return { ok: true, network: entry.network, repeated: false, routes: entry.routes ?? [] };
     });
   }
 
@@ -264,6 +277,8 @@ function issueProblem(r: IssueRequest): string | null {
   if (nameProblem) return nameProblem;
   if (!Number.isInteger(r.uses) || r.uses < 1 || r.uses > MAX_INVITE_USES) return `--uses ${r.uses} must be a whole number 1..${MAX_INVITE_USES}`;
   if (!isU32(r.expiresAt)) return `the expiry ${r.expiresAt} is not whole seconds since 1970 that fit in 32 bits`;
+  for (const route of r.routes ?? []) if (routeProblem(route)) return `--routes ${routeProblem(route)}`;
+  if ((r.routes?.length ?? 0) > MAX_INVITE_ROUTES) return `--routes lists ${r.routes!.length} prefixes; a membership record holds at most ${MAX_INVITE_ROUTES}`;
   return null;
 }
 
@@ -275,11 +290,25 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Exactly the keys `keys`, or which one is wrong: a typo'd key would otherwise be silently dropped on the next write. */
-function keysProblem(obj: Record<string, unknown>, keys: readonly string[], where: string): string | null {
-  for (const key of Object.keys(obj)) if (!keys.includes(key)) return `${where} has an unknown key '${key}'`;
+/**
+ * Exactly the keys `keys` (and any of `optional`), or which one is wrong: a typo'd key would
+ * otherwise be silently dropped on the next write.
+ */
+function keysProblem(obj: Record<string, unknown>, keys: readonly string[], where: string, optional: readonly string[] = []): string | null {
+  for (const key of Object.keys(obj)) if (!keys.includes(key) && !optional.includes(key)) return `${where} has an unknown key '${key}'`;
   for (const key of keys) if (!(key in obj)) return `${where} has no '${key}'`;
   return null;
+}
+
+/** A membership record holds at most this many subnet routes (src/roster/record.ts MAX_ROUTES). */
+export const MAX_INVITE_ROUTES = 64;
+
+/** Why `text` is not a canonical CIDR with host bits zero, or null. */
+function routeProblem(text: unknown): string | null {
+  if (typeof text !== 'string') return 'a route is not a string';
+  const parsed = parseCidr(text);
+  if (!parsed.ok) return parsed.error;
+  return formatPrefix(parsed.prefix) === text ? null : `'${text}' is not in canonical form (write ${formatPrefix(parsed.prefix)})`;
 }
 
 /** The ledger in `text`, or what is wrong with it, naming the entry and field. */
@@ -300,7 +329,7 @@ export function parseLedger(text: string): LedgerFile | string {
   for (const [i, raw] of value.invites.entries()) {
     const where = `invites[${i}]`;
     if (!isObject(raw)) return `${where} is not an object`;
-    const keys = keysProblem(raw, ['secret_sha256', 'network', 'uses_left', 'expires_at', 'redeemed'], where);
+    const keys = keysProblem(raw, ['secret_sha256', 'network', 'uses_left', 'expires_at', 'redeemed'], where, ['routes']);
     if (keys) return keys;
     if (typeof raw.secret_sha256 !== 'string' || !HEX64_RE.test(raw.secret_sha256)) return `${where}.secret_sha256 is not 64 lower-case hex characters`;
     if (seen.has(raw.secret_sha256)) return `${where}.secret_sha256 appears twice`;
@@ -320,7 +349,16 @@ export function parseLedger(text: string): LedgerFile | string {
       if (!isU32(r.at)) return `${rWhere}.at is not whole seconds since 1970`;
       redeemed.push({ name: r.name, fingerprint: r.fingerprint, at: r.at });
     }
-    invites.push({ secret_sha256: raw.secret_sha256, network: raw.network, uses_left: raw.uses_left, expires_at: raw.expires_at, redeemed });
+    const entry: LedgerEntry = { secret_sha256: raw.secret_sha256, network: raw.network, uses_left: raw.uses_left, expires_at: raw.expires_at, redeemed };
+    if (raw.routes !== undefined) {
+      if (!Array.isArray(raw.routes) || raw.routes.length > MAX_INVITE_ROUTES) return `${where}.routes is not a list of at most ${MAX_INVITE_ROUTES} prefixes`;
+      for (const route of raw.routes) {
+        const problem = routeProblem(route);
+        if (problem) return `${where}.routes: ${problem}`;
+      }
+      entry.routes = [...(raw.routes as string[])];
+    }
+    invites.push(entry);
   }
   return { version: LEDGER_VERSION, invites };
 }

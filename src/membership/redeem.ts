@@ -123,7 +123,8 @@ export class Redeemer implements InviteRedeemer {
         name,
         fingerprint,
         address: formatIp(address),
-        routes: [],
+        // What the invite grants (vpnctl invite --routes): the subnets this member may announce.
+        routes: spent.routes,
         endpoints,
         issuedAt: this.deps.clock.now(),
       },

@@ -99,14 +99,28 @@ describe('vpnctl invite (short)', () => {
     const r = invite('--json');
     expect(r.code, r.stderr).toBe(0);
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(json)).toEqual(['invite', 'kind', 'network', 'prefix', 'name', 'address', 'fingerprint', 'uses', 'expires_at', 'ledger', 'out']);
-    expect(json).toMatchObject({ kind: 'short', network: 'corp', prefix: '10.42.0.0/24', name: 'alpha', address: '127.0.0.1:51820', fingerprint: alphaFp, uses: 1, ledger: join(dir, 'alpha/invites.json'), out: null });
+    expect(Object.keys(json)).toEqual(['invite', 'kind', 'network', 'prefix', 'name', 'address', 'fingerprint', 'uses', 'routes', 'expires_at', 'ledger', 'out']);
+    expect(json).toMatchObject({ kind: 'short', network: 'corp', prefix: '10.42.0.0/24', name: 'alpha', address: '127.0.0.1:51820', fingerprint: alphaFp, uses: 1, routes: [], ledger: join(dir, 'alpha/invites.json'), out: null });
     const fields = decoded(json.invite as string);
     expect(new Date(json.expires_at as string).getTime()).toBe(fields.expiresAt * 1000);
     expect(fields.expiresAt - Date.now() / 1000).toBeGreaterThan(24 * 3600 - 30);
     const hash = createHash('sha256').update(fields.secret).digest('hex');
     const entry = (JSON.parse(readFileSync(join(dir, 'alpha/invites.json'), 'utf8')) as LedgerJson).invites.find((e) => e.secret_sha256 === hash);
     expect(entry?.uses_left).toBe(1);
+  });
+
+  it('--routes records the subnets its joiners may announce in the ledger entry, canonical and once each', () => {
+    const r = invite('--json', '--routes', '192.168.50.0/24, fd00:50::/64,192.168.50.0/24');
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as { invite: string; routes: string[] };
+    expect(json.routes).toEqual(['192.168.50.0/24', 'fd00:50::/64']);
+    const hash = createHash('sha256').update(decoded(json.invite).secret).digest('hex');
+    const entry = (JSON.parse(readFileSync(join(dir, 'alpha/invites.json'), 'utf8')) as { invites: Array<{ secret_sha256: string; routes?: string[] }> }).invites.find((e) => e.secret_sha256 === hash);
+    expect(entry?.routes).toEqual(['192.168.50.0/24', 'fd00:50::/64']);
+    const bad = invite('--routes', '192.168.50.1/24');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--routes ');
+    expect(bad.stderr).toContain('host bits');
   });
 
   it('--qr prints the invite, then a QR code block, on stdout', () => {
@@ -178,6 +192,7 @@ describe('vpnctl invite (short)', () => {
     const cases: Array<[string[], string]> = [
       [['--long', '--uses', '2'], '--uses applies only to short invites'],
       [['--long', '--qr'], '--qr needs a short invite'],
+      [['--long', '--routes', '192.168.50.0/24'], '--routes applies only to short invites'],
       [['--name', 'hq'], '--name applies only to --long invites'],
       [['--uses', '0'], "--uses must be a whole number 1..1000 (how many machines may join with this invite), got '0'"],
       [['--uses', '1001'], '--uses must be a whole number 1..1000'],

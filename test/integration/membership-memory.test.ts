@@ -84,16 +84,16 @@ async function until(condition: () => Promise<boolean>, what: string, seconds: n
 
 const corp = (admin: TestNode) => newNetwork('corp', '10.42.0.0/24', { admins: [admin.fingerprint] });
 
-async function issue(admin: TestNode, uses: number, ttlSeconds = 3600): Promise<Uint8Array> {
+async function issue(admin: TestNode, uses: number, ttlSeconds = 3600, routes: string[] = []): Promise<Uint8Array> {
   const secret = randomBytes(16);
-  await new Ledger(ledgerPath(admin.configPath)).issue({ secret, network: 'corp', uses, expiresAt: Math.floor(clock.now() / 1000) + ttlSeconds });
+  await new Ledger(ledgerPath(admin.configPath)).issue({ secret, network: 'corp', uses, expiresAt: Math.floor(clock.now() / 1000) + ttlSeconds, routes });
   return secret;
 }
 
 /** What `vpnctl join` leaves: A pinned at its address, A as the network's admin, the secret to redeem. */
-function joinerConfig(joiner: TestNode, admin: TestNode, secret: Uint8Array) {
+function joinerConfig(joiner: TestNode, admin: TestNode, secret: Uint8Array, exported: string[] = []) {
   addPendingInvite(pendingInvitesPath(joiner.configPath), { network: 'corp', admin: admin.fingerprint, secret });
-  return writeNodeConfig(joiner, [peerOf(admin, ['corp'])], [corp(admin)]);
+  return writeNodeConfig(joiner, [peerOf(admin, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { admins: [admin.fingerprint], routes: exported })]);
 }
 
 async function adminWithTwoMembers(): Promise<{ a: TestNode; b: TestNode; c: TestNode }> {
@@ -178,6 +178,25 @@ describe('membership: invites redeemed by the daemon, a signed roster that sprea
     await c.daemon!.reload();
     await until(async () => /a refused us as a member: member\.revoked: /.test((await peers(c)).find((r) => r.name === 'a')?.last_error ?? ''), 'c refused as revoked', 15);
     expect(await connected(c, 'a')).toBe(false);
+  });
+
+  it('a subnet router joins with an invite granting its subnet: members route it, and nothing it was not granted', async () => {
+    const a = await memoryNode('a', '10.0.0.1');
+    const b = await memoryNode('b', '10.0.0.2');
+    const c = await memoryNode('c', '10.0.0.3');
+    await start(a, writeNodeConfig(a, [], [corp(a)]));
+    const router = await issue(a, 1, 3600, ['192.168.50.0/24']);
+    const plain = await issue(a, 1);
+    await start(b, joinerConfig(b, a, router, ['192.168.50.0/24', '192.168.60.0/24']));
+    await start(c, joinerConfig(c, a, plain));
+    await until(async () => c.daemon!.routeList().some((r) => r.prefix === '192.168.50.0/24'), 'c routes b’s granted subnet', 30);
+    const onC = c.daemon!.routeList().filter((r) => r.peer === b.fingerprint).map((r) => r.prefix);
+    expect(onC).toContain('192.168.50.0/24');
+    expect(onC).not.toContain('192.168.60.0/24');
+    expect(a.daemon!.routeList().filter((r) => r.peer === b.fingerprint).map((r) => r.prefix)).not.toContain('192.168.60.0/24');
+    const members = (await controlRequest(join(c.dir, 'vpn.sock'), { cmd: 'members' })) as RosterStatus[];
+    expect(members[0]!.members.find((m) => m.name === 'b')!.routes).toEqual(['192.168.50.0/24']);
+    expect(metricValue(await metricsText(c), 'vibepn_routes_rejected_total', 'network="corp",reason="outside_policy"')).toBeGreaterThan(0);
   });
 
   it('a record signed by a member (not an admin) is rejected and counted', async () => {

@@ -43,6 +43,29 @@ async function issued(uses = 1, expiresAt = NOW_S + DAY): Promise<{ ledger: Ledg
 }
 
 describe('Ledger', () => {
+  it('keeps the subnet routes an invite grants and hands them to each redemption, a retry included', async () => {
+    const fs = new MemoryFs();
+    const ledger = new Ledger(PATH, fs);
+    await ledger.issue({ secret: SECRET, network: 'corp', uses: 2, expiresAt: NOW_S + DAY, routes: ['192.168.50.0/24'] });
+    await ledger.issue({ secret: OTHER, network: 'corp', uses: 1, expiresAt: NOW_S + DAY });
+    expect(await ledger.redeem(SECRET, BOB, NOW)).toMatchObject({ ok: true, routes: ['192.168.50.0/24'] });
+    expect(await ledger.redeem(SECRET, BOB, NOW)).toMatchObject({ ok: true, repeated: true, routes: ['192.168.50.0/24'] });
+    expect(await ledger.redeem(OTHER, CAROL, NOW)).toMatchObject({ ok: true, routes: [] });
+    // An entry without routes is written without the key (files from before it still read).
+    const file = JSON.parse(fs.text!) as { invites: Array<Record<string, unknown>> };
+    expect(file.invites[1]).not.toHaveProperty('routes');
+    expect(parseLedger(fs.text!)).not.toBeTypeOf('string');
+    await expect(ledger.issue({ secret: Uint8Array.from({ length: 16 }, () => 9), network: 'corp', uses: 1, expiresAt: NOW_S + DAY, routes: ['192.168.50.1/24'] })).rejects.toThrow(/--routes .*host bits/);
+    const tampered = fs.text!.replace('192.168.50.0/24', '192.168.50.7/24');
+    expect(parseLedger(tampered)).toMatch(/invites\[0\]\.routes: /);
+  });
+
+  it('refuses a redemption presented for another network without spending its use', async () => {
+    const { ledger, fs } = await issued(1);
+    expect(await ledger.redeem(SECRET, BOB, NOW, 'lab')).toMatchObject({ ok: false, code: 'invite.invalid' });
+    expect((JSON.parse(fs.text!) as { invites: Array<{ uses_left: number }> }).invites[0]!.uses_left).toBe(1);
+  });
+
   it('starts empty when there is no file, and keeps only the secret\'s hash', async () => {
     const { ledger, fs } = await issued(2);
     const file = JSON.parse(fs.text!);
@@ -56,8 +79,8 @@ describe('Ledger', () => {
 
   it('admits exactly K joiners for K uses, then refuses as exhausted', async () => {
     const { ledger, fs } = await issued(2);
-    expect(await ledger.redeem(SECRET, BOB, NOW)).toEqual({ ok: true, network: 'corp', repeated: false });
-    expect(await ledger.redeem(SECRET, CAROL, NOW)).toEqual({ ok: true, network: 'corp', repeated: false });
+    expect(await ledger.redeem(SECRET, BOB, NOW)).toEqual({ ok: true, network: 'corp', repeated: false, routes: [] });
+    expect(await ledger.redeem(SECRET, CAROL, NOW)).toEqual({ ok: true, network: 'corp', repeated: false, routes: [] });
     expect(await ledger.redeem(SECRET, DAVE, NOW)).toMatchObject({ ok: false, code: 'invite.exhausted' });
     const entry = (await ledger.read()).invites[0]!;
     expect(entry.uses_left).toBe(0);
@@ -116,7 +139,7 @@ describe('Ledger', () => {
     await expect(failed).rejects.toThrow(LedgerError);
     await expect(failed).rejects.toThrow(`cannot write the invite ledger ${PATH} (nothing was changed): ENOSPC: no space left on device`);
     expect((await ledger.read()).invites[0]!).toMatchObject({ uses_left: 1, redeemed: [] });
-    expect(await ledger.redeem(SECRET, CAROL, NOW)).toEqual({ ok: true, network: 'corp', repeated: false });
+    expect(await ledger.redeem(SECRET, CAROL, NOW)).toEqual({ ok: true, network: 'corp', repeated: false, routes: [] });
   });
 
   it('lets the joiner racing a failed write have the use', async () => {
@@ -131,7 +154,7 @@ describe('Ledger', () => {
     const { ledger, fs } = await issued(1);
     expect(await ledger.redeem(SECRET, BOB, NOW)).toMatchObject({ ok: true, repeated: false });
     const writes = fs.writes;
-    expect(await ledger.redeem(SECRET, BOB, NOW)).toEqual({ ok: true, network: 'corp', repeated: true });
+    expect(await ledger.redeem(SECRET, BOB, NOW)).toEqual({ ok: true, network: 'corp', repeated: true, routes: [] });
     expect(await ledger.redeem(SECRET, { ...BOB, fingerprint: BOB.fingerprint.toUpperCase() }, new Date(NOW.getTime() + 2 * DAY * 1000))).toMatchObject({
       ok: true,
       repeated: true,
