@@ -136,3 +136,32 @@ async function syncDirAsync(dir: string, fs: AtomicFsAsync): Promise<void> {
     // As in syncDir: best effort.
   }
 }
+
+/** A state file's text, or undefined when it does not exist; other errors are the caller's. */
+export async function readTextIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await nodeFs.promises.readFile(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * A versioned JSON state file's top object (`{ "version": N, <list>: [...] }`) and its list, or
+ * what is wrong with it, for the files vibepn writes beside its config.
+ */
+export function parseVersionedList(text: string, version: number, listKey: string): { top: Record<string, unknown>; list: unknown[] } | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return `not JSON: ${errorText(err)}`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected a JSON object';
+  const top = value as Record<string, unknown>;
+  if (top.version !== version) return `version ${JSON.stringify(top.version)} is not ${version}`;
+  const list = top[listKey];
+  if (!Array.isArray(list)) return `${listKey} is not a list`;
+  return { top, list };
+}

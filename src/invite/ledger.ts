@@ -17,9 +17,9 @@
 // over once it is older than any operation can last.
 
 import { createHash } from 'node:crypto';
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { open, stat, unlink } from 'node:fs/promises';
 import { networkNameProblem } from '../config/names.js';
-import { errnoCode, errorText, writeFileAtomicAsync } from '../crypto/atomic-file.js';
+import { errnoCode, errorText, readTextIfExists, writeFileAtomicAsync } from '../crypto/atomic-file.js';
 import { formatPrefix, parseCidr } from '../netgraph/addr.js';
 import { SHORT_INVITE_SECRET_BYTES } from './short-invite.js';
 
@@ -94,14 +94,7 @@ async function lockFile(path: string): Promise<() => Promise<void>> {
 }
 
 export const defaultLedgerFs: LedgerFs = {
-  async read(path) {
-    try {
-      return await readFile(path, 'utf8');
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw err;
-    }
-  },
+  read: readTextIfExists,
   write: (path, text) => writeFileAtomicAsync(path, text, LEDGER_MODE),
   lock: lockFile,
 };

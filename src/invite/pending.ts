@@ -3,10 +3,9 @@
 // removes it once it holds its own signed membership record. A JSON file beside the config, 0600:
 // until it is redeemed the secret is as good as the invite.
 
-import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { networkNameProblem } from '../config/names.js';
-import { errnoCode, errorText, writeFileAtomic, writeFileAtomicAsync } from '../crypto/atomic-file.js';
+import { errnoCode, errorText, parseVersionedList, readTextIfExists, writeFileAtomic, writeFileAtomicAsync } from '../crypto/atomic-file.js';
 import { SHORT_INVITE_SECRET_BYTES } from './short-invite.js';
 
 export const PENDING_VERSION = 1;
@@ -28,18 +27,10 @@ export class PendingInviteError extends Error {
 
 /** The file's invites, or what is wrong with it. */
 export function parsePendingInvites(text: string): PendingInvite[] | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    return `not JSON: ${errorText(err)}`;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected a JSON object';
-  const top = value as Record<string, unknown>;
-  if (top.version !== PENDING_VERSION) return `version ${JSON.stringify(top.version)} is not ${PENDING_VERSION}`;
-  if (!Array.isArray(top.invites)) return 'invites is not a list';
+  const parsed = parseVersionedList(text, PENDING_VERSION, 'invites');
+  if (typeof parsed === 'string') return parsed;
   const out: PendingInvite[] = [];
-  for (const [i, raw] of top.invites.entries()) {
+  for (const [i, raw] of parsed.list.entries()) {
     const e = raw as Record<string, unknown>;
     if (typeof e !== 'object' || e === null) return `invites[${i}] is not an object`;
     if (typeof e.network !== 'string' || networkNameProblem(e.network)) return `invites[${i}].network is not a network name`;
@@ -77,13 +68,13 @@ export class PendingInvites {
   constructor(readonly path: string) {}
 
   async read(): Promise<PendingInvite[]> {
-    let text: string;
+    let text: string | undefined;
     try {
-      text = await readFile(this.path, 'utf8');
+      text = await readTextIfExists(this.path);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return [];
       throw new PendingInviteError(`cannot read ${this.path}: ${errorText(err)}`);
     }
+    if (text === undefined) return [];
     const parsed = parsePendingInvites(text);
     if (typeof parsed === 'string') throw damaged(this.path, parsed);
     return parsed;

@@ -4,8 +4,7 @@
 // secret nor trusted: each one is verified again on load against the config's admins, and one
 // that no longer verifies (an admin removed from the config) is dropped, not believed.
 
-import { readFile } from 'node:fs/promises';
-import { errnoCode, errorText, writeFileAtomicAsync } from '../crypto/atomic-file.js';
+import { errorText, parseVersionedList, readTextIfExists, writeFileAtomicAsync } from '../crypto/atomic-file.js';
 
 export const ROSTER_FILE_VERSION = 1;
 export const ROSTER_FILE_MODE = 0o600;
@@ -17,14 +16,7 @@ export interface RosterFileFs {
 }
 
 export const defaultRosterFileFs: RosterFileFs = {
-  async read(path) {
-    try {
-      return await readFile(path, 'utf8');
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw err;
-    }
-  },
+  read: readTextIfExists,
   write: (path, text) => writeFileAtomicAsync(path, text, ROSTER_FILE_MODE),
 };
 
@@ -36,18 +28,10 @@ const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /** The records in `text`, or what is wrong with the file. */
 export function parseRosterFile(text: string): Uint8Array[] | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    return `not JSON: ${errorText(err)}`;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected a JSON object';
-  const top = value as Record<string, unknown>;
-  if (top.version !== ROSTER_FILE_VERSION) return `version ${JSON.stringify(top.version)} is not ${ROSTER_FILE_VERSION}`;
-  if (!Array.isArray(top.records)) return 'records is not a list';
+  const parsed = parseVersionedList(text, ROSTER_FILE_VERSION, 'records');
+  if (typeof parsed === 'string') return parsed;
   const out: Uint8Array[] = [];
-  for (const [i, item] of top.records.entries()) {
+  for (const [i, item] of parsed.list.entries()) {
     if (typeof item !== 'string' || !BASE64_RE.test(item)) return `records[${i}] is not base64 text`;
     out.push(new Uint8Array(Buffer.from(item, 'base64')));
   }

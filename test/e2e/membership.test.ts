@@ -40,9 +40,16 @@ async function ok(...args: string[]): Promise<string> {
   return result.stdout;
 }
 
+/**
+ * Static overlay addresses: init and join draw new keys, and five `auto` addresses in a /24 would
+ * collide about once in 25 runs (the admin then refuses the joiner with member.address_taken).
+ */
+const STATIC = { a: '10.42.0.1', b: '10.42.0.2', c: '10.42.0.3', d: '10.42.0.4', e: '10.42.0.5' } as const;
+
 /** The files `init` and `join` write for a node, inside its test directory. */
 function fileFlags(node: MeshNode, name = node.name): string[] {
   return [
+    '--address', STATIC[name as keyof typeof STATIC],
     '--config', join(node.dir, 'config.toml'),
     '--cert', join(node.dir, 'node.crt'),
     '--key', join(node.dir, 'node.key'),

@@ -6,8 +6,7 @@
 // record, and an admin restart.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FakeClock } from '../../src/clock/fake.js';
 import { newNetwork } from '../../src/config/write.js';
@@ -18,52 +17,24 @@ import { loadIdentity } from '../../src/crypto/identity.js';
 import { Ledger } from '../../src/invite/ledger.js';
 import { addPendingInvite, PendingInvites } from '../../src/invite/pending.js';
 import { signRecord } from '../../src/roster/signature.js';
-import { DEFAULT_TIMING } from '../../src/peer/timing.js';
-import { MemoryNetwork } from '../../src/quic/memory-network.js';
-import { QuicEndpoint } from '../../src/quic/endpoint.js';
-import { createNode, metricsText, metricValue, peerOf, startNode, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
+import type { Config } from '../../src/config/types.js';
+import { metricsText, metricValue, peerOf, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
+import { MemoryLab } from '../helpers/memory-lab.js';
 
-let root: string;
-let nodes: TestNode[] = [];
+let lab: MemoryLab;
 let clock: FakeClock;
-let network: MemoryNetwork;
 
 beforeEach(() => {
-  root = mkdtempSync(join(tmpdir(), 'vibepn-members-'));
-  nodes = [];
-  clock = new FakeClock(Date.now());
-  network = new MemoryNetwork();
+  lab = new MemoryLab('vibepn-members-', new FakeClock(Date.now()));
+  clock = lab.clock;
 });
 
-afterEach(async () => {
-  await Promise.all(nodes.map((n) => n.daemon?.stop('test over')));
-  rmSync(root, { recursive: true, force: true });
-});
+afterEach(() => lab.destroy());
 
-async function memoryNode(name: string, host: string): Promise<TestNode> {
-  const node = await createNode(root, name);
-  node.address = `${host}:51820`;
-  nodes.push(node);
-  return node;
-}
-
-function start(node: TestNode, config: ReturnType<typeof writeNodeConfig>): Promise<unknown> {
-  const host = node.address.slice(0, node.address.lastIndexOf(':'));
-  return startNode(node, config, {
-    clock,
-    timing: DEFAULT_TIMING,
-    localAddresses: () => [{ interface: 'eth0', address: host }],
-    endpointFactory: (options) => QuicEndpoint.listen({ ...options, socket: network.socket(host) }),
-  });
-}
-
-async function advance(seconds: number): Promise<void> {
-  for (let step = 0; step < seconds * 20; step++) {
-    clock.advance(50);
-    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
-    if (step % 5 === 4) await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+const memoryNode = (name: string, host: string): Promise<TestNode> => lab.node(name, host);
+const start = (node: TestNode, config: Config): Promise<unknown> => lab.start(node, config);
+const advance = (seconds: number): Promise<void> => lab.advance(seconds);
+const until = (condition: () => Promise<boolean>, what: string, seconds: number): Promise<number> => lab.until(condition, what, seconds);
 
 async function peers(node: TestNode): Promise<PeerRow[]> {
   return (await controlRequest(join(node.dir, 'vpn.sock'), { cmd: 'peers' })) as PeerRow[];
@@ -71,15 +42,6 @@ async function peers(node: TestNode): Promise<PeerRow[]> {
 
 async function connected(node: TestNode, name: string): Promise<boolean> {
   return (await peers(node)).some((r) => r.name === name && r.connected);
-}
-
-async function until(condition: () => Promise<boolean>, what: string, seconds: number): Promise<number> {
-  for (let s = 0; s < seconds; s++) {
-    if (await condition()) return s;
-    await advance(1);
-  }
-  if (await condition()) return seconds;
-  throw new Error(`${what} not within ${seconds} s of daemon time\n${nodes.map((n) => `--- ${n.name}\n${n.lines.slice(-60).join('\n')}`).join('\n')}`);
 }
 
 const corp = (admin: TestNode) => newNetwork('corp', '10.42.0.0/24', { admins: [admin.fingerprint] });

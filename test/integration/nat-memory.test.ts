@@ -4,79 +4,39 @@
 // exists (the partition heals: H's introduction makes both dial), fall back to the relay when the
 // direct path breaks, and say why when there is no path at all.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeClock } from '../../src/clock/fake.js';
+import type { Config } from '../../src/config/types.js';
 import { controlRequest } from '../../src/control/client.js';
-import { DEFAULT_TIMING } from '../../src/peer/timing.js';
-import { MemoryNetwork } from '../../src/quic/memory-network.js';
-import { QuicEndpoint } from '../../src/quic/endpoint.js';
+import type { MemoryNetwork } from '../../src/quic/memory-network.js';
 import type { PeerRow } from '../../src/control/api.js';
-import { createNode, metricsText, metricValue, peerOf, startNode, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
+import { metricsText, metricValue, peerOf, writeNodeConfig, type TestNode } from '../helpers/cluster.js';
+import { MemoryLab } from '../helpers/memory-lab.js';
 
-let root: string;
-let nodes: TestNode[] = [];
-let clock: FakeClock;
+let lab: MemoryLab;
 let network: MemoryNetwork;
 
 beforeEach(() => {
-  root = mkdtempSync(join(tmpdir(), 'vibepn-nat-'));
-  nodes = [];
-  clock = new FakeClock();
-  network = new MemoryNetwork();
+  lab = new MemoryLab('vibepn-nat-');
+  network = lab.network;
 });
 
-afterEach(async () => {
-  await Promise.all(nodes.map((n) => n.daemon?.stop('test over')));
-  rmSync(root, { recursive: true, force: true });
-});
+afterEach(() => lab.destroy());
 
 const H = '10.0.0.1';
 const A = '10.0.0.2';
 const B = '10.0.0.3';
 
-async function memoryNode(name: string, host: string): Promise<TestNode> {
-  const node = await createNode(root, name);
-  node.address = `${host}:51820`;
-  nodes.push(node);
-  return node;
-}
-
-function start(node: TestNode, config: ReturnType<typeof writeNodeConfig>): Promise<unknown> {
-  const host = node.address.slice(0, node.address.lastIndexOf(':'));
-  return startNode(node, config, {
-    clock,
-    timing: DEFAULT_TIMING,
-    localAddresses: () => [{ interface: 'eth0', address: host }],
-    endpointFactory: (options) => QuicEndpoint.listen({ ...options, socket: network.socket(host) }),
-  });
-}
-
-/**
- * Daemon time in 50 ms steps (a liveness probe waits fractions of a second, and must see the
- * answer that the event loop carries meanwhile), with a little real time for QUIC's own timers.
- */
-async function advance(seconds: number): Promise<void> {
-  for (let step = 0; step < seconds * 20; step++) {
-    clock.advance(50);
-    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
-    if (step % 5 === 4) await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+const memoryNode = (name: string, host: string): Promise<TestNode> => lab.node(name, host);
+const start = (node: TestNode, config: Config): Promise<unknown> => lab.start(node, config);
+const advance = (seconds: number): Promise<void> => lab.advance(seconds);
 
 async function peerRow(node: TestNode, name: string): Promise<PeerRow> {
   const rows = (await controlRequest(join(node.dir, 'vpn.sock'), { cmd: 'peers' })) as PeerRow[];
   return rows.find((r) => r.name === name)!;
 }
 
-async function until(condition: () => Promise<boolean>, what: string, seconds: number, logsOf: TestNode[]): Promise<number> {
-  for (let s = 0; s < seconds; s++) {
-    if (await condition()) return s;
-    await advance(1);
-  }
-  if (await condition()) return seconds;
-  throw new Error(`${what} not within ${seconds} s of daemon time\n${logsOf.map((n) => `--- ${n.name}\n${n.lines.slice(-80).join('\n')}`).join('\n')}`);
+function until(condition: () => Promise<boolean>, what: string, seconds: number, logsOf: TestNode[]): Promise<number> {
+  return lab.until(condition, what, seconds, logsOf);
 }
 
 /** H (relay on or off) reachable by both; A and B know each other only by fingerprint. */
@@ -146,7 +106,7 @@ describe('NAT traversal on an in-memory network', () => {
     expect(row.last_error).toMatch(/direct attempts through h failed.*no common peer has relay = true/);
     expect(metricValue(await metricsText(h), 'vibepn_relay_forwarded_packets_total', '')).toBe(0);
     // relay = true by reload: h offers relay on its open sessions at once, and they meet through it.
-    writeNodeConfig(h, [peerOf(a, ['corp'], { address: '' }), peerOf(nodes[2]!, ['corp'], { address: '' })], undefined, { relay: true });
+    writeNodeConfig(h, [peerOf(a, ['corp'], { address: '' }), peerOf(lab.nodes[2]!, ['corp'], { address: '' })], undefined, { relay: true });
     expect(await h.daemon!.reload()).toBe('settings changed: daemon.relay');
     await until(async () => (await peerRow(a, 'b')).path === 'relay', 'a↔b relayed after the reload', 30, [a, h]);
   });
