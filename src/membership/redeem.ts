@@ -54,7 +54,7 @@ export class Redeemer implements InviteRedeemer {
   /** Why a stranger's key is refused before any invite, or null: a revoked member is told so. */
   revoked(fingerprint: string): string | null {
     for (const [network, roster] of this.deps.membership.rosterMap) {
-      if (roster.get(fingerprint)?.record.kind === 'revoked') return `member.revoked this node was revoked from ${network}; an admin must re-admit it`;
+      if (roster.get(fingerprint)?.record.kind === 'revoked') return `member.revoked ${REVOKED(network)}`;
     }
     return null;
   }
@@ -83,7 +83,7 @@ export class Redeemer implements InviteRedeemer {
       return refuse('invite.invalid', `${printable(network)} is not a network this node is an admin of; the invite is not from here`);
     }
     const held = roster.get(fingerprint)?.record;
-    if (held?.kind === 'revoked') return refuse('member.revoked', `this node was revoked from ${network}; an admin must re-admit it (a new identity needs a new invite)`);
+    if (held?.kind === 'revoked') return refuse('member.revoked', REVOKED(network));
     if (held && roster.isMember(fingerprint, this.deps.clock.now())) return { ok: true, name: held.name, repeated: true };
 
     const nameProblem = nodeNameProblem(name) ?? peerNameProblem(name);
@@ -133,6 +133,10 @@ export class Redeemer implements InviteRedeemer {
     return { ok: true, name, repeated: spent.repeated };
   }
 }
+
+/** A revocation is of a key: the way back is a new one, with a new invite. */
+const REVOKED = (network: string): string =>
+  `this node's key was revoked from ${network}; to rejoin, ask an admin for a new invite and run vpnctl join --force with it (that makes a new key)`;
 
 function refuse(code: RedeemRefusalCode, message: string): RedeemDecision {
   return { ok: false, code, message };

@@ -66,8 +66,9 @@ async function udpPortIsFree(port: number): Promise<boolean> {
 /** Auto addresses already given to nodes under each test root (see identities.ts). */
 const takenUnderRoot = new Map<string, Set<string>>();
 
-export async function createNode(root: string, name: string): Promise<TestNode> {
-  const dir = join(root, name);
+/** `dirName`: another directory for a second node of the same name (a machine rejoining with a new key). */
+export async function createNode(root: string, name: string, dirName = name): Promise<TestNode> {
+  const dir = join(root, dirName);
   mkdirSync(dir, { recursive: true });
   let taken = takenUnderRoot.get(root);
   if (taken === undefined) takenUnderRoot.set(root, (taken = new Set()));

@@ -23,8 +23,8 @@ export class MemoryLab {
   }
 
   /** A node whose daemon will listen at `host`:51820 on the in-memory network. */
-  async node(name: string, host: string): Promise<TestNode> {
-    const node = await createNode(this.root, name);
+  async node(name: string, host: string, dirName = name): Promise<TestNode> {
+    const node = await createNode(this.root, name, dirName);
     node.address = `${host}:51820`;
     this.nodes.push(node);
     return node;

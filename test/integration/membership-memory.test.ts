@@ -58,16 +58,16 @@ function joinerConfig(joiner: TestNode, admin: TestNode, secret: Uint8Array, exp
   return writeNodeConfig(joiner, [peerOf(admin, ['corp'])], [newNetwork('corp', '10.42.0.0/24', { admins: [admin.fingerprint], routes: exported })]);
 }
 
-async function adminWithTwoMembers(): Promise<{ a: TestNode; b: TestNode; c: TestNode }> {
+async function adminWithTwoMembers(uses = 2): Promise<{ a: TestNode; b: TestNode; c: TestNode; secret: Uint8Array }> {
   const a = await memoryNode('a', '10.0.0.1');
   const b = await memoryNode('b', '10.0.0.2');
   const c = await memoryNode('c', '10.0.0.3');
   await start(a, writeNodeConfig(a, [], [corp(a)]));
-  const secret = await issue(a, 2);
+  const secret = await issue(a, uses);
   await start(b, joinerConfig(b, a, secret));
   await start(c, joinerConfig(c, a, secret));
   await until(async () => (await connected(b, 'c')) && (await connected(c, 'b')), 'b↔c through the roster', 30);
-  return { a, b, c };
+  return { a, b, c, secret };
 }
 
 describe('membership: invites redeemed by the daemon, a signed roster that spreads', () => {
@@ -128,18 +128,25 @@ describe('membership: invites redeemed by the daemon, a signed roster that sprea
     expect((await peers(c)).find((r) => r.name === 'a')!.last_error).toMatch(/invite\.invalid/);
   });
 
-  it('revoke C on A: B drops C within 10 s, and C cannot come back with the same invite', async () => {
-    const { a, b, c } = await adminWithTwoMembers();
+  it('revoke C on A: B drops C within 10 s; C cannot come back with the same invite, a new key can', async () => {
+    const { a, b, c, secret } = await adminWithTwoMembers(3);
     const result = (await controlRequest(join(a.dir, 'vpn.sock'), { cmd: 'revoke', name: 'c' })) as { told: number; fingerprint: string };
     expect(result.fingerprint).toBe(c.fingerprint);
     const took = await until(async () => !(await peers(b)).some((r) => r.name === 'c'), 'c gone from b', 10);
     expect(took).toBeLessThanOrEqual(10);
     expect((await peers(a)).some((r) => r.name === 'c')).toBe(false);
-    // C still holds the admin's address and (were it left) the invite: refused as revoked.
-    addPendingInvite(pendingInvitesPath(c.configPath), { network: 'corp', admin: a.fingerprint, secret: new Uint8Array(16) });
+    // C presents the same invite again (it has a use left): refused as revoked, nothing spent.
+    addPendingInvite(pendingInvitesPath(c.configPath), { network: 'corp', admin: a.fingerprint, secret });
     await c.daemon!.reload();
-    await until(async () => /a refused us as a member: member\.revoked: /.test((await peers(c)).find((r) => r.name === 'a')?.last_error ?? ''), 'c refused as revoked', 15);
+    await until(async () => /a refused us as a member: member\.revoked: .*vpnctl join --force/.test((await peers(c)).find((r) => r.name === 'a')?.last_error ?? ''), 'c refused as revoked', 15);
     expect(await connected(c, 'a')).toBe(false);
+    expect((await new Ledger(ledgerPath(a.configPath)).read()).invites[0]!.uses_left).toBe(1);
+    // The same machine with a new key (what join --force makes) takes the name c again.
+    await c.daemon!.stop('rejoin');
+    const c2 = await lab.node('c', '10.0.0.4', 'c2');
+    await start(c2, joinerConfig(c2, a, secret));
+    await until(async () => (await connected(b, 'c')) && (await connected(c2, 'b')), 'the new c admitted and reaching b', 30);
+    expect((await peers(b)).find((r) => r.name === 'c')!.fingerprint).toBe(c2.fingerprint);
   });
 
   it('a subnet router joins with an invite granting its subnet: members route it, and nothing it was not granted', async () => {
