@@ -109,8 +109,9 @@ export class MembershipWiring implements NodeMembership {
     return await this.membership.configChanged(fileConfig);
   }
 
-  /** Once a tick: a digest round every GOSSIP_ROUND_MS. */
+  /** Once a tick: expired members dropped, and a digest round every GOSSIP_ROUND_MS. */
   tick(): void {
+    void this.membership.expire();
     const now = this.parts.clock.now();
     if (now - this.lastRound < GOSSIP_ROUND_MS) return;
     this.lastRound = now;

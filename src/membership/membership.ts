@@ -46,6 +46,8 @@ export class Membership {
   private refusedMembers = new Map<string, string>();
   private readonly log: Logger;
   private deferApply = false;
+  /** The soonest expires_at among the members effective() last counted (Unix ms). */
+  private nextExpiry = Infinity;
 
   constructor(
     fileConfig: Config,
@@ -89,9 +91,21 @@ export class Membership {
 
   /** The config the daemon runs: the file's, with every roster member it does not refuse as a peer. */
   effective(): Config {
-    const derived = rosterPeers(this.fileConfig.peers, this.rosterMembers(), this.deps.identity.fingerprint);
+    const members = this.rosterMembers();
+    const derived = rosterPeers(this.fileConfig.peers, members, this.deps.identity.fingerprint);
     this.refusedMembers = derived.refused;
+    this.nextExpiry = Math.min(Infinity, ...members.flatMap((r) => r.members.map((m) => m.expiresAt ?? Infinity)));
     return { ...this.fileConfig, peers: derived.peers };
+  }
+
+  /**
+   * Once a tick: a member whose record expired since the config was last derived stops being a
+   * peer now, not at the next roster change. The soonest expiry is kept, so this costs a compare.
+   */
+  async expire(): Promise<void> {
+    if (this.deps.clock.now() <= this.nextExpiry) return;
+    this.nextExpiry = Infinity;
+    await this.deps.apply('roster: a membership record expired');
   }
 
   get rosterMap(): ReadonlyMap<string, Roster> {

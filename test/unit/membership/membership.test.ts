@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { newPeer } from '../../../src/config/write.js';
 import { parseRosterFile } from '../../../src/membership/roster-file.js';
 import { decodeRecord } from '../../../src/roster/record.js';
-import { corpConfig, counted, fp, harness, signed, signer, type Signer } from './fixtures.js';
+import { NOW, corpConfig, counted, fp, harness, signed, signer, type Signer } from './fixtures.js';
 
 let admin: Signer;
 let admin2: Signer;
@@ -32,6 +32,23 @@ describe('Membership.offer', () => {
     expect(names(h)).toEqual(['bob']);
     expect(h.membership.effective().peers[0]).toMatchObject({ fingerprint: fp('b1'), fromRoster: true, address: { host: '192.0.2.2', port: 51820 } });
     expect(await counted(h.counters, 'corp', 'added')).toBe(1);
+  });
+
+  it('a member whose record expires stops being a peer at the next tick after it, not at the next change', async () => {
+    const h = harness(node, corpConfig([admin.fingerprint]));
+    await h.membership.start();
+    await h.membership.offer(signed(admin, { fingerprint: fp('b1'), name: 'bob', expiresAt: NOW + 60_000 }), undefined);
+    expect(names(h)).toEqual(['bob']);
+    h.applies.length = 0;
+    h.clock.advance(59_000);
+    await h.membership.expire();
+    expect(h.applies).toEqual([]);
+    h.clock.advance(2000);
+    await h.membership.expire();
+    expect(h.applies).toEqual(['roster: a membership record expired']);
+    expect(names(h)).toEqual([]);
+    await h.membership.expire();
+    expect(h.applies).toHaveLength(1);
   });
 
   it('a record signed by a non-admin is refused as not_admin and counted; nothing changes', async () => {
