@@ -13,6 +13,7 @@ import { formatPrefix } from '../netgraph/addr.js';
 import { addPeerCommand } from './add-peer.js';
 import { optionalString, parseCommandFlags, stringFlags } from './args.js';
 import { autoAddressClashes } from './auto-addresses.js';
+import { checkMembership } from './doctor-membership.js';
 import { shellWord, type Output } from './output.js';
 
 export const DOCTOR_HELP = `usage: vpnctl doctor [--config P] [--json]
@@ -34,8 +35,8 @@ export interface Check {
 }
 
 const passed = (check: string, detail: string): Check => ({ check, ok: true, level: 'ok', detail });
-const warned = (check: string, detail: string, fix: string): Check => ({ check, ok: true, level: 'warn', detail, fix });
-const failed = (check: string, detail: string, fix: string): Check => ({ check, ok: false, level: 'fail', detail, fix });
+const warned = (check: string, detail: string, fix = ''): Check => ({ check, ok: true, level: 'warn', detail, fix });
+const failed = (check: string, detail: string, fix = ''): Check => ({ check, ok: false, level: 'fail', detail, fix });
 
 const LABELS: Record<CheckLevel, string> = { ok: '[ ok ]', warn: '[warn]', fail: '[FAIL]' };
 
@@ -82,6 +83,7 @@ export function diagnose(configPath: string): Check[] {
   checkAutoAddresses(config, certFingerprint, checks);
   checkPeers(config, configPath, certFingerprint ?? config.identity.fingerprint, known, checks);
   checkKnownPeers(config, configPath, known, checks);
+  checkMembership(config, certFingerprint, { passed, warned, failed }, checks);
   return checks;
 }
 

@@ -266,3 +266,32 @@ describe('vpnctl join --invite vibepn2:…', () => {
     expect(existsSync(join(dir, 'alpha2'))).toBe(false);
   });
 });
+
+describe('vpnctl doctor on membership files', () => {
+  interface DoctorJson {
+    ok: boolean;
+    checks: Array<{ check: string; level: string; detail: string; fix?: string }>;
+  }
+  const doctor = (name: string): DoctorJson => JSON.parse(vpnctl('doctor', '--config', join(dir, name, 'config.toml'), '--json').stdout) as DoctorJson;
+  const find = (d: DoctorJson, check: string) => d.checks.find((c) => c.check === check);
+
+  it('on the admin: its role and the usable invites in its ledger; a damaged roster fails with the fix', () => {
+    const before = doctor('alpha');
+    expect(find(before, 'admins of corp')!.detail).toContain('this node is one');
+    expect(find(before, 'invite ledger')!).toMatchObject({ level: 'ok' });
+    expect(find(before, 'invite ledger')!.detail).toMatch(/\d+ invite\(s\) still usable/);
+    writeFileSync(join(dir, 'alpha/roster.json'), '{"version":1,"records":[1]}');
+    const after = doctor('alpha');
+    expect(after.ok).toBe(false);
+    expect(find(after, 'roster')).toMatchObject({ level: 'fail', fix: 'delete it: the daemon fetches the records again from its peers' });
+    rmSync(join(dir, 'alpha/roster.json'));
+  });
+
+  it('on a joiner: the invite it still has to redeem, and no ledger check (it is no admin)', () => {
+    vpnctl('join', ...nodeFlags('delta'), '--invite', invite().stdout.trim());
+    const d = doctor('delta');
+    expect(find(d, 'admins of corp')!.detail).not.toContain('this node is one');
+    expect(find(d, 'invite ledger')).toBeUndefined();
+    expect(find(d, 'pending invite')!.detail).toContain('not yet redeemed: corp');
+  });
+});
