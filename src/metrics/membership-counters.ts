@@ -56,8 +56,10 @@ export class MembershipCounters {
     this.redemptions[result]++;
   }
 
+  /** Codes come from the admin's close reason: one this version does not know is counted as 'other', so series stay few. */
   refusalHeard(code: string): void {
-    this.refusalsHeard.set(code, (this.refusalsHeard.get(code) ?? 0) + 1);
+    const known = (REDEEM_RESULTS as readonly string[]).includes(code) && code !== 'admitted' && code !== 'repeated' ? code : 'other';
+    this.refusalsHeard.set(known, (this.refusalsHeard.get(known) ?? 0) + 1);
   }
 
   /** Members per network, read at scrape time. */
