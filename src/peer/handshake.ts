@@ -21,7 +21,7 @@ import { HeldStreams } from './held-streams.js';
 import type { Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
 import type { DaemonTiming } from './timing.js';
-import { holdForRedemption, type InviteRedeemer } from './redemption.js';
+import { MAX_REFUSAL_REASON, holdForRedemption, type InviteRedeemer } from './redemption.js';
 
 type Refusal = Extract<Admission, { ok: false }>;
 
@@ -128,7 +128,7 @@ export class Handshakes {
       if (admission.reason === 'unknown_fingerprint' && redeemer?.active && certDer) {
         const revoked = redeemer.revoked(certificateInfo(certDer).fingerprint);
         // A revoked member hears why, not "no peer entry" (and no invite can bring it back).
-        if (revoked) return this.refuse(conn, { ...admission, message: revoked }, `inbound from ${conn.remoteAddress}`, revoked);
+        if (revoked) return this.refuse(conn, { ...admission, message: revoked }, `inbound from ${conn.remoteAddress}`, revoked.slice(0, MAX_REFUSAL_REASON));
         this.awaitRedemption(conn, certDer, redeemer, admission);
         return;
       }
