@@ -13,6 +13,7 @@ import { ONLINE_COMMANDS, ONLINE_HELP, runOnline, type OnlineCommand } from '../
 import { runAddPeer } from '../src/cli/add-peer.js';
 import { runInit, runInvite, runJoin } from '../src/cli/onboard.js';
 import { runRekey } from '../src/cli/rekey.js';
+import { runInvites } from '../src/cli/invites.js';
 import { runForget } from '../src/cli/forget.js';
 import { runRemovePeer } from '../src/cli/remove-peer.js';
 import { processOutput, type Output } from '../src/cli/output.js';
@@ -23,6 +24,7 @@ const HELP = `usage: vpnctl [--socket PATH | --config FILE] [--json] <command> [
 Files (offline):
   init         create this node's identity and config
   invite       print a short invite another machine joins with (--long: a signed one)
+  invites      the invites this admin issued, and --cancel ID
   join         create identity and config from an invite
   add-peer     add a peer to the config (--force: replace it)
   remove-peer  remove a peer from the config
@@ -47,7 +49,7 @@ Run 'vpnctl <command> -h' for a command's flags.`;
 
 export async function main(argv: string[], out: Output): Promise<number> {
   try {
-    const { command, rest } = splitCommand(argv, ['--socket', '--config', '--cert', '--key', '--name', '--network', '--prefix', '--address', '--ttl', '--uses', '--out', '--invite', '--invite-file', '--fingerprint', '--networks', '--listen', '--metrics-listen', '--known-peers', '--export', '--allowed-routes', '--count', '-c']);
+    const { command, rest } = splitCommand(argv, ['--socket', '--config', '--cert', '--key', '--name', '--network', '--prefix', '--address', '--ttl', '--uses', '--routes', '--cancel', '--out', '--invite', '--invite-file', '--fingerprint', '--networks', '--listen', '--metrics-listen', '--known-peers', '--export', '--allowed-routes', '--count', '-c']);
     if (!command) {
       if (rest.includes('-h') || rest.includes('--help')) {
         out.stdout(HELP);
@@ -62,6 +64,9 @@ export async function main(argv: string[], out: Output): Promise<number> {
         return 0;
       case 'invite':
         await runInvite(rest, out);
+        return 0;
+      case 'invites':
+        await runInvites(rest, out);
         return 0;
       case 'join':
         await runJoin(rest, out);

@@ -14,7 +14,7 @@ import { peerNameProblem, undialableProblem } from '../config/peer-values.js';
 import { formatEndpoint, parseDialAddress } from '../config/values.js';
 import { loadIdentity, type Identity } from '../crypto/identity.js';
 import { MAX_INVITE_TTL_SECONDS, createInvite, parseInvite } from '../crypto/invite.js';
-import { LedgerError, Ledger, MAX_INVITE_ROUTES, MAX_INVITE_USES } from '../invite/ledger.js';
+import { LedgerError, Ledger, MAX_INVITE_ROUTES, MAX_INVITE_USES, inviteId, secretHash } from '../invite/ledger.js';
 import { MAX_INVITE_ADMIN_NAME_BYTES, SHORT_INVITE_SECRET_BYTES, ShortInviteError, encodeShortInvite } from '../invite/short-invite.js';
 import { formatPrefix, parseCidr } from '../netgraph/addr.js';
 import type { HostPort } from '../netgraph/hostport.js';
@@ -293,6 +293,7 @@ async function shortInvite(r: InviteRequest, uses: number, out: Output): Promise
       uses,
       routes,
       expires_at: expires,
+      id: inviteId({ secret_sha256: secretHash(secret) }),
       ledger,
       out: r.target === '-' ? null : r.target,
     });
@@ -300,7 +301,7 @@ async function shortInvite(r: InviteRequest, uses: number, out: Output): Promise
     if (qr !== undefined) out.stderr(qr);
     return;
   }
-  const validity = `valid ${r.ttlText} (until ${expires}), ${uses} use${uses === 1 ? '' : 's'}`;
+  const validity = `invite ${inviteId({ secret_sha256: secretHash(secret) })}, valid ${r.ttlText} (until ${expires}), ${uses} use${uses === 1 ? '' : 's'}`;
   const join = r.target === '-' ? `--invite ${invite}` : `--invite-file ${r.target} (copied there)`;
   const hint = `on the new machine: sudo vpnctl join ${join} && sudo vpn`;
   if (r.target === '-') {

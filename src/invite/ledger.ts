@@ -141,6 +141,11 @@ export function secretHash(secret: Uint8Array): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
+/** How vpnctl names an invite: the start of its secret's hash, which the ledger holds (never the secret). */
+export function inviteId(entry: Pick<LedgerEntry, 'secret_sha256'>): string {
+  return entry.secret_sha256.slice(0, 12);
+}
+
 export class Ledger {
   /** The tail of the operations queued so far; each starts when the one before settles. */
   private tail: Promise<unknown> = Promise.resolve();
@@ -204,6 +209,24 @@ export class Ledger {
       invites[index] = updated;
       await this.save({ version: LEDGER_VERSION, invites });
       return { ok: true, network: entry.network, repeated: false, routes: entry.routes ?? [] };
+    });
+  }
+
+  /**
+   * Cancels the invite whose secret hash starts with `id` (at least 8 hex characters, as `vpnctl
+   * invites` shows it): it is removed, so the daemon refuses it as invite.invalid from now on.
+   * Members who already redeemed it stay members (revoke them for that). Throws LedgerError.
+   */
+  cancel(id: string): Promise<LedgerEntry> {
+    return this.serialized(async () => {
+      const prefix = id.trim().toLowerCase();
+      if (!/^[0-9a-f]{8,64}$/.test(prefix)) throw new LedgerError(`'${id}' is not an invite id (8 or more hex characters, as vpnctl invites lists them)`);
+      const ledger = await this.load();
+      const matches = ledger.invites.filter((e) => e.secret_sha256.startsWith(prefix));
+      if (matches.length === 0) throw new LedgerError(`no invite with id ${prefix} in ${this.path} (vpnctl invites lists them)`);
+      if (matches.length > 1) throw new LedgerError(`${matches.length} invites have ids starting ${prefix}; give more of the id`);
+      await this.save({ version: LEDGER_VERSION, invites: ledger.invites.filter((e) => e !== matches[0]) });
+      return matches[0]!;
     });
   }
 

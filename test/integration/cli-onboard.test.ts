@@ -241,7 +241,7 @@ describe('vpnctl failures', () => {
   });
 
   it('answers -h for every subcommand', () => {
-    for (const cmd of ['init', 'invite', 'join', 'add-peer', 'doctor', 'status', 'peers', 'routes', 'reload', 'goodbye', 'ping', 'members', 'revoke']) {
+    for (const cmd of ['init', 'invite', 'invites', 'join', 'add-peer', 'doctor', 'status', 'peers', 'routes', 'reload', 'goodbye', 'ping', 'members', 'revoke']) {
       const r = vpnctl(cmd, '-h');
       expect(r.code, cmd).toBe(0);
       expect(r.stdout, cmd).toContain(`usage: vpnctl`);

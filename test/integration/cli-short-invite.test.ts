@@ -84,7 +84,7 @@ describe('vpnctl invite (short)', () => {
     expect(formatPrefix(fields.prefix)).toBe('10.42.0.0/24');
     expect(fields.expiresAt - before).toBeGreaterThanOrEqual(7200);
     expect(fields.expiresAt - before).toBeLessThanOrEqual(7205);
-    expect(r.stderr).toMatch(/^valid 2h \(until \S+Z\), 3 uses; on the new machine: sudo vpnctl join --invite vibepn2:\S+ && sudo vpn\n$/);
+    expect(r.stderr).toMatch(/^invite [0-9a-f]{12}, valid 2h \(until \S+Z\), 3 uses; on the new machine: sudo vpnctl join --invite vibepn2:\S+ && sudo vpn\n$/);
 
     const ledger = join(dir, 'alpha/invites.json');
     expect(statSync(ledger).mode & 0o777).toBe(0o600);
@@ -99,7 +99,7 @@ describe('vpnctl invite (short)', () => {
     const r = invite('--json');
     expect(r.code, r.stderr).toBe(0);
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(json)).toEqual(['invite', 'kind', 'network', 'prefix', 'name', 'address', 'fingerprint', 'uses', 'routes', 'expires_at', 'ledger', 'out']);
+    expect(Object.keys(json)).toEqual(['invite', 'kind', 'network', 'prefix', 'name', 'address', 'fingerprint', 'uses', 'routes', 'expires_at', 'id', 'ledger', 'out']);
     expect(json).toMatchObject({ kind: 'short', network: 'corp', prefix: '10.42.0.0/24', name: 'alpha', address: '127.0.0.1:51820', fingerprint: alphaFp, uses: 1, routes: [], ledger: join(dir, 'alpha/invites.json'), out: null });
     const fields = decoded(json.invite as string);
     expect(new Date(json.expires_at as string).getTime()).toBe(fields.expiresAt * 1000);
@@ -142,7 +142,7 @@ describe('vpnctl invite (short)', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(file, 'utf8')).toMatch(/^vibepn2:[A-Za-z0-9_-]+\n$/);
-    expect(r.stdout).toContain(`wrote invite for network corp to ${file} (valid 24h`);
+    expect(r.stdout).toMatch(new RegExp(`wrote invite for network corp to ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(invite [0-9a-f]{12}, valid 24h`));
     expect(r.stdout).toContain(`on the new machine: sudo vpnctl join --invite-file ${file}`);
   });
 
@@ -293,5 +293,26 @@ describe('vpnctl doctor on membership files', () => {
     expect(find(d, 'admins of corp')!.detail).not.toContain('this node is one');
     expect(find(d, 'invite ledger')).toBeUndefined();
     expect(find(d, 'pending invite')!.detail).toContain('not yet redeemed: corp');
+  });
+});
+
+describe('vpnctl invites', () => {
+  it('lists the issued invites by id, and --cancel withdraws one (gone from the ledger, the rest kept)', () => {
+    const made = JSON.parse(invite('--json', '--uses', '3').stdout) as { id: string; invite: string };
+    expect(made.id).toMatch(/^[0-9a-f]{12}$/);
+    const list = JSON.parse(vpnctl('invites', '--config', alphaConfig(), '--json').stdout) as Array<{ id: string; uses_left: number; state: string }>;
+    expect(list.find((r) => r.id === made.id)).toMatchObject({ uses_left: 3, state: 'usable' });
+    const text = vpnctl('invites', '--config', alphaConfig());
+    expect(text.stdout.split('\n')[0]).toMatch(/^ID +NETWORK +USES LEFT +EXPIRES +STATE +REDEEMED BY/);
+    expect(text.stdout).toContain(made.id);
+    const cancelled = vpnctl('invites', '--config', alphaConfig(), '--cancel', made.id.slice(0, 8));
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout).toBe(`cancelled invite ${made.id} to corp (3 uses left)\n`);
+    const after = JSON.parse(vpnctl('invites', '--config', alphaConfig(), '--json').stdout) as Array<{ id: string }>;
+    expect(after.map((r) => r.id)).not.toContain(made.id);
+    expect(after.length).toBe(list.length - 1);
+    const again = vpnctl('invites', '--config', alphaConfig(), '--cancel', made.id);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`no invite with id ${made.id}`);
   });
 });

@@ -114,6 +114,18 @@ describe('membership: invites redeemed by the daemon, a signed roster that sprea
     expect(metricValue(await metricsText(a), 'vibepn_invite_redemptions_total', 'result="invite.exhausted"')).toBeGreaterThan(0);
   });
 
+  it('a cancelled invite (vpnctl invites --cancel) is refused as invite.invalid', async () => {
+    const a = await memoryNode('a', '10.0.0.1');
+    const b = await memoryNode('b', '10.0.0.2');
+    await start(a, writeNodeConfig(a, [], [corp(a)]));
+    const secret = await issue(a, 1);
+    const ledger = new Ledger(ledgerPath(a.configPath));
+    await ledger.cancel((await ledger.read()).invites[0]!.secret_sha256.slice(0, 12));
+    await start(b, joinerConfig(b, a, secret));
+    await until(async () => /invite\.invalid/.test((await peers(b)).find((r) => r.name === 'a')?.last_error ?? ''), 'b refused', 15);
+    expect(await connected(b, 'a')).toBe(false);
+  });
+
   it('an expired invite and an unknown secret are refused with their codes', async () => {
     const a = await memoryNode('a', '10.0.0.1');
     const b = await memoryNode('b', '10.0.0.2');
