@@ -60,6 +60,16 @@ describe('Ledger', () => {
     expect(parseLedger(tampered)).toMatch(/invites\[0\]\.routes: /);
   });
 
+  it('cancels an invite by the start of its id: then unknown; a short, unknown or ambiguous id is refused', async () => {
+    const { ledger } = await issued(2);
+    const id = secretHash(SECRET).slice(0, 8);
+    await expect(ledger.cancel('abc')).rejects.toThrow(/not an invite id/);
+    await expect(ledger.cancel('00000000')).rejects.toThrow(/no invite with id 00000000/);
+    expect((await ledger.cancel(id.toUpperCase())).uses_left).toBe(2);
+    expect(await ledger.redeem(SECRET, BOB, NOW)).toMatchObject({ ok: false, code: 'invite.invalid' });
+    expect((await ledger.read()).invites).toEqual([]);
+  });
+
   it('refuses a redemption presented for another network without spending its use', async () => {
     const { ledger, fs } = await issued(1);
     expect(await ledger.redeem(SECRET, BOB, NOW, 'lab')).toMatchObject({ ok: false, code: 'invite.invalid' });
