@@ -21,7 +21,7 @@ import { HeldStreams } from './held-streams.js';
 import type { Peer } from './peer.js';
 import type { PeerMap } from './peers.js';
 import type { DaemonTiming } from './timing.js';
-import { MAX_REFUSAL_REASON, holdForRedemption, type InviteRedeemer } from './redemption.js';
+import { MAX_HELD_STRANGERS, MAX_REFUSAL_REASON, holdForRedemption, type InviteRedeemer } from './redemption.js';
 
 type Refusal = Extract<Admission, { ok: false }>;
 
@@ -57,6 +57,9 @@ export interface HandshakesDeps {
 }
 
 export class Handshakes {
+  /** Strangers held for a J right now (redemption.ts); closed ones are pruned when the next comes. */
+  private readonly strangers = new Set<QuicConnection>();
+
   constructor(private readonly deps: HandshakesDeps) {}
 
   /**
@@ -129,8 +132,12 @@ export class Handshakes {
         const revoked = redeemer.revoked(certificateInfo(certDer).fingerprint);
         // A revoked member hears why, not "no peer entry" (and no invite can bring it back).
         if (revoked) return this.refuse(conn, { ...admission, message: revoked }, `inbound from ${conn.remoteAddress}`, revoked.slice(0, MAX_REFUSAL_REASON));
-        this.awaitRedemption(conn, certDer, redeemer, admission);
-        return;
+        for (const held of this.strangers) if (held.isClosed) this.strangers.delete(held);
+        // A flood of strangers gets the refusal it would have had; invites wait for a calmer moment.
+        if (this.strangers.size < MAX_HELD_STRANGERS) {
+          this.awaitRedemption(conn, certDer, redeemer, admission);
+          return;
+        }
       }
       this.refuse(conn, admission, `inbound from ${conn.remoteAddress}`);
       return;
@@ -160,6 +167,7 @@ export class Handshakes {
   /** A stranger on an admin node: its first control message may redeem an invite (redemption.ts). */
   private awaitRedemption(conn: QuicConnection, certDer: Uint8Array, redeemer: InviteRedeemer, refusal: Refusal): void {
     const info = certificateInfo(certDer);
+    this.strangers.add(conn);
     holdForRedemption({
       conn,
       fingerprint: info.fingerprint,
@@ -169,6 +177,7 @@ export class Handshakes {
       timeoutMs: this.deps.timing.handshakeTimeoutMs,
       refuse: () => this.refuse(conn, refusal, `inbound from ${conn.remoteAddress}`),
       admit: (name, held) => {
+        this.strangers.delete(conn);
         const peer = this.deps.peers.byConfigName(name);
         if (!peer || peer.fingerprint !== info.fingerprint) return conn.close(APP_GOODBYE, 'membership changed meanwhile');
         this.admitted(peer, conn, info.fingerprint, held);

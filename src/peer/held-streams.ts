@@ -17,16 +17,19 @@ export class HeldStreams {
   private readonly held: Held[] = [];
   private bytes = 0;
 
-  /** `overflow` is called once if the peer sends more than MAX_HELD_BYTES before release. */
-  constructor(private readonly overflow: () => void) {}
+  /** `overflow` is called once if the peer sends more than `maxBytes` before release. */
+  constructor(
+    private readonly overflow: () => void,
+    private readonly maxBytes = MAX_HELD_BYTES,
+  ) {}
 
   hold(stream: QuicStream): void {
     const entry: Held = { stream, chunks: [], ended: false };
     this.held.push(entry);
     stream.onData = (chunk) => {
       this.bytes += chunk.length;
-      if (this.bytes > MAX_HELD_BYTES) {
-        if (this.bytes - chunk.length <= MAX_HELD_BYTES) this.overflow();
+      if (this.bytes > this.maxBytes) {
+        if (this.bytes - chunk.length <= this.maxBytes) this.overflow();
         return;
       }
       // The chunk is a view into a reused receive buffer.

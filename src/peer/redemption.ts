@@ -33,6 +33,13 @@ export interface InviteRedeemer {
 
 /** A QUIC close reason carries the code first, so the joiner can show and count it (refusal.ts). */
 export const MAX_REFUSAL_REASON = 300;
+/**
+ * What a stranger may send before it is decided: J, Hello, C and its announcements are well under
+ * this, and a node flooded with strangers holds at most MAX_HELD_STRANGERS × this.
+ */
+export const MAX_STRANGER_BYTES = 16 * 1024;
+/** Strangers held at once on one node; past it, a new one is refused at once as if no invite existed. */
+export const MAX_HELD_STRANGERS = 64;
 
 export interface HoldOptions {
   conn: QuicConnection;
@@ -49,7 +56,7 @@ export interface HoldOptions {
 
 export function holdForRedemption(options: HoldOptions): void {
   const { conn } = options;
-  const held = new HeldStreams(() => conn.close(APP_PROTOCOL_VIOLATION, 'too much data before admission'));
+  const held = new HeldStreams(() => conn.close(APP_PROTOCOL_VIOLATION, 'too much data before admission'), MAX_STRANGER_BYTES);
   let decided = false;
   const decide = (): boolean => {
     if (decided) return false;

@@ -18,6 +18,7 @@ import { Routes } from '../../../src/netgraph/routes.js';
 import { Connections } from '../../../src/peer/connections.js';
 import { Handshakes } from '../../../src/peer/handshake.js';
 import { MAX_HELD_BYTES } from '../../../src/peer/held-streams.js';
+import { MAX_HELD_STRANGERS, type InviteRedeemer } from '../../../src/peer/redemption.js';
 import { PeerManager } from '../../../src/peer/manager.js';
 import type { Peer } from '../../../src/peer/peer.js';
 import { PeerMap } from '../../../src/peer/peers.js';
@@ -60,7 +61,7 @@ interface DataStream {
   chunks: Uint8Array[];
 }
 
-async function setup(peerConfigs: PeerConfig[], options: { acceptUnknown?: boolean; known?: Record<string, string> } = {}) {
+async function setup(peerConfigs: PeerConfig[], options: { acceptUnknown?: boolean; known?: Record<string, string>; redeemer?: InviteRedeemer } = {}) {
   const clock = new FakeClock();
   const { logger, lines } = memoryLogger();
   const metrics = new Metrics({ processMetrics: false });
@@ -115,6 +116,7 @@ async function setup(peerConfigs: PeerConfig[], options: { acceptUnknown?: boole
     metrics,
     logger,
     connections,
+    redeemer: options.redeemer,
   });
   for (const peerConfig of config.peers) {
     const peer = peers.addConfigured(peerConfig, trust.get(peerConfig.name));
@@ -513,5 +515,36 @@ describe('Handshakes.accept', () => {
     expect(conn.closes).toEqual([{ code: APP_UNTRUSTED, reason: 'unknown_fingerprint' }]);
     expect(s.peers.unknowns()).toEqual([]);
     expect(s.lines.some((l) => l.includes(`certificate ${carol.fingerprint} (CN 'carol') belongs to no configured peer`))).toBe(true);
+  });
+});
+
+// On an admin node a stranger may be holding an invite (redemption.ts): it is held for its first
+// control message, but never more than MAX_HELD_STRANGERS at once, and a revoked key is told why.
+describe('Handshakes: strangers on an admin node', () => {
+  const redeemer = (revoked: string | null = null): InviteRedeemer => ({
+    active: true,
+    revoked: () => revoked,
+    redeem: () => new Promise(() => {}),
+  });
+
+  it(`holds at most ${MAX_HELD_STRANGERS} strangers at once; the next is refused at once, and room is made as held ones close`, async () => {
+    const s = await setup([], { redeemer: redeemer() });
+    const held = Array.from({ length: MAX_HELD_STRANGERS }, (_, i) => s.inbound(`192.0.2.${(i % 200) + 1}:4000${i % 10}`, carol));
+    expect(held.every((c) => c.closes.length === 0)).toBe(true);
+    const extra = s.inbound('198.51.100.1:40000', carol);
+    expect(extra.closes).toEqual([{ code: APP_UNTRUSTED, reason: 'unknown_fingerprint' }]);
+    held[0]!.close(APP_NO_ERROR, 'gone');
+    const next = s.inbound('198.51.100.2:40000', carol);
+    expect(next.closes).toEqual([]);
+    // Each held one is refused at the handshake deadline if it sends nothing.
+    s.clock.advance(HANDSHAKE_MS + 1);
+    expect(next.closes).toEqual([{ code: APP_UNTRUSTED, reason: 'unknown_fingerprint' }]);
+  });
+
+  it('tells a revoked key member.revoked at once instead of holding it', async () => {
+    const s = await setup([], { redeemer: redeemer('member.revoked this node\'s key was revoked from corp') });
+    const conn = s.inbound('198.51.100.1:40000', carol);
+    expect(conn.closes).toEqual([{ code: APP_UNTRUSTED, reason: "member.revoked this node's key was revoked from corp" }]);
+    expect(await s.rejected('unknown_fingerprint')).toBe(1);
   });
 });

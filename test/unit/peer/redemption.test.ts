@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../../src/clock/fake.js';
 import { encodeControlMessage } from '../../../src/control/messages.js';
 import type { HeldStreams } from '../../../src/peer/held-streams.js';
+import { MAX_STRANGER_BYTES } from '../../../src/peer/redemption.js';
 import { MAX_REFUSAL_REASON, holdForRedemption, type RedeemAnswer, type RedeemRequest } from '../../../src/peer/redemption.js';
 import { APP_PROTOCOL_VIOLATION, APP_UNTRUSTED } from '../../../src/quic/errors.js';
 import type { QuicStream } from '../../../src/quic/stream.js';
@@ -188,11 +189,13 @@ describe('holdForRedemption', () => {
     expect(h.conn.closes).toEqual([{ code: 0, reason: 'gone' }]);
   });
 
-  it('more than the held-bytes bound before admission closes as a protocol violation', () => {
+  it(`more than a stranger's ${MAX_STRANGER_BYTES / 1024} KiB before admission closes as a protocol violation`, () => {
     const h = hold();
     h.conn.peerStream(J);
     const data = h.conn.peerStream();
-    for (let i = 0; i < 5; i++) data.onData(new Uint8Array(64 * 1024));
+    data.onData(new Uint8Array(MAX_STRANGER_BYTES - J.length));
+    expect(h.conn.closes).toEqual([]);
+    data.onData(new Uint8Array(1));
     expect(h.conn.closes).toEqual([{ code: APP_PROTOCOL_VIOLATION, reason: 'too much data before admission' }]);
   });
 });
