@@ -13,6 +13,8 @@ describe('examples', () => {
     expect(corp).toMatchObject({ interface: 'vpn-corp', address: 'auto' });
     expect(formatPrefix(corp.prefix)).toBe('10.42.0.0/24');
     expect(corp.routes.map(formatPrefix)).toEqual(['192.168.50.0/24']);
+    // hq is corp's admin: the roster it signs is believed here.
+    expect(corp.admins).toEqual([config.peers[0]!.fingerprint]);
     expect(config.peers[0]!.allowedRoutes.map(formatPrefix)).toEqual(['192.168.10.0/24']);
     // The inbound-only laptop is pinned, as the loader requires.
     expect(formatOptionalEndpoint(config.peers[1]!.address)).toBe('');
