@@ -9,18 +9,13 @@ import {
   shortInviteAddress,
   type ShortInviteFields,
 } from '../../../src/invite/short-invite.js';
-import { parseCidr, type Prefix } from '../../../src/netgraph/addr.js';
+import {  } from '../../../src/netgraph/addr.js';
+import { cidr } from '../../helpers/addresses.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const NOW_S = Math.floor(NOW.getTime() / 1000);
 const FP = createHash('sha256').update('admin').digest('hex');
 const SECRET = Uint8Array.from({ length: 16 }, (_, i) => i * 17);
-
-function cidr(text: string): Prefix {
-  const r = parseCidr(text);
-  if (!r.ok) throw new Error(r.error);
-  return r.prefix;
-}
 
 function fields(over: Partial<ShortInviteFields> = {}): ShortInviteFields {
   return {

@@ -1,15 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { formatPrefix, parseCidr, parseIp, type Prefix } from '../../../src/netgraph/addr.js';
+import { formatPrefix, parseIp } from '../../../src/netgraph/addr.js';
 import { NetGraph } from '../../../src/netgraph/graph.js';
+import { cidr } from '../../helpers/addresses.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
-
-function cidr(text: string): Prefix {
-  const r = parseCidr(text);
-  if (!r.ok) throw new Error(r.error);
-  return r.prefix;
-}
 
 describe('NetGraph', () => {
   it('keeps one independent table per network', () => {

@@ -2,20 +2,9 @@
 // is the address its record gives it. Its auto address and any claim stop counting, or a member
 // could announce an address the admin never gave it; allowed_routes (local config) still apply.
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, formatPrefix, parseCidr, parseIp, type Prefix } from '../../../src/netgraph/addr.js';
+import { bytesEqual, formatPrefix } from '../../../src/netgraph/addr.js';
 import { checkAnnouncedPrefix, type AnnouncementCheck, type HostOwnership, type PolicyResult } from '../../../src/netgraph/policy.js';
-
-function cidr(text: string): Prefix {
-  const r = parseCidr(text);
-  if (!r.ok) throw new Error(r.error);
-  return r.prefix;
-}
-
-function ip(text: string): Uint8Array {
-  const bytes = parseIp(text);
-  if (!bytes) throw new Error(`bad test address ${text}`);
-  return bytes;
-}
+import { cidr, ip } from '../../helpers/addresses.js';
 
 /** This node is 10.42.0.1; the peer's auto address 10.42.0.50, its signed one 10.42.0.7; node2 holds 10.42.0.12. */
 function ownership(overrides: Partial<HostOwnership> = {}): HostOwnership {

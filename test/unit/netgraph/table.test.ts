@@ -1,22 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type Prefix, formatPrefix, parseCidr, parseIp } from '../../../src/netgraph/addr.js';
+import { type Prefix, formatPrefix } from '../../../src/netgraph/addr.js';
 import { type Route, RouteTable } from '../../../src/netgraph/table.js';
+import { cidr, ip } from '../../helpers/addresses.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
 const C = 'c'.repeat(64);
-
-function cidr(text: string): Prefix {
-  const r = parseCidr(text);
-  if (!r.ok) throw new Error(r.error);
-  return r.prefix;
-}
-
-function ip(text: string): Uint8Array {
-  const bytes = parseIp(text);
-  if (!bytes) throw new Error(`bad test address ${text}`);
-  return bytes;
-}
 
 function describeRoute(r: Route | undefined): string {
   return r ? `${formatPrefix(r.prefix)} via ${r.peer.slice(0, 8)} metric ${r.metric}` : 'none';
