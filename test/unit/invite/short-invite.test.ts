@@ -9,7 +9,6 @@ import {
   shortInviteAddress,
   type ShortInviteFields,
 } from '../../../src/invite/short-invite.js';
-import {  } from '../../../src/netgraph/addr.js';
 import { cidr } from '../../helpers/addresses.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
