@@ -16,10 +16,11 @@ import { SHORT_INVITE_PREFIX, decodeShortInvite, shortInviteAddress, type ShortI
 import { formatPrefix, parseCidr } from '../netgraph/addr.js';
 import { addPeerCommand } from './add-peer.js';
 import { CommandError, UsageError, optionalString, parseCommandFlags, stringFlags, type Parsed } from './args.js';
+import { joinShortIntoExisting } from './join-add.js';
 import { NEW_NODE_FLAGS, createNewNode, describeAddress, networkJson, printJson, type NewNode } from './new-node.js';
 import type { Output } from './output.js';
 
-export const JOIN_HELP = `usage: vpnctl join [--config P] [--cert P] [--key P] [--name N]
+export const JOIN_HELP = `usage: vpnctl join [--config P] [--cert P] [--key P] [--name N] [--add]
                   (--invite STRING | --invite-file FILE) [--address auto|IP] [--export=true|false]
                   [--listen HOST:PORT] [--socket P] [--metrics-listen ADDR] [--known-peers P] [--force]
                   [--json]
@@ -30,7 +31,10 @@ pinned peer.
                            kept (mode 0600, beside the config) for the daemon to redeem on its
                            first connection to the admin: nothing to run on the admin
   long invite (vibepn1:)   prints the command to run on the inviter so it accepts this node
-                           (--json: as one JSON object, with that command as add_peer_command)`;
+                           (--json: as one JSON object, with that command as add_peer_command)
+  --add                    this node already runs: join one more network with a short invite,
+                           keeping its identity and config (then vpnctl reload); only --config,
+                           --address and --export apply`;
 
 /** The invite file's text, or a CommandError that says in words why it cannot be read. */
 function readInviteFile(path: string): string {
@@ -58,13 +62,14 @@ function notInviterName(inviter: string): (name: string) => void {
 }
 
 export async function runJoin(argv: string[], out: Output): Promise<void> {
-  const values = parseCommandFlags(argv, { ...NEW_NODE_FLAGS, ...stringFlags('invite', 'invite-file') }, JOIN_HELP, out);
+  const values = parseCommandFlags(argv, { ...NEW_NODE_FLAGS, ...stringFlags('invite', 'invite-file'), add: { type: 'boolean' } }, JOIN_HELP, out);
   if (values === undefined) return;
   const inviteText = optionalString(values, 'invite');
   const inviteFile = optionalString(values, 'invite-file');
   if (!inviteText === !inviteFile) throw new UsageError('give exactly one of --invite STRING or --invite-file FILE', JOIN_HELP);
   const raw = (inviteFile ? readInviteFile(inviteFile) : inviteText!).trim();
   if (raw.startsWith(SHORT_INVITE_PREFIX)) return joinShort(values, raw, out);
+  if (values.add === true) throw new UsageError('--add takes a short invite (vibepn2:); with a long one, add the network and the inviter to the config by hand', JOIN_HELP);
   return joinLong(values, raw, out);
 }
 
@@ -85,6 +90,7 @@ async function joinShort(values: Parsed['values'], raw: string, out: Output): Pr
   // The code first: scripts and the admin's own refusals (redeem) use the same words.
   if (!decoded.ok) throw new CommandError(`${decoded.code}: ${decoded.message}`);
   const invite: ShortInviteFields = decoded.invite;
+  if (values.add === true) return joinShortIntoExisting(values, invite, JOIN_HELP, out);
   const address = shortInviteAddress(invite);
   // The encoder takes any valid host; a listen address copied by mistake would dial nothing.
   const undialable = undialableProblem(invite.endpoint);

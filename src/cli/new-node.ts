@@ -67,7 +67,7 @@ export function nodeNameFlag(values: Parsed['values'], help: string, fallback: {
  * --address checked against the prefix here, not only by checkConfig: a mistake is then a usage
  * error naming the flag rather than a config error at a line of a file not yet written.
  */
-function addressFlag(values: Parsed['values'], prefix: Prefix, help: string): NetworkConfig['address'] {
+export function addressFlag(values: Parsed['values'], prefix: Prefix, help: string): NetworkConfig['address'] {
   const text = optionalString(values, 'address') ?? 'auto';
   const address = flagValue('address', parseNetworkAddress(text), help);
   const problem = address === 'auto' ? null : staticAddressProblem(text, address, prefix);

@@ -15,8 +15,8 @@ import { parse } from 'smol-toml';
 import { ConfigError, loadConfig, parseConfig } from './load.js';
 import { KeyLines, type KeyPath } from './lines.js';
 import { isTable, type Table } from './toml.js';
-import type { Config, PeerConfig } from './types.js';
-import { PEER_KEY_ORDER, peerValues, renderPeer, tomlString, withoutLocation, type PeerKey } from './write.js';
+import type { Config, NetworkConfig, PeerConfig } from './types.js';
+import { PEER_KEY_ORDER, peerValues, renderNetwork, renderPeer, tomlString, withoutLocation, type PeerKey } from './write.js';
 
 /** A config file as read for editing: its text and what the loader made of it. */
 export interface ConfigText {
@@ -171,6 +171,15 @@ export function withIdentityFingerprint(file: ConfigText, fingerprint: string): 
   const statement = line === undefined ? null : keyStatement(doc.lines, line - 1, doc.lines.length - 1, 'fingerprint');
   if (!statement) throw editFailed(file, 'cannot find the line of identity.fingerprint');
   doc.lines.splice(statement.start, statement.end - statement.start + 1, doc.newLine(withValue(doc.lines, statement, tomlString(fingerprint))));
+  return doc.text();
+}
+
+/** The text with `net` as a new [networks.NAME] section at the end of the file. */
+export function withNetworkAdded(file: ConfigText, net: NetworkConfig): string {
+  const doc = new Document(file.text);
+  const lines = renderNetwork(net).map((line) => doc.newLine(line));
+  if (doc.lines.length > 0 && !isBlank(doc.lines.at(-1)!)) lines.unshift(doc.newLine(''));
+  doc.append(lines);
   return doc.text();
 }
 

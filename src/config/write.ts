@@ -40,17 +40,21 @@ export function renderConfig(config: Config): string {
 
   for (const peer of config.peers) out.push('', ...renderPeer(peer));
 
-  for (const net of config.networks.values()) {
-    out.push('', `[networks.${tomlKey(net.name)}]`);
-    out.push(`prefix = ${tomlString(formatPrefix(net.prefix))}`);
-    out.push(`address = ${tomlString(formatNetworkAddress(net.address))}`);
-    out.push(`export = ${net.export}`);
-    if (net.interface !== undefined) out.push(`interface = ${tomlString(net.interface)}`);
-    if (net.mtu !== DEFAULTS.mtu) out.push(`mtu = ${net.mtu}`);
-    if (net.routes.length > 0) out.push(`routes = ${tomlStringArray(net.routes.map(formatPrefix))}`);
-    if (net.admins !== undefined) out.push(`admins = ${tomlStringArray(net.admins)}`);
-  }
+  for (const net of config.networks.values()) out.push('', ...renderNetwork(net));
   return out.join('\n') + '\n';
+}
+
+/** A [networks.NAME] section as its lines (defaults left out). */
+export function renderNetwork(net: NetworkConfig): string[] {
+  const out = [`[networks.${tomlKey(net.name)}]`];
+  out.push(`prefix = ${tomlString(formatPrefix(net.prefix))}`);
+  out.push(`address = ${tomlString(formatNetworkAddress(net.address))}`);
+  out.push(`export = ${net.export}`);
+  if (net.interface !== undefined) out.push(`interface = ${tomlString(net.interface)}`);
+  if (net.mtu !== DEFAULTS.mtu) out.push(`mtu = ${net.mtu}`);
+  if (net.routes.length > 0) out.push(`routes = ${tomlStringArray(net.routes.map(formatPrefix))}`);
+  if (net.admins !== undefined) out.push(`admins = ${tomlStringArray(net.admins)}`);
+  return out;
 }
 
 /** The keys of a [[peers]] table in the order they are written. */

@@ -316,3 +316,31 @@ describe('vpnctl invites', () => {
     expect(again.stderr).toContain(`no invite with id ${made.id}`);
   });
 });
+
+describe('vpnctl join --add (a running node joins one more network)', () => {
+  it('adds the network with its admin and the admin pinned, keeps the rest of the file, and leaves the invite for the daemon', () => {
+    const init = vpnctl('init', ...nodeFlags('epsilon'), '--network', 'lab', '--prefix', '10.50.0.0/24', '--json');
+    expect(init.code, init.stderr).toBe(0);
+    const config = join(dir, 'epsilon/config.toml');
+    const before = readFileSync(config, 'utf8');
+    const r = vpnctl('join', '--add', '--config', config, '--invite', invite().stdout.trim(), '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as { added: boolean; network: { name: string }; next: string };
+    expect(json).toMatchObject({ added: true, network: { name: 'corp' }, next: 'vpnctl reload' });
+    const after = readFileSync(config, 'utf8');
+    expect(after.startsWith(before)).toBe(true);
+    const loaded = loadConfig(config);
+    expect([...loaded.networks.keys()]).toEqual(['lab', 'corp']);
+    expect(loaded.networks.get('corp')!.admins).toEqual([alphaFp]);
+    expect(loaded.networks.get('lab')!.admins).toEqual([(JSON.parse(init.stdout) as { fingerprint: string }).fingerprint]);
+    expect(loaded.peers).toMatchObject([{ name: 'alpha', fingerprint: alphaFp, networks: ['corp'] }]);
+    expect(statSync(join(dir, 'epsilon/pending-invites.json')).mode & 0o777).toBe(0o600);
+    // Twice is refused, and so are the flags a new node's files would take.
+    const again = vpnctl('join', '--add', '--config', config, '--invite', invite().stdout.trim());
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('this node is already in network corp');
+    const name = vpnctl('join', '--add', '--config', config, '--name', 'x', '--invite', invite().stdout.trim());
+    expect(name.code).toBe(2);
+    expect(name.stderr).toContain('--name does not go with --add');
+  });
+});

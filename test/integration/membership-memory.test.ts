@@ -114,6 +114,24 @@ describe('membership: invites redeemed by the daemon, a signed roster that sprea
     expect(metricValue(await metricsText(a), 'vibepn_invite_redemptions_total', 'result="invite.exhausted"')).toBeGreaterThan(0);
   });
 
+  it('a running node joins one more network (what join --add writes) on reload, and stays up in its first', async () => {
+    const a = await memoryNode('a', '10.0.0.1');
+    const b = await memoryNode('b', '10.0.0.2');
+    const lab = newNetwork('lab', '10.50.0.0/24', { admins: [b.fingerprint] });
+    await start(a, writeNodeConfig(a, [], [corp(a)]));
+    // B runs alone, the admin of its own network.
+    await start(b, writeNodeConfig(b, [], [lab]));
+    const secret = await issue(a, 1);
+    joinerConfig(b, a, secret);
+    writeNodeConfig(b, [peerOf(a, ['corp'])], [lab, corp(a)]);
+    await b.daemon!.reload();
+    await until(async () => (await connected(b, 'a')) && (await connected(a, 'b')), 'b a member of corp after reload', 30);
+    const held = (await controlRequest(join(b.dir, 'vpn.sock'), { cmd: 'members' })) as RosterStatus[];
+    expect(held.map((r) => r.network).sort()).toEqual(['corp', 'lab']);
+    expect(held.find((r) => r.network === 'corp')!.members.map((m) => m.name)).toEqual(['a', 'b']);
+    expect(await new PendingInvites(pendingInvitesPath(b.configPath)).read()).toEqual([]);
+  });
+
   it('a cancelled invite (vpnctl invites --cancel) is refused as invite.invalid', async () => {
     const a = await memoryNode('a', '10.0.0.1');
     const b = await memoryNode('b', '10.0.0.2');
