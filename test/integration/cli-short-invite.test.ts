@@ -342,5 +342,15 @@ describe('vpnctl join --add (a running node joins one more network)', () => {
     const name = vpnctl('join', '--add', '--config', config, '--name', 'x', '--invite', invite().stdout.trim());
     expect(name.code).toBe(2);
     expect(name.stderr).toContain('--name does not go with --add');
+    // A second network of the same admin: its existing pin gains the network, no second entry.
+    const alpha = alphaConfig();
+    const alphaText = readFileSync(alpha, 'utf8');
+    writeFileSync(alpha, `${alphaText}\n[networks.ops]\nprefix = "10.60.0.0/24"\nadmins = ["${alphaFp}"]\n`);
+    const ops = vpnctl('invite', '--config', alpha, '--network', 'ops', '--address', '127.0.0.1:51820');
+    expect(ops.code, ops.stderr).toBe(0);
+    const second = vpnctl('join', '--add', '--config', config, '--invite', ops.stdout.trim());
+    expect(second.code, second.stderr).toBe(0);
+    expect(loadConfig(config).peers).toMatchObject([{ name: 'alpha', fingerprint: alphaFp, networks: ['corp', 'ops'] }]);
+    writeFileSync(alpha, alphaText);
   });
 });
