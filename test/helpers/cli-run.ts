@@ -1,7 +1,7 @@
 // The built `vpn` and `vpnctl` as subprocesses, the way a user runs them: run to completion
 // with a deadline, or start a daemon and wait for its start-up line.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { waitFor, type TestNode } from './cluster.js';
 
 export const VPN = resolve(import.meta.dirname, '../../dist/cmd/vpn.js');
@@ -86,4 +86,23 @@ export class Subprocesses {
     this.killAll();
     await Promise.all(closing);
   }
+}
+
+/** The built vpnctl run to completion (offline commands, which never wait on a daemon), in `cwd`. */
+export function vpnctlSync(cwd: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [VPNCTL, ...args], { cwd, encoding: 'utf8', timeout: 30_000 });
+  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** init/join flags that keep a node's files inside the test directory `dir`, under `name`. */
+export function nodeFileFlags(dir: string, name: string): string[] {
+  return [
+    '--config', join(dir, name, 'config.toml'),
+    '--cert', join(dir, name, 'node.crt'),
+    '--key', join(dir, name, 'node.key'),
+    '--name', name,
+    '--socket', join(dir, name, 'vpn.sock'),
+    '--known-peers', join(dir, name, 'known_peers.json'),
+    '--metrics-listen', '',
+  ];
 }

@@ -1,6 +1,5 @@
 // Runs the built vpnctl as a user would: a subprocess in a temporary directory.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,26 +8,18 @@ import { loadConfig } from '../../src/config/load.js';
 import { writeConfigFile } from '../../src/config/write.js';
 import { formatIp, formatPrefix } from '../../src/netgraph/addr.js';
 import { deriveAutoAddress } from '../../src/config/address.js';
+import { nodeFileFlags, vpnctlSync } from '../helpers/cli-run.js';
 
 const VPNCTL = resolve(import.meta.dirname, '../../dist/cmd/vpnctl.js');
 let dir: string;
 
 function vpnctl(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [VPNCTL, ...args], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
-  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  return vpnctlSync(dir, ...args);
 }
 
 /** Flags that keep a node's files inside the test directory. */
 function nodeFlags(name: string): string[] {
-  return [
-    '--config', join(dir, name, 'config.toml'),
-    '--cert', join(dir, name, 'node.crt'),
-    '--key', join(dir, name, 'node.key'),
-    '--name', name,
-    '--socket', join(dir, name, 'vpn.sock'),
-    '--known-peers', join(dir, name, 'known_peers.json'),
-    '--metrics-listen', '',
-  ];
+  return nodeFileFlags(dir, name);
 }
 
 beforeAll(() => {

@@ -2,7 +2,6 @@
 // the network's admin, invite makes a short vibepn2: invite recorded in the admin's ledger, and
 // join writes the admin as a pinned peer and admin plus the invite for the daemon to redeem.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { formatPrefix } from '../../src/netgraph/addr.js';
 import { decodeShortInvite, encodeShortInvite, type ShortInviteFields } from '../../src/invite/short-invite.js';
+import { nodeFileFlags, vpnctlSync } from '../helpers/cli-run.js';
 
 const VPNCTL = resolve(import.meta.dirname, '../../dist/cmd/vpnctl.js');
 let dir: string;
@@ -17,20 +17,11 @@ let alphaFp = '';
 const alphaConfig = () => join(dir, 'alpha/config.toml');
 
 function vpnctl(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [VPNCTL, ...args], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
-  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  return vpnctlSync(dir, ...args);
 }
 
 function nodeFlags(name: string): string[] {
-  return [
-    '--config', join(dir, name, 'config.toml'),
-    '--cert', join(dir, name, 'node.crt'),
-    '--key', join(dir, name, 'node.key'),
-    '--name', name,
-    '--socket', join(dir, name, 'vpn.sock'),
-    '--known-peers', join(dir, name, 'known_peers.json'),
-    '--metrics-listen', '',
-  ];
+  return nodeFileFlags(dir, name);
 }
 
 function invite(...extra: string[]): ReturnType<typeof vpnctl> {
