@@ -47,6 +47,20 @@ export function addPeerCommand(peer: {
   return words.join(' ');
 }
 
+/** The add-peer that re-enters a configured peer as it is, with `fingerprint` (shell text, often a placeholder) pinned. */
+export function repinCommand(peer: PeerConfig, configPath: string, fingerprint: string): string {
+  return addPeerCommand({
+    config: configPath,
+    name: peer.name,
+    address: shellWord(formatOptionalEndpoint(peer.address)),
+    fingerprint,
+    networks: peer.networks,
+    allowedRoutes: peer.allowedRoutes,
+    original: peer.original === true,
+    force: true,
+  });
+}
+
 export async function runAddPeer(argv: string[], out: Output): Promise<void> {
   const flags = {
     ...stringFlags('config', 'name', 'address', 'fingerprint', 'networks', 'allowed-routes'),

@@ -6,11 +6,11 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeNetworkAddress } from '../config/address.js';
 import { ConfigError, findSelfPeers, loadConfig } from '../config/load.js';
-import { DEFAULTS, type Config, type PeerConfig } from '../config/types.js';
+import { DEFAULTS, type Config } from '../config/types.js';
 import { PIN_SOURCE, formatOptionalEndpoint } from '../config/values.js';
 import { checkValidity, fingerprintOfPem } from '../crypto/identity.js';
 import { formatPrefix } from '../netgraph/addr.js';
-import { addPeerCommand } from './add-peer.js';
+import { repinCommand } from './add-peer.js';
 import { optionalString, parseCommandFlags, stringFlags } from './args.js';
 import { autoAddressClashes } from './auto-addresses.js';
 import { checkMembership } from './doctor-membership.js';
@@ -105,7 +105,7 @@ function checkPeers(config: Config, configPath: string, ownFingerprint: string |
           check,
           `${address}, networks ${peer.networks.join(', ')}: not pinned, so trusted on first use — whatever key answers ` +
             `the first connection to ${address} is believed (${learnedText})`,
-          `${pinCommand(peer, configPath)} with <fp> ${PIN_SOURCE} (or pin fingerprint = "<fp>" in its [[peers]] entry)`,
+          `${repinCommand(peer, configPath, '<fp>')} with <fp> ${PIN_SOURCE} (or pin fingerprint = "<fp>" in its [[peers]] entry)`,
         ),
       );
     }
@@ -116,19 +116,6 @@ function checkAutoAddresses(config: Config, ownFingerprint: string | undefined, 
   for (const clash of autoAddressClashes(config, ownFingerprint)) checks.push(warned(`auto addresses in ${clash.network}`, clash.problem, clash.fix));
 }
 
-/** The add-peer command that replaces `peer` by the same entry with a pin. */
-function pinCommand(peer: PeerConfig, configPath: string): string {
-  return addPeerCommand({
-    config: configPath,
-    name: peer.name,
-    address: shellWord(formatOptionalEndpoint(peer.address)),
-    fingerprint: '<fp>',
-    networks: peer.networks,
-    allowedRoutes: peer.allowedRoutes,
-    original: peer.original === true,
-    force: true,
-  });
-}
 
 /** `vpnctl <command> [--config P]` for a fix, the flag left out for the default config. */
 function vpnctlCommand(command: string, configPath: string, ...rest: string[]): string {

@@ -6,7 +6,7 @@
 import { locateKey } from '../config/edit.js';
 import { formatOptionalEndpoint } from '../config/values.js';
 import { TrustStore } from '../crypto/trust.js';
-import { addPeerCommand } from './add-peer.js';
+import { repinCommand } from './add-peer.js';
 import { CommandError } from './args.js';
 import { shellWord, type Output } from './output.js';
 import { parsePeerCommand } from './remove-peer.js';
@@ -37,16 +37,7 @@ export async function runForget(argv: string[], out: Output): Promise<void> {
     throw new CommandError(`no peer named '${name}' in ${configPath} or ${knownPeers} (peers: ${configured}; learned: ${known})`);
   }
   if (peer?.fingerprint !== undefined && learned === undefined) {
-    const fix = addPeerCommand({
-      config: configPath,
-      name,
-      address: shellWord(formatOptionalEndpoint(peer.address)),
-      fingerprint: '<new fp>',
-      networks: peer.networks,
-      allowedRoutes: peer.allowedRoutes,
-      original: peer.original === true,
-      force: true,
-    });
+    const fix = repinCommand(peer, configPath, '<new fp>');
     throw new CommandError(
       `peer '${name}' is pinned in the config (${locateKey(file, ['peers', index, 'fingerprint'])}, fingerprint ${peer.fingerprint.slice(0, 16)}…): ` +
         `nothing learned to forget; if its key changed, pin the new one: ${fix}`,
