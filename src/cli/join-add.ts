@@ -3,8 +3,7 @@
 // pin are added as text (config/edit.ts: comments and layout stay), the invite is left for the
 // daemon, and a reload makes the daemon redeem it on its next connection to the admin.
 
-import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { resolveNetworkAddress } from '../config/address.js';
 import { checkConfigText, readConfigText, withNetworkAdded, withPeerAdded, withPeerReplaced, writeConfigText, type ConfigText } from '../config/edit.js';
@@ -12,25 +11,16 @@ import { parseConfig } from '../config/load.js';
 import { pendingInvitesPath } from '../config/state-files.js';
 import { DEFAULTS, type Config, type NetworkConfig, type PeerConfig } from '../config/types.js';
 import { newPeer } from '../config/write.js';
-import { certificateInfo } from '../crypto/identity.js';
 import { addPendingInvite } from '../invite/pending.js';
 import { shortInviteAddress, type ShortInviteFields } from '../invite/short-invite.js';
 import { formatIp, formatPrefix } from '../netgraph/addr.js';
 import { CommandError, UsageError, optionalString, parseBoolFlag, type Parsed } from './args.js';
 import { addressFlag, printJson } from './new-node.js';
 import type { Output } from './output.js';
+import { nodeCertificate } from './whoami.js';
 
 /** Flags that describe a new node's files: with --add, the existing config already says them. */
 const NEW_NODE_ONLY = ['cert', 'key', 'name', 'listen', 'socket', 'metrics-listen', 'known-peers', 'force'] as const;
-
-function thisNode(config: Config): { name: string; fingerprint: string } {
-  try {
-    const info = certificateInfo(new Uint8Array(new X509Certificate(readFileSync(config.identity.cert, 'utf8')).raw));
-    return { name: info.commonName, fingerprint: info.fingerprint };
-  } catch (error) {
-    throw new CommandError(`cannot read this node's certificate ${config.identity.cert} (${(error as Error).message}); vpnctl doctor says what to do`);
-  }
-}
 
 /** The admin as a peer of the edited text: its pin gains the network, or a new pinned entry. */
 function withAdmin(file: ConfigText, invite: ShortInviteFields): { text: string; peers: PeerConfig[] } {
@@ -58,8 +48,8 @@ export function joinShortIntoExisting(values: Parsed['values'], invite: ShortInv
   const file = readConfigText(optionalString(values, 'config') ?? DEFAULTS.configPath);
   const { config } = file;
   if (config.networks.has(invite.network)) throw new CommandError(`this node is already in network ${invite.network} (${file.path}); nothing to add`);
-  const self = thisNode(config);
-  if (self.name === invite.name) throw new CommandError(`this node's name ${self.name} is the admin's own; the admin would be listed under this node's name`);
+  const self = nodeCertificate(config, file.path);
+  if (self.commonName === invite.name) throw new CommandError(`this node's name ${self.commonName} is the admin's own; the admin would be listed under this node's name`);
   const net: NetworkConfig = {
     name: invite.network,
     prefix: invite.prefix,
@@ -85,7 +75,7 @@ export function joinShortIntoExisting(values: Parsed['values'], invite: ShortInv
   const expires = new Date(invite.expiresAt * 1000).toISOString();
   if (values.json === true) {
     printJson(out, {
-      name: self.name,
+      name: self.commonName,
       fingerprint: self.fingerprint,
       config: file.path,
       network: { name: net.name, prefix: formatPrefix(net.prefix), address, auto: net.address === 'auto' },

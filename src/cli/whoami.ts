@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { resolveNetworkAddress } from '../config/address.js';
 import { loadConfig } from '../config/load.js';
-import { DEFAULTS } from '../config/types.js';
-import { certificateInfo } from '../crypto/identity.js';
+import { DEFAULTS, type Config } from '../config/types.js';
+import { certificateInfo, type CertificateInfo } from '../crypto/identity.js';
 import { formatIp, formatPrefix } from '../netgraph/addr.js';
 import { CommandError, optionalString, parseCommandFlags, stringFlags } from './args.js';
 import type { Output } from './output.js';
@@ -38,11 +38,11 @@ export function runVersion(argv: string[], out: Output): number {
   return 0;
 }
 
-export function runWhoami(argv: string[], out: Output): number {
-  const values = parseCommandFlags(argv, { ...stringFlags('config'), json: { type: 'boolean' } }, WHOAMI_HELP, out);
-  if (!values) return 0;
-  const path = optionalString(values, 'config') ?? DEFAULTS.configPath;
-  const config = loadConfig(path);
+/**
+ * This node's name and fingerprint from its certificate (not its key: no root needed where the
+ * file is readable), or a CommandError that names the fix.
+ */
+export function nodeCertificate(config: Config, configPath: string): CertificateInfo {
   let certPem: string;
   try {
     certPem = readFileSync(config.identity.cert, 'utf8');
@@ -50,12 +50,19 @@ export function runWhoami(argv: string[], out: Output): number {
     const code = (error as NodeJS.ErrnoException).code;
     throw new CommandError(`cannot read this node's certificate ${config.identity.cert}: ${code === 'ENOENT' ? 'no such file (vpnctl rekey --force creates one and keeps the config)' : (error as Error).message}`);
   }
-  let info;
   try {
-    info = certificateInfo(new Uint8Array(new X509Certificate(certPem).raw));
+    return certificateInfo(new Uint8Array(new X509Certificate(certPem).raw));
   } catch (error) {
-    throw new CommandError(`${config.identity.cert} is not a readable certificate (${(error as Error).message}); vpnctl doctor --config ${path} says what to do`);
+    throw new CommandError(`${config.identity.cert} is not a readable certificate (${(error as Error).message}); vpnctl doctor --config ${configPath} says what to do`);
   }
+}
+
+export function runWhoami(argv: string[], out: Output): number {
+  const values = parseCommandFlags(argv, { ...stringFlags('config'), json: { type: 'boolean' } }, WHOAMI_HELP, out);
+  if (!values) return 0;
+  const path = optionalString(values, 'config') ?? DEFAULTS.configPath;
+  const config = loadConfig(path);
+  const info = nodeCertificate(config, path);
   const networks = [...config.networks.values()].map((net) => ({
     name: net.name,
     address: formatIp(resolveNetworkAddress(net, info.fingerprint)),
