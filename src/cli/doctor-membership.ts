@@ -2,10 +2,10 @@
 // this node is one, and the files beside the config that the daemon reads: the admin's invite
 // ledger, the held roster, a joiner's invite still to redeem. Each failure with its fix.
 
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { Config } from '../config/types.js';
 import { ledgerPath, pendingInvitesPath, rosterPath } from '../config/state-files.js';
-import { errnoCode, errorText } from '../crypto/atomic-file.js';
+import { errorText, readTextIfExistsSync } from '../crypto/atomic-file.js';
 import { parseLedger } from '../invite/ledger.js';
 import { parsePendingInvites } from '../invite/pending.js';
 import { parseRosterFile } from '../membership/roster-file.js';
@@ -16,9 +16,9 @@ type Make = (check: string, detail: string, fix?: string) => Check;
 /** The file's text, null when absent, or the read error's words. */
 function read(path: string): string | null | { error: string } {
   try {
-    return readFileSync(path, 'utf8');
+    return readTextIfExistsSync(path) ?? null;
   } catch (err) {
-    return errnoCode(err) === 'ENOENT' ? null : { error: errorText(err) };
+    return { error: errorText(err) };
   }
 }
 

@@ -137,6 +137,16 @@ async function syncDirAsync(dir: string, fs: AtomicFsAsync): Promise<void> {
   }
 }
 
+/** readTextIfExists for the offline commands, which may block (vpnctl, not the daemon). */
+export function readTextIfExistsSync(path: string, fs: Pick<AtomicFs, 'readFileSync'> = defaultFs): string | undefined {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 /** A state file's text, or undefined when it does not exist; other errors are the caller's. */
 export async function readTextIfExists(path: string): Promise<string | undefined> {
   try {

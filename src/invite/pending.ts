@@ -3,9 +3,8 @@
 // removes it once it holds its own signed membership record. A JSON file beside the config, 0600:
 // until it is redeemed the secret is as good as the invite.
 
-import { readFileSync } from 'node:fs';
 import { networkNameProblem } from '../config/names.js';
-import { errnoCode, errorText, parseVersionedList, readTextIfExists, writeFileAtomic, writeFileAtomicAsync } from '../crypto/atomic-file.js';
+import { errorText, parseVersionedList, readTextIfExists, readTextIfExistsSync, writeFileAtomic, writeFileAtomicAsync } from '../crypto/atomic-file.js';
 import { SHORT_INVITE_SECRET_BYTES } from './short-invite.js';
 
 export const PENDING_VERSION = 1;
@@ -54,9 +53,9 @@ function damaged(path: string, why: string): PendingInviteError {
 export function addPendingInvite(path: string, invite: PendingInvite): void {
   let text: string | undefined;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readTextIfExistsSync(path);
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw new PendingInviteError(`cannot read ${path}: ${errorText(err)}`);
+    throw new PendingInviteError(`cannot read ${path}: ${errorText(err)}`);
   }
   const held = text === undefined ? [] : parsePendingInvites(text);
   if (typeof held === 'string') throw damaged(path, held);

@@ -2,7 +2,6 @@
 import { expect } from 'vitest';
 import { ConfigError, parseConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/types.js';
-import { parseCidr, parseIp, type Prefix } from '../../../src/netgraph/addr.js';
 
 export const FILE = '/etc/vibepn/config.toml';
 export const HOME = '/home/tester';
@@ -13,17 +12,8 @@ export const INBOUND_ONLY_NEEDS_PIN =
   'required when address is "" (an inbound-only peer is never dialed, so its key cannot be learned on first use; ' +
   'add fingerprint = "<64 hex>" as printed by vpnctl status on that node)';
 
-export function cidr(text: string): Prefix {
-  const parsed = parseCidr(text);
-  if (!parsed.ok) throw new Error(parsed.error);
-  return parsed.prefix;
-}
-
-export function ip(text: string): Uint8Array {
-  const bytes = parseIp(text);
-  if (!bytes) throw new Error(`${text} is not an IP`);
-  return bytes;
-}
+// The shared literals helpers, re-exported for the config tests that import them from here.
+export { cidr, ip } from '../../helpers/addresses.js';
 
 export function parse(text: string): Config {
   return parseConfig(text, FILE, { homeDir: HOME });
