@@ -36,57 +36,46 @@ export function checkMembership(config: Config, ownFingerprint: string | undefin
     checks.push(make.passed(`admins of ${net.name}`, `${net.admins!.length} admin(s)${mine ? '; this node is one: it issues invites and signs membership (keep its key file like a CA key)' : ''}`));
   }
 
-  const files: Array<{ what: string; path: string; parse: (text: string) => unknown; describe: (parsed: never) => string; fix: string; needed: boolean }> = [
-    {
-      what: 'invite ledger',
-      path: ledgerPath(config.path),
-      parse: parseLedger,
-      describe: (ledger: Exclude<ReturnType<typeof parseLedger>, string>) => {
-        const now = Date.now() / 1000;
-        const open = ledger.invites.filter((e) => e.uses_left > 0 && e.expires_at > now);
-        return `${open.length} invite(s) still usable (${open.reduce((n, e) => n + e.uses_left, 0)} use(s) left), ${ledger.invites.length} recorded`;
-      },
-      fix: 'restore it from a backup, or delete it to cancel every outstanding invite',
-      needed: adminOf.length > 0,
-    },
-    {
-      what: 'roster',
-      path: rosterPath(config.path),
-      parse: parseRosterFile,
-      describe: (records: Uint8Array[]) => `${records.length} signed record(s) held (each verified again at start)`,
-      fix: 'delete it: the daemon fetches the records again from its peers',
-      needed: true,
-    },
-    {
-      what: 'pending invite',
-      path: pendingInvitesPath(config.path),
-      parse: parsePendingInvites,
-      describe: (pending: Exclude<ReturnType<typeof parsePendingInvites>, string>) =>
-        pending.length === 0
-          ? 'none: this node holds no invite to redeem'
-          : `not yet redeemed: ${pending.map((p) => p.network).join(', ')} (the daemon presents it on its first connection to the admin; vpnctl peers shows a refusal)`,
-      fix: 'run vpnctl join again with the invite, or delete the file if this node is a member (vpnctl members)',
-      needed: true,
-    },
-  ];
-  for (const file of files) {
-    if (!file.needed) continue;
-    const text = read(file.path);
-    if (text === null) {
-      checks.push(make.passed(file.what, `${file.path} does not exist yet`));
-      continue;
-    }
-    if (typeof text !== 'string') {
-      checks.push(make.failed(file.what, `cannot read ${file.path}: ${text.error}`, `run vpnctl doctor as the daemon's user (root)`));
-      continue;
-    }
-    const parsed = file.parse(text);
-    if (typeof parsed === 'string') {
-      checks.push(make.failed(file.what, `${file.path} is damaged (${parsed})`, file.fix));
-      continue;
-    }
-    const mode = modeProblem(file.path);
-    if (mode) checks.push(make.failed(`${file.what} permissions`, mode, `chmod 600 ${file.path}`));
-    else checks.push(make.passed(file.what, `${file.path}: ${(file.describe as (p: unknown) => string)(parsed)}`));
+  if (adminOf.length > 0) {
+    checkFile(make, checks, 'invite ledger', ledgerPath(config.path), parseLedger, 'restore it from a backup, or delete it to cancel every outstanding invite', (ledger) => {
+      const now = Date.now() / 1000;
+      const open = ledger.invites.filter((e) => e.uses_left > 0 && e.expires_at > now);
+      return `${open.length} invite(s) still usable (${open.reduce((n, e) => n + e.uses_left, 0)} use(s) left), ${ledger.invites.length} recorded`;
+    });
   }
+  checkFile(make, checks, 'roster', rosterPath(config.path), parseRosterFile, 'delete it: the daemon fetches the records again from its peers', (records) =>
+    `${records.length} signed record(s) held (each verified again at start)`,
+  );
+  checkFile(
+    make,
+    checks,
+    'pending invite',
+    pendingInvitesPath(config.path),
+    parsePendingInvites,
+    'run vpnctl join again with the invite, or delete the file if this node is a member (vpnctl members)',
+    (pending) =>
+      pending.length === 0
+        ? 'none: this node holds no invite to redeem'
+        : `not yet redeemed: ${pending.map((p) => p.network).join(', ')} (the daemon presents it on its first connection to the admin; vpnctl peers shows a refusal)`,
+  );
+}
+
+/** One state file: absent is fine; unreadable, damaged or open to others fails with the fix; else what it holds. */
+function checkFile<T>(
+  make: { passed: Make; failed: Make },
+  checks: Check[],
+  what: string,
+  path: string,
+  parse: (text: string) => T | string,
+  fix: string,
+  describe: (parsed: T) => string,
+): void {
+  const text = read(path);
+  if (text === null) return void checks.push(make.passed(what, `${path} does not exist yet`));
+  if (typeof text !== 'string') return void checks.push(make.failed(what, `cannot read ${path}: ${text.error}`, `run vpnctl doctor as the daemon's user (root)`));
+  const parsed = parse(text);
+  if (typeof parsed === 'string') return void checks.push(make.failed(what, `${path} is damaged (${parsed})`, fix));
+  const mode = modeProblem(path);
+  if (mode) checks.push(make.failed(`${what} permissions`, mode, `chmod 600 ${path}`));
+  else checks.push(make.passed(what, `${path}: ${describe(parsed)}`));
 }

@@ -14,7 +14,7 @@ import { peerNameProblem, undialableProblem } from '../config/peer-values.js';
 import { formatEndpoint, parseDialAddress } from '../config/values.js';
 import { loadIdentity, type Identity } from '../crypto/identity.js';
 import { MAX_INVITE_TTL_SECONDS, createInvite, parseInvite } from '../crypto/invite.js';
-import { LedgerError, Ledger, MAX_INVITE_ROUTES, MAX_INVITE_USES, inviteId, secretHash } from '../invite/ledger.js';
+import { LedgerError, Ledger, MAX_INVITE_ROUTES, MAX_INVITE_USES, inviteId } from '../invite/ledger.js';
 import { MAX_INVITE_ADMIN_NAME_BYTES, SHORT_INVITE_SECRET_BYTES, ShortInviteError, encodeShortInvite } from '../invite/short-invite.js';
 import { formatPrefix, parseCidr } from '../netgraph/addr.js';
 import type { HostPort } from '../netgraph/hostport.js';
@@ -271,9 +271,10 @@ async function shortInvite(r: InviteRequest, uses: number, out: Output): Promise
   }
   if (r.target !== '-') refuseExisting([r.target], r.values.force === true);
   const ledger = ledgerPath(r.config.path);
+  let id: string;
   try {
     // Recorded before the invite is handed out: an invite the ledger does not know is refused.
-    await new Ledger(ledger).issue({ secret, network: r.networkName, uses, expiresAt, routes });
+    id = inviteId(await new Ledger(ledger).issue({ secret, network: r.networkName, uses, expiresAt, routes }));
   } catch (error) {
     if (error instanceof LedgerError) throw new CommandError(error.message);
     throw error;
@@ -293,7 +294,7 @@ async function shortInvite(r: InviteRequest, uses: number, out: Output): Promise
       uses,
       routes,
       expires_at: expires,
-      id: inviteId({ secret_sha256: secretHash(secret) }),
+      id,
       ledger,
       out: r.target === '-' ? null : r.target,
     });
@@ -301,7 +302,7 @@ async function shortInvite(r: InviteRequest, uses: number, out: Output): Promise
     if (qr !== undefined) out.stderr(qr);
     return;
   }
-  const validity = `invite ${inviteId({ secret_sha256: secretHash(secret) })}, valid ${r.ttlText} (until ${expires}), ${uses} use${uses === 1 ? '' : 's'}`;
+  const validity = `invite ${id}, valid ${r.ttlText} (until ${expires}), ${uses} use${uses === 1 ? '' : 's'}`;
   const join = r.target === '-' ? `--invite ${invite}` : `--invite-file ${r.target} (copied there)`;
   const hint = `on the new machine: sudo vpnctl join ${join} && sudo vpn`;
   if (r.target === '-') {

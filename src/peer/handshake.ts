@@ -4,7 +4,7 @@
 // shown as the peer's last error, and redialed on the backoff schedule.
 
 import { isIP } from 'node:net';
-import { certificateInfo } from '../crypto/identity.js';
+import { certificateInfo, type CertificateInfo } from '../crypto/identity.js';
 import type { Clock } from '../clock/clock.js';
 import type { Config } from '../config/types.js';
 import type { TrustStore } from '../crypto/trust.js';
@@ -129,13 +129,14 @@ export class Handshakes {
       const redeemer = this.deps.redeemer;
       const certDer = conn.peerCertDer();
       if (admission.reason === 'unknown_fingerprint' && redeemer?.active && certDer) {
-        const revoked = redeemer.revoked(certificateInfo(certDer).fingerprint);
+        const stranger = certificateInfo(certDer);
+        const revoked = redeemer.revoked(stranger.fingerprint);
         // A revoked member hears why, not "no peer entry" (and no invite can bring it back).
         if (revoked) return this.refuse(conn, { ...admission, message: revoked }, `inbound from ${conn.remoteAddress}`, revoked.slice(0, MAX_REFUSAL_REASON));
         for (const held of this.strangers) if (held.isClosed) this.strangers.delete(held);
         // A flood of strangers gets the refusal it would have had; invites wait for a calmer moment.
         if (this.strangers.size < MAX_HELD_STRANGERS) {
-          this.awaitRedemption(conn, certDer, redeemer, admission);
+          this.awaitRedemption(conn, stranger, redeemer, admission);
           return;
         }
       }
@@ -165,8 +166,7 @@ export class Handshakes {
   }
 
   /** A stranger on an admin node: its first control message may redeem an invite (redemption.ts). */
-  private awaitRedemption(conn: QuicConnection, certDer: Uint8Array, redeemer: InviteRedeemer, refusal: Refusal): void {
-    const info = certificateInfo(certDer);
+  private awaitRedemption(conn: QuicConnection, info: CertificateInfo, redeemer: InviteRedeemer, refusal: Refusal): void {
     this.strangers.add(conn);
     holdForRedemption({
       conn,
